@@ -1,0 +1,1 @@
+"""Check suites run by `testbed verify` against a live testbed."""

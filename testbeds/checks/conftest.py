@@ -1,0 +1,58 @@
+"""Fixtures shared by every check suite: the testbed's nodes and testinfra hosts for them."""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import testinfra
+
+
+class Testbed:
+    """The provisioned nodes of the instance under check, read from its state directory."""
+
+    __test__ = False
+
+    def __init__(self, nodes_file: Path) -> None:
+        self.nodes: list[dict[str, Any]] = json.loads(nodes_file.read_text())
+
+    def group(self, name: str) -> list[str]:
+        return [n["name"] for n in self.nodes if name in n["roles"] or n["group"] == name]
+
+    @cache  # noqa: B019 - one testinfra host per node for the whole session
+    def host(self, name: str) -> Any:
+        node = next(n for n in self.nodes if n["name"] == name)
+        return testinfra.get_host(node["testinfra_uri"])
+
+
+@cache
+def _testbed() -> Testbed:
+    path = os.environ.get("TESTBED_NODES_FILE")
+    if not path:
+        raise pytest.UsageError("TESTBED_NODES_FILE is not set: run checks with `testbed verify`")
+    return Testbed(Path(path))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run a check marked `@pytest.mark.nodes("group")` once per node of that group."""
+    marker = metafunc.definition.get_closest_marker("nodes")
+    if marker is None or "node" not in metafunc.fixturenames:
+        return
+    names = _testbed().group(marker.args[0])
+    if not names:
+        pytest.fail(f"no node in group {marker.args[0]!r}: the testbed does not match its checks")
+    metafunc.parametrize("node", names, ids=names)
+
+
+@pytest.fixture(scope="session")
+def testbed() -> Testbed:
+    return _testbed()
+
+
+@pytest.fixture
+def host(testbed: Testbed, node: str) -> Any:
+    return testbed.host(node)

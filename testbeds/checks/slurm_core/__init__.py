@@ -1,0 +1,1 @@
+"""Slurm core: munge, daemons, node state, a multi-node batch job."""

@@ -1,0 +1,164 @@
+"""`testbed`: bring research-computing testbeds up, check them and take them down."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from testbeds import __version__, deploy
+from testbeds.errors import TestbedError
+from testbeds.loader import available_definitions, load_definition
+from testbeds.plan import resolve
+from testbeds.progress import reset_clock, say
+
+
+def _emit(data: Any, as_json: bool, text: str) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True) if as_json else text)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    rows = []
+    for name in available_definitions():
+        definition = load_definition(name)
+        rows.append(
+            {
+                "name": name,
+                "description": definition.description,
+                "nodes": sum(g.count for g in definition.node_groups),
+            }
+        )
+    text = "\n".join(f"{r['name']:<16} {r['nodes']:>3} nodes  {r['description']}" for r in rows)
+    _emit(rows, args.json, text)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    plan = resolve(args.name, site=args.site, target=args.target, instance=args.instance)
+    data = plan.as_dict()
+    lines = [
+        f"{data['testbed']}: {data['description']}",
+        f"  instance {data['instance']}, target {data['target']}, site {data['site']}, "
+        f"entry node {data['entry']}",
+        "  node groups:",
+    ]
+    for group in data["node_groups"]:
+        traits = group["traits"]
+        hw = f"{traits['cpus']} cpu, {traits['memory_mb']} MB"
+        if traits["gpus"]:
+            hw += f", {traits['gpus']} gpu {traits['gpu_model']}".rstrip()
+        if traits["infiniband"]:
+            hw += ", infiniband"
+        lines.append(f"    {group['name']:<12} x{group['count']}  {', '.join(group['nodes'])}")
+        if group["description"]:
+            lines.append(f"      {group['description']}")
+        lines.append(f"      roles: {', '.join(group['roles'])}; hardware: {hw}")
+    lines.append(f"  checks: {', '.join(data['checks'])}")
+    _emit(data, args.json, "\n".join(lines))
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    plan = resolve(args.name, site=args.site, target=args.target, instance=args.instance)
+    result = deploy.up(plan, verbose=args.verbose, run_verify=not args.no_verify)
+    ok = result.verify is None or result.verify.ok
+    phases = "  ".join(f"{k} {v:.1f}s" for k, v in result.timings.phases.items())
+    say(f"{plan.instance} is {'up' if ok else 'up but FAILED its checks'}: {phases}")
+    if args.timings:
+        for role, seconds in sorted(result.timings.roles.items(), key=lambda kv: -kv[1]):
+            say(f"  role {role:<20} {seconds:7.1f}s (task time summed over nodes)")
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2, sort_keys=True))
+    return 0 if ok else 1
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    result = deploy.verify(args.name, extra_args=args.pytest_args, quiet=args.json)
+    if args.json:
+        print(json.dumps(deploy.verify_dict(result), indent=2))
+    return 0 if result.ok else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    data = deploy.status(args.name)
+    lines = [f"{args.name}: {'up' if data['up'] else 'not up'}"]
+    lines += [f"  {n['name']:<14} {n['state']:<10} {n['detail']}" for n in data["nodes"]]
+    if data["last_verify"]:
+        v = data["last_verify"]
+        lines.append(f"  last verify: {v['tests']} checks, {v['failures']} failed")
+    _emit(data, args.json, "\n".join(lines))
+    return 0 if data["up"] else 3
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    data = deploy.down(args.name)
+    text = "\n".join(
+        [f"removed {item}" for item in data["removed"]]
+        + [f"{args.name} is down ({data['timings_s']['destroy']:.1f}s)"]
+    )
+    _emit(data, args.json, text)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="testbed", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(
+        name: str, help_text: str, func: Any, takes_plan: bool = False
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+        if takes_plan:
+            p.add_argument("name", help="testbed definition (see `testbed list`) or a YAML path")
+            p.add_argument("--site", default="local", help="site profile under inventories/")
+            p.add_argument(
+                "--target",
+                default=None,
+                help="where to deploy (default: the site's default_target)",
+            )
+            p.add_argument(
+                "--instance",
+                default=None,
+                help="instance name, to run several copies (default: testbed name)",
+            )
+        return p
+
+    add("list", "list the testbed definitions", cmd_list)
+    add("show", "show the resolved plan: nodes, groups, roles, hardware", cmd_show, True)
+    up = add("up", "create, configure and check a testbed (idempotent)", cmd_up, True)
+    up.add_argument("--no-verify", action="store_true", help="skip the checks at the end")
+    up.add_argument("--timings", action="store_true", help="print per-role times")
+    up.add_argument("-v", "--verbose", action="store_true", help="print every task")
+    for name, help_text, func in (
+        ("verify", "run the testbed's check suites against its nodes", cmd_verify),
+        ("status", "show whether each node of an instance is running", cmd_status),
+        ("down", "remove every container, network and volume of an instance", cmd_down),
+    ):
+        p = add(name, help_text, func)
+        p.add_argument("name", help="instance name (the testbed name unless --instance was used)")
+        if name == "verify":
+            p.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    reset_clock()
+    try:
+        code: int = args.func(args)
+    except TestbedError as exc:
+        print(f"testbed: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("testbed: interrupted; run the same command again to converge", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""The phases of `testbed up|verify|status|down`, each timed, shared by the CLI and the tests."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from testbeds import paths
+from testbeds.errors import DeployError, TestbedError
+from testbeds.inventory import inventory_sources, render_inventory
+from testbeds.loader import load_definition
+from testbeds.plan import Plan
+from testbeds.progress import say
+from testbeds.runner import PlaybookResult, run_playbook
+from testbeds.state import StateDir, Timings, write_json
+from testbeds.targets import get_target
+from testbeds.targets.base import NodeStatus, ProvisionedNode
+from testbeds.verify import VerifyResult, report_counts, run_checks
+
+MUNGE_KEY_BYTES = 1024
+
+
+@dataclass
+class UpResult:
+    instance: str
+    playbook: PlaybookResult
+    verify: VerifyResult | None
+    timings: Timings
+    nodes: list[ProvisionedNode] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "instance": self.instance,
+            "ansible": {
+                "status": self.playbook.status,
+                "rc": self.playbook.rc,
+                "changed": self.playbook.changed_total,
+                "changed_per_node": self.playbook.changed,
+                "artifacts": self.playbook.artifacts,
+            },
+            "verify": None if self.verify is None else verify_dict(self.verify),
+            "timings_s": self.timings.phases,
+            "nodes": {n.name: n.address for n in self.nodes},
+        }
+
+
+def verify_dict(result: VerifyResult) -> dict[str, Any]:
+    return {
+        "ok": result.ok,
+        "tests": result.tests,
+        "failures": result.failures,
+        "errors": result.errors,
+        "skipped": result.skipped,
+        "report": str(result.report),
+    }
+
+
+def generated_vars(state: StateDir) -> dict[str, Any]:
+    """Per-instance secrets, passed to roles as file paths on the control node, never values."""
+    return {"munge_key_src": str(state.secret("munge.key", MUNGE_KEY_BYTES))}
+
+
+def up(plan: Plan, verbose: bool = False, run_verify: bool = True) -> UpResult:
+    timings = Timings()
+    state = StateDir(plan.instance)
+    target = get_target(plan.target)
+    with timings.phase("preflight"):
+        target.preflight(plan)
+    if state.exists():
+        previous = state.read_meta()
+        if previous.get("testbed") != plan.name:
+            raise TestbedError(
+                f"instance {plan.instance!r} already holds testbed {previous.get('testbed')!r}; "
+                "bring it down first or choose --instance"
+            )
+    state.write_meta(
+        {
+            "testbed": plan.name,
+            "site": plan.site.name,
+            "target": plan.target,
+            "instance": plan.instance,
+        }
+    )
+    say(f"provisioning {len(plan.nodes)} node(s) of {plan.name} on target {plan.target}")
+    with timings.phase("provision"):
+        nodes = target.provision(plan)
+    with timings.phase("inventory"):
+        write_json(state.nodes_file, [n.as_dict() for n in nodes])
+        text = render_inventory(plan, nodes, generated_vars(state))
+        state.inventory_file.parent.mkdir(parents=True, exist_ok=True)
+        state.inventory_file.write_text(text, encoding="utf-8")
+    say(f"configuring with playbook {plan.definition.playbook}")
+    with timings.phase("configure"):
+        result = run_playbook(
+            paths.PLAYBOOKS_DIR / plan.definition.playbook,
+            inventory_sources(plan.site.name, state.inventory_file),
+            state.runner_dir,
+            forks=max(5, len(nodes)),
+            verbose=verbose,
+        )
+    timings.roles = result.role_seconds
+    say(
+        f"ansible: {result.status}, changed={result.changed_total} "
+        f"({', '.join(f'{h}={n}' for h, n in sorted(result.changed.items()))})"
+    )
+    if not result.ok:
+        state.write_timings("up", timings, {"ansible_status": result.status})
+        details = "\n  ".join(result.failures) or f"see {result.artifacts}"
+        raise DeployError(f"configuring {plan.instance} failed:\n  {details}")
+    checked: VerifyResult | None = None
+    if run_verify:
+        with timings.phase("verify"):
+            checked = verify(plan.instance)
+    state.write_timings(
+        "up",
+        timings,
+        {
+            "ansible_changed": result.changed_total,
+            "verify": None if checked is None else verify_dict(checked),
+        },
+    )
+    return UpResult(plan.instance, result, checked, timings, nodes)
+
+
+def _require_state(instance: str) -> StateDir:
+    state = StateDir(instance)
+    if not state.exists():
+        raise TestbedError(f"no testbed instance {instance!r} is up (no state in {state.path})")
+    return state
+
+
+def verify(instance: str, extra_args: list[str] | None = None, quiet: bool = False) -> VerifyResult:
+    state = _require_state(instance)
+    meta = state.read_meta()
+    definition = load_definition(meta["testbed"])
+    say(f"running checks {', '.join(definition.checks)} against {instance}")
+    result = run_checks(
+        list(definition.checks), state.nodes_file, state.report_file, extra_args, quiet=quiet
+    )
+    say(
+        f"checks: {result.tests} run, {result.failures} failed, {result.errors} errors, "
+        f"{result.skipped} skipped; report {result.report}"
+    )
+    return result
+
+
+def status(instance: str) -> dict[str, Any]:
+    state = StateDir(instance)
+    meta = state.read_meta() if state.exists() else {"instance": instance, "target": "local"}
+    rows: list[NodeStatus] = get_target(meta["target"]).status(instance)
+    report = None
+    if state.report_file.is_file():
+        tests, failures, errors, skipped = report_counts(state.report_file)
+        report = {"tests": tests, "failures": failures, "errors": errors, "skipped": skipped}
+    return {
+        **meta,
+        "nodes": [r.__dict__ for r in rows],
+        "last_verify": report,
+        "up": bool(rows) and all(r.state == "running" for r in rows),
+    }
+
+
+def down(instance: str) -> dict[str, Any]:
+    timings = Timings()
+    state = StateDir(instance)
+    target_name = state.read_meta()["target"] if state.exists() else "local"
+    target = get_target(target_name)
+    with timings.phase("destroy"):
+        removed = target.destroy(instance)
+    left = target.leftovers(instance)
+    if left:
+        raise DeployError(f"down left behind: {', '.join(left)}")
+    state.remove()
+    return {"instance": instance, "removed": removed, "timings_s": timings.phases}
+
+
+def load_nodes(instance: str) -> list[ProvisionedNode]:
+    state = _require_state(instance)
+    return [ProvisionedNode.from_dict(d) for d in json.loads(state.nodes_file.read_text())]

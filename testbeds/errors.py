@@ -1,0 +1,30 @@
+"""Errors a user can act on: each names the file and the field at fault."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class TestbedError(Exception):
+    """Base class for errors reported to the user without a traceback."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+
+class DefinitionError(TestbedError):
+    """A testbed definition or site profile is invalid."""
+
+    def __init__(self, path: Path | str, field: str, message: str) -> None:
+        self.path = Path(path)
+        self.field = field
+        self.message = message
+        where = f"{self.path}: {field}" if field else str(self.path)
+        super().__init__(f"{where}: {message}")
+
+
+class PreflightError(TestbedError):
+    """The target cannot host the testbed as asked (name clash, missing tool, ...)."""
+
+
+class DeployError(TestbedError):
+    """A phase of `up` failed after resources were created."""

@@ -1,0 +1,125 @@
+"""Load and validate definitions and site profiles, turning every failure into one clear line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from testbeds import paths
+from testbeds.errors import DefinitionError
+from testbeds.schema import SiteProfile, TestbedDefinition
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DefinitionError(path, "", "file not found") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "syntax"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise DefinitionError(path, where, f"YAML syntax error: {problem}") from None
+
+
+def _field_path(loc: tuple[int | str, ...], data: Any) -> str:
+    """Render a pydantic location, naming list items by their `name` where they have one."""
+    parts: list[str] = []
+    node = data
+    for key in loc:
+        if isinstance(key, int):
+            name = (
+                node[key].get("name")
+                if isinstance(node, list) and key < len(node) and isinstance(node[key], dict)
+                else None
+            )
+            parts.append(f"[{name}]" if name else f"[{key}]")
+        else:
+            parts.append(f".{key}" if parts else str(key))
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return "".join(parts)
+
+
+def parse(model: type[Model], path: Path, data: Any) -> Model:
+    if not isinstance(data, dict):
+        raise DefinitionError(path, "", "expected a mapping at the top level")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = _field_path(tuple(first["loc"]), data)
+        message = first["msg"]
+        if first["type"] == "extra_forbidden":
+            message = "unknown key"
+        if len(exc.errors()) > 1:
+            message += f" (and {len(exc.errors()) - 1} more problem(s))"
+        raise DefinitionError(path, field, message) from None
+
+
+def definition_path(name_or_path: str) -> Path:
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml"):
+        return candidate
+    return paths.DEFINITIONS_DIR / f"{name_or_path}.yaml"
+
+
+def available_definitions() -> list[str]:
+    return sorted(p.stem for p in paths.DEFINITIONS_DIR.glob("*.yaml"))
+
+
+def available_roles(roles_dir: Path | None = None) -> set[str]:
+    base = roles_dir or paths.roles_dir()
+    return {p.name for p in base.iterdir() if (p / "tasks" / "main.yml").is_file()}
+
+
+def load_definition(name_or_path: str, roles_dir: Path | None = None) -> TestbedDefinition:
+    path = definition_path(name_or_path)
+    if not path.is_file() and path.parent == paths.DEFINITIONS_DIR:
+        known = ", ".join(available_definitions())
+        raise DefinitionError(path, "", f"no testbed named {name_or_path!r} (known: {known})")
+    data = read_yaml(path)
+    definition = parse(TestbedDefinition, path, data)
+    roles = available_roles(roles_dir)
+    for group in definition.node_groups:
+        for role in group.roles:
+            if role not in roles:
+                raise DefinitionError(
+                    path,
+                    f"node_groups[{group.name}].roles",
+                    f"unknown role {role!r} (roles/ has: {', '.join(sorted(roles))})",
+                )
+    playbook = paths.PLAYBOOKS_DIR / definition.playbook
+    if not playbook.is_file():
+        raise DefinitionError(path, "playbook", f"{playbook} does not exist")
+    for suite in definition.checks:
+        if not (paths.CHECKS_DIR / suite).is_dir():
+            raise DefinitionError(path, "checks", f"unknown check suite {suite!r}")
+    return definition
+
+
+def site_dir(site: str) -> Path:
+    return paths.inventories_dir() / site
+
+
+def load_site(site: str) -> SiteProfile:
+    directory = site_dir(site)
+    path = directory / "site.yml"
+    if not directory.is_dir():
+        known = sorted(
+            p.name for p in paths.inventories_dir().iterdir() if (p / "site.yml").is_file()
+        )
+        raise DefinitionError(directory, "", f"no site named {site!r} (known: {', '.join(known)})")
+    profile = parse(SiteProfile, path, read_yaml(path))
+    if profile.name != site:
+        raise DefinitionError(path, "name", f"is {profile.name!r} but the folder is {site!r}")
+    return profile

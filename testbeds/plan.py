@@ -1,0 +1,89 @@
+"""The resolved plan: which nodes a testbed instance has, in which groups, with which roles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from testbeds.errors import DefinitionError
+from testbeds.loader import load_definition, load_site
+from testbeds.schema import SiteProfile, TestbedDefinition, Traits, valid_name
+
+
+@dataclass(frozen=True)
+class PlannedNode:
+    name: str
+    group: str
+    roles: tuple[str, ...]
+    traits: Traits
+
+
+@dataclass(frozen=True)
+class Plan:
+    definition: TestbedDefinition
+    site: SiteProfile
+    target: str
+    instance: str
+    nodes: tuple[PlannedNode, ...] = field(default=())
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    def groups(self) -> dict[str, list[str]]:
+        """Ansible groups: one per node group and one per role, each listing node names."""
+        groups: dict[str, list[str]] = {}
+        for node in self.nodes:
+            groups.setdefault(node.group, []).append(node.name)
+            for role in node.roles:
+                groups.setdefault(role, []).append(node.name)
+        return groups
+
+    def entry_node(self) -> PlannedNode:
+        return next(n for n in self.nodes if n.group == self.definition.entry)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "testbed": self.name,
+            "instance": self.instance,
+            "target": self.target,
+            "site": self.site.name,
+            "description": self.definition.description,
+            "entry": self.entry_node().name,
+            "node_groups": [
+                {
+                    "name": g.name,
+                    "description": g.description,
+                    "count": g.count,
+                    "roles": list(g.roles),
+                    "traits": g.traits.model_dump(),
+                    "nodes": g.node_names(),
+                }
+                for g in self.definition.node_groups
+            ],
+            "groups": self.groups(),
+            "checks": list(self.definition.checks),
+        }
+
+
+def build_plan(
+    definition: TestbedDefinition, site: SiteProfile, target: str, instance: str | None = None
+) -> Plan:
+    instance = instance or definition.name
+    if not valid_name(instance):
+        raise DefinitionError("--instance", "instance", f"{instance!r} is not a valid name")
+    nodes = tuple(
+        PlannedNode(name=name, group=group.name, roles=group.roles, traits=group.traits)
+        for group in definition.node_groups
+        for name in group.node_names()
+    )
+    return Plan(definition=definition, site=site, target=target, instance=instance, nodes=nodes)
+
+
+def resolve(
+    testbed: str, site: str = "local", target: str | None = None, instance: str | None = None
+) -> Plan:
+    """Load, validate and combine a definition with a site profile."""
+    definition = load_definition(testbed)
+    profile = load_site(site)
+    return build_plan(definition, profile, target or profile.default_target, instance)

@@ -1,0 +1,141 @@
+"""Run a testbed playbook with ansible-runner, showing its events as live progress."""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+
+from testbeds import paths
+from testbeds.progress import say
+
+
+@dataclass
+class PlaybookResult:
+    status: str
+    rc: int
+    changed: dict[str, int]
+    failures: list[str]
+    role_seconds: dict[str, float] = field(default_factory=dict)
+    artifacts: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0 and self.status == "successful"
+
+    @property
+    def changed_total(self) -> int:
+        return sum(self.changed.values())
+
+
+def _seconds(data: dict[str, Any]) -> float:
+    try:
+        start = datetime.fromisoformat(data["start"])
+        end = datetime.fromisoformat(data["end"])
+    except (KeyError, TypeError, ValueError):
+        return 0.0
+    return (end - start).total_seconds()
+
+
+class _Progress:
+    """Turns runner events into one line per task and per changed or failed host."""
+
+    def __init__(self, verbose: bool) -> None:
+        self.verbose = verbose
+        self.failures: list[str] = []
+        self.role_seconds: dict[str, float] = defaultdict(float)
+
+    def __call__(self, event: dict[str, Any]) -> bool:
+        kind = event.get("event", "")
+        data = event.get("event_data", {})
+        host = data.get("host", "")
+        task = data.get("task", "")
+        role = data.get("role") or "playbook"
+        label = f"{role} : {task}" if data.get("role") else task
+        if kind == "playbook_on_play_start":
+            say(f"PLAY {data.get('play', '')}")
+        elif kind == "playbook_on_task_start" and self.verbose:
+            say(f"  TASK {label}")
+        elif kind in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable"):
+            self.role_seconds[role] += _seconds(data)
+            result = data.get("res", {}) or {}
+            if kind == "runner_on_ok":
+                if result.get("changed"):
+                    say(f"  [{host}] changed: {label}")
+            elif kind == "runner_on_failed" and data.get("ignore_errors"):
+                say(f"  [{host}] failed (ignored): {label}")
+            else:
+                why = _failure_text(result)
+                state = "unreachable" if kind == "runner_on_unreachable" else "FAILED"
+                self.failures.append(f"node {host}, step '{label}': {why}")
+                say(f"  [{host}] {state}: {label}: {why}")
+        return True  # keep the event in the artifacts
+
+
+def _failure_text(result: dict[str, Any]) -> str:
+    if result.get("_ansible_no_log") or result.get("censored"):
+        return "(output hidden: the task handles a secret)"
+    parts = [str(result.get("msg", "")).strip()]
+    for key in ("stderr", "module_stderr"):
+        text = str(result.get(key, "")).strip()
+        if text:
+            parts.append(text.splitlines()[-1] if len(text) > 300 else text)
+    return " | ".join(p for p in parts if p) or "no message"
+
+
+def run_playbook(
+    playbook: Path,
+    inventories: list[str],
+    private_dir: Path,
+    forks: int,
+    verbose: bool = False,
+    limit: str | None = None,
+) -> PlaybookResult:
+    """Run the playbook; artifacts of the last runs stay under private_dir/artifacts."""
+    private_dir.mkdir(parents=True, exist_ok=True)
+    progress = _Progress(verbose)
+    envvars = {
+        "ANSIBLE_ROLES_PATH": str(paths.roles_dir()),
+        "ANSIBLE_PIPELINING": "True",
+        "ANSIBLE_FORKS": str(forks),
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
+        "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        "ANSIBLE_GATHERING": "smart",
+        "ANSIBLE_FACT_CACHING": "jsonfile",
+        "ANSIBLE_FACT_CACHING_CONNECTION": str(private_dir / "facts"),
+        "ANSIBLE_FACT_CACHING_TIMEOUT": "600",
+        "ANSIBLE_DISPLAY_SKIPPED_HOSTS": "False",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_LOCAL_TEMP": str(private_dir / "tmp"),
+    }
+    runner = ansible_runner.run(
+        private_data_dir=str(private_dir),
+        playbook=str(playbook),
+        inventory=inventories,
+        envvars=envvars,
+        quiet=True,
+        event_handler=progress,
+        rotate_artifacts=5,
+        limit=limit,
+        settings={"suppress_ansible_output": True},
+        cmdline=os.environ.get("TESTBED_ANSIBLE_ARGS"),
+    )
+    stats: dict[str, dict[str, int]] = runner.stats or {}
+    changed = {host: n for host, n in (stats.get("changed") or {}).items()}
+    unreachable = stats.get("dark") or {}
+    failures = list(progress.failures)
+    if unreachable and not failures:
+        failures = [f"node {h}: unreachable" for h in sorted(unreachable)]
+    return PlaybookResult(
+        status=str(runner.status),
+        rc=int(runner.rc),
+        changed=changed,
+        failures=failures,
+        role_seconds={k: round(v, 2) for k, v in sorted(progress.role_seconds.items())},
+        artifacts=str(runner.config.artifact_dir),
+    )

@@ -1,0 +1,120 @@
+"""Typed schema of testbed definitions and site profiles; every default lives here."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# Names become host names, Ansible group names and container names.
+NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
+GROUP_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,30}$"
+# Node group names prefix node (host) names, so no underscore.
+NODE_GROUP_PATTERN = r"^[a-z][a-z0-9]{0,20}$"
+
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+TargetName = Literal["local", "openstack", "kubernetes", "static"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Traits(Strict):
+    """Hardware a node of the group has (or, on the local target, emulates)."""
+
+    cpus: int = Field(default=1, ge=1, le=1024, description="CPU cores Slurm may schedule")
+    memory_mb: int = Field(default=1024, ge=256, description="memory Slurm may schedule, in MB")
+    gpus: int = Field(default=0, ge=0, le=16, description="GPUs per node")
+    gpu_model: str = Field(default="", pattern=r"^[a-z0-9_]*$", description="GRES type, e.g. a100")
+    infiniband: bool = Field(default=False, description="node has (or expects) an InfiniBand HCA")
+    features: tuple[Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+$")], ...] = ()
+
+    @model_validator(mode="after")
+    def _gpu_model_needs_gpus(self) -> Traits:
+        if self.gpu_model and self.gpus == 0:
+            raise ValueError("gpu_model is set but gpus is 0")
+        return self
+
+
+class NodeGroup(Strict):
+    """A set of identical nodes: same roles, same traits."""
+
+    name: Annotated[str, Field(pattern=NODE_GROUP_PATTERN)]
+    description: str = ""
+    count: int = Field(default=1, ge=1, le=256)
+    roles: tuple[Annotated[str, Field(pattern=GROUP_NAME_PATTERN)], ...] = Field(min_length=1)
+    traits: Traits = Traits()
+
+    @field_validator("roles")
+    @classmethod
+    def _roles_unique(cls, roles: tuple[str, ...]) -> tuple[str, ...]:
+        dupes = sorted({r for r in roles if roles.count(r) > 1})
+        if dupes:
+            raise ValueError(f"role listed twice: {', '.join(dupes)}")
+        return roles
+
+    def node_names(self) -> list[str]:
+        if self.count == 1:
+            return [self.name]
+        return [f"{self.name}{i}" for i in range(1, self.count + 1)]
+
+
+class TestbedDefinition(Strict):
+    """One testbed, the single source of truth every target derives from."""
+
+    __test__ = False
+
+    name: Name
+    description: str
+    playbook: Annotated[str, Field(pattern=r"^[a-z0-9_-]+\.yml$")]
+    checks: tuple[Annotated[str, Field(pattern=GROUP_NAME_PATTERN)], ...] = Field(min_length=1)
+    entry: str = Field(description="node group users log in to (bastion / floating IP)")
+    node_groups: tuple[NodeGroup, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _names_consistent(self) -> TestbedDefinition:
+        groups = [g.name for g in self.node_groups]
+        dupes = sorted({g for g in groups if groups.count(g) > 1})
+        if dupes:
+            raise ValueError(f"node group name used twice: {', '.join(dupes)}")
+        seen: dict[str, str] = {}
+        for group in self.node_groups:
+            for node in group.node_names():
+                if node in seen:
+                    raise ValueError(
+                        f"node name {node!r} of group {group.name!r} clashes with "
+                        f"group {seen[node]!r}"
+                    )
+                seen[node] = group.name
+        role_names = {r for g in self.node_groups for r in g.roles}
+        clash = role_names & set(groups)
+        if clash:
+            raise ValueError(f"node group named like a role: {', '.join(sorted(clash))}")
+        if self.entry not in groups:
+            raise ValueError(f"entry {self.entry!r} is not a node group ({', '.join(groups)})")
+        return self
+
+
+class LocalSite(Strict):
+    """Values the local podman target needs from a site."""
+
+    debian_mirror: Annotated[str, Field(pattern=r"^https?://\S+$")]
+    debian_suite: Literal["bookworm"] = "bookworm"
+    network_subnet: str | None = Field(
+        default=None, description="CIDR for the testbed network; podman picks one when unset"
+    )
+
+
+class SiteProfile(Strict):
+    """Site-specific values layered on top of a definition (inventories/<site>/site.yml)."""
+
+    name: Annotated[str, Field(pattern=NAME_PATTERN)]
+    description: str = ""
+    default_target: TargetName = "local"
+    local: LocalSite | None = None
+
+
+def valid_name(name: str) -> bool:
+    return re.match(NAME_PATTERN, name) is not None

@@ -1,0 +1,28 @@
+"""Targets turn a plan into reachable nodes; each one is chosen by name from this registry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from testbeds.errors import PreflightError
+from testbeds.targets.base import Target
+
+
+def _local() -> Target:
+    from testbeds.targets.local import LocalTarget
+
+    return LocalTarget()
+
+
+TARGETS: dict[str, Callable[[], Target]] = {"local": _local}
+
+
+def get_target(name: str) -> Target:
+    try:
+        factory = TARGETS[name]
+    except KeyError:
+        known = ", ".join(sorted(TARGETS))
+        raise PreflightError(
+            f"target {name!r} is not available here (available: {known})"
+        ) from None
+    return factory()

@@ -1,0 +1,58 @@
+"""The interface every target implements, and the node record every target produces."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from testbeds.plan import Plan
+
+
+@dataclass(frozen=True)
+class ProvisionedNode:
+    """A node that exists and can be reached; the same shape whatever the target."""
+
+    name: str
+    group: str
+    roles: tuple[str, ...]
+    address: str
+    testinfra_uri: str
+    ansible_vars: dict[str, Any] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["roles"] = list(self.roles)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProvisionedNode:
+        return cls(**{**data, "roles": tuple(data["roles"])})
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    name: str
+    state: str
+    detail: str = ""
+
+
+class Target(Protocol):
+    """Operations are idempotent: calling them again converges, never duplicates."""
+
+    name: str
+
+    def preflight(self, plan: Plan) -> None:
+        """Raise PreflightError before anything is created if the plan cannot be hosted."""
+
+    def provision(self, plan: Plan) -> list[ProvisionedNode]:
+        """Create or reuse every node of the plan and return how to reach each."""
+
+    def status(self, instance: str) -> list[NodeStatus]:
+        """State of every node the target holds for this instance."""
+
+    def destroy(self, instance: str) -> list[str]:
+        """Remove everything of this instance; return what was removed."""
+
+    def leftovers(self, instance: str) -> list[str]:
+        """Anything still labelled with this instance (empty after destroy)."""

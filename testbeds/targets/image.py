@@ -1,0 +1,142 @@
+"""The local base image: Debian with systemd, built with debootstrap and cached by content hash.
+
+No container registry is reachable from the machines this runs on, so the image is built
+from the Debian mirror. Its tag is a hash of everything that goes into it; a change to any
+input gives a new tag, and an unchanged input reuses the image already in podman's store.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from testbeds import paths
+from testbeds.errors import PreflightError
+from testbeds.targets import podman
+
+IMAGE_REPOSITORY = "localhost/wp5-testbeds-base"
+BASE_PACKAGES = (
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "python3",
+    "python3-apt",
+    "openssh-server",
+    "sudo",
+    "iproute2",
+    "procps",
+    "ca-certificates",
+    "less",
+)
+
+# Run inside the new root before it is imported. Keeps the image small and makes every
+# container generate its own identity (machine id, SSH host keys) on first boot.
+SETUP_SCRIPT = r"""
+set -eu
+echo 'deb %(mirror)s %(suite)s main' > /etc/apt/sources.list
+echo 'deb %(mirror)s %(suite)s-updates main' >> /etc/apt/sources.list
+cat > /etc/dpkg/dpkg.cfg.d/01-wp5-nodoc <<'CFG'
+path-exclude /usr/share/doc/*
+path-exclude /usr/share/man/*
+path-exclude /usr/share/locale/*
+path-include /usr/share/locale/locale.alias
+CFG
+printf 'Acquire::Languages "none";\nAPT::Install-Recommends "false";\n' > /etc/apt/apt.conf.d/01-wp5
+rm -rf /usr/share/doc/* /usr/share/man/* /var/cache/apt/*.bin /var/lib/apt/lists/*
+rm -f /etc/ssh/ssh_host_*
+systemctl disable ssh.service >/dev/null 2>&1 || true
+systemctl mask systemd-firstboot.service getty@tty1.service >/dev/null 2>&1 || true
+: > /etc/machine-id
+echo 'root:*' | chpasswd -e
+# The package lists are left out; an old time stamp makes the first apt task fetch them.
+touch -d @0 /var/lib/apt/lists
+"""
+
+
+def image_inputs(mirror: str, suite: str) -> dict[str, object]:
+    return {
+        "mirror": mirror,
+        "suite": suite,
+        "packages": BASE_PACKAGES,
+        "setup": SETUP_SCRIPT,
+        "format": 2,
+    }
+
+
+def image_ref(mirror: str, suite: str) -> str:
+    digest = hashlib.sha256(json.dumps(image_inputs(mirror, suite), sort_keys=True).encode())
+    return f"{IMAGE_REPOSITORY}:{digest.hexdigest()[:16]}"
+
+
+def ensure_base_image(mirror: str, suite: str, say: Callable[[str], None]) -> str:
+    """Return the tag of the base image, building it only when no image has these inputs."""
+    ref = image_ref(mirror, suite)
+    if podman.image_exists(ref):
+        return ref
+    cache = paths.cache_root()
+    cache.mkdir(parents=True, exist_ok=True)
+    # Two testbeds brought up at once must not both build the same image.
+    with (cache / "base-image.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if podman.image_exists(ref):
+            return ref
+        _build(ref, mirror, suite, cache, say)
+    return ref
+
+
+def _build(ref: str, mirror: str, suite: str, cache: Path, say: Callable[[str], None]) -> None:
+    debootstrap = shutil.which("debootstrap")
+    if debootstrap is None:
+        raise PreflightError("debootstrap is not installed (Debian: apt-get install debootstrap)")
+    start = time.monotonic()
+    say(f"building base image {ref} from {mirror} ({suite}); this happens once per input change")
+    with tempfile.TemporaryDirectory(prefix="rootfs-", dir=cache) as tmp:
+        rootfs = Path(tmp) / "rootfs"
+        proc = subprocess.run(
+            [
+                debootstrap,
+                "--variant=minbase",
+                f"--include={','.join(BASE_PACKAGES)}",
+                suite,
+                str(rootfs),
+                mirror,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-15:])
+            raise PreflightError(f"debootstrap of {suite} from {mirror} failed:\n{tail}")
+        script = SETUP_SCRIPT % {"mirror": mirror, "suite": suite}
+        subprocess.run(
+            ["chroot", str(rootfs), "/bin/sh", "-c", script], check=True, capture_output=True
+        )
+        tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
+        imported = subprocess.run(
+            [
+                podman.podman_binary(),
+                "import",
+                "--change",
+                "CMD=/sbin/init",
+                "--change",
+                f"LABEL={podman.LABEL_PREFIX}.image=base",
+                "-",
+                ref,
+            ],
+            stdin=tar.stdout,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        tar.wait()
+        if imported.returncode != 0:
+            raise PreflightError(f"podman import of the base image failed: {imported.stderr}")
+    say(f"base image built in {time.monotonic() - start:.0f}s")

@@ -1,0 +1,191 @@
+"""The local target: one podman container with systemd per node, one network per instance."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from testbeds.errors import DefinitionError, DeployError, PreflightError
+from testbeds.loader import site_dir
+from testbeds.plan import Plan, PlannedNode
+from testbeds.progress import say
+from testbeds.schema import LocalSite
+from testbeds.targets import podman
+from testbeds.targets.base import NodeStatus, ProvisionedNode
+from testbeds.targets.image import ensure_base_image
+
+BOOT_TIMEOUT_S = 90
+
+
+def container_name(instance: str, node: str) -> str:
+    return f"{instance}-{node}"
+
+
+def network_name(instance: str) -> str:
+    return f"wp5-{instance}"
+
+
+def instance_label(instance: str) -> str:
+    return f"{podman.INSTANCE_LABEL}={instance}"
+
+
+class LocalTarget:
+    name = "local"
+
+    def _site(self, plan: Plan) -> LocalSite:
+        if plan.site.local is None:
+            raise DefinitionError(
+                site_dir(plan.site.name) / "site.yml",
+                "local",
+                "missing: the local target needs local.debian_mirror",
+            )
+        return plan.site.local
+
+    def preflight(self, plan: Plan) -> None:
+        self._site(plan)
+        podman.podman_binary()
+        label = instance_label(plan.instance)
+        for node in plan.nodes:
+            name = container_name(plan.instance, node.name)
+            existing = podman.container_by_name(name)
+            if existing is None:
+                continue
+            owner = (existing.get("Labels") or {}).get(podman.INSTANCE_LABEL)
+            if owner != plan.instance:
+                raise PreflightError(
+                    f"a container named {name!r} already exists and is not part of testbed "
+                    f"instance {plan.instance!r}; remove it or choose --instance"
+                )
+        net = network_name(plan.instance)
+        if podman.network_exists(net) and net not in podman.networks(label):
+            raise PreflightError(
+                f"a podman network named {net!r} already exists and is not part of testbed "
+                f"instance {plan.instance!r}; remove it or choose --instance"
+            )
+
+    def provision(self, plan: Plan) -> list[ProvisionedNode]:
+        site = self._site(plan)
+        image = ensure_base_image(site.debian_mirror, site.debian_suite, say)
+        self._ensure_network(plan, site)
+        options = podman.detect_runtime_options()
+        with ThreadPoolExecutor(max_workers=min(8, len(plan.nodes))) as pool:
+            futures = [
+                pool.submit(self._ensure_node, plan, node, image, options) for node in plan.nodes
+            ]
+            nodes = [f.result() for f in futures]
+        return nodes
+
+    def _ensure_network(self, plan: Plan, site: LocalSite) -> None:
+        net = network_name(plan.instance)
+        if podman.network_exists(net):
+            return
+        args = ["network", "create", "--label", instance_label(plan.instance)]
+        if site.network_subnet:
+            args += ["--subnet", site.network_subnet]
+        podman.run(*args, net)
+
+    def _ensure_node(
+        self, plan: Plan, node: PlannedNode, image: str, options: podman.RuntimeOptions
+    ) -> ProvisionedNode:
+        name = container_name(plan.instance, node.name)
+        existing = podman.container_by_name(name)
+        if existing is None:
+            podman.run(
+                "run",
+                "--detach",
+                "--name",
+                name,
+                "--hostname",
+                node.name,
+                "--network",
+                network_name(plan.instance),
+                "--network-alias",
+                node.name,
+                "--systemd=always",
+                *options.args(),
+                "--label",
+                instance_label(plan.instance),
+                "--label",
+                f"{podman.LABEL_PREFIX}.testbed={plan.name}",
+                "--label",
+                f"{podman.LABEL_PREFIX}.node={node.name}",
+                "--label",
+                f"{podman.LABEL_PREFIX}.group={node.group}",
+                image,
+                "/sbin/init",
+            )
+            say(f"[{node.name}] container {name} created")
+        elif existing.get("State") != "running":
+            podman.run("start", name)
+            say(f"[{node.name}] container {name} started")
+        self._wait_for_systemd(node.name, name)
+        return self._describe(plan, node, name)
+
+    def _wait_for_systemd(self, node: str, name: str) -> None:
+        deadline = time.monotonic() + BOOT_TIMEOUT_S
+        state = ""
+        while time.monotonic() < deadline:
+            proc = podman.exec_(name, "systemctl", "is-system-running", timeout=15)
+            state = proc.stdout.strip()
+            if state in ("running", "degraded"):
+                return
+            time.sleep(0.5)
+        raise DeployError(
+            f"node {node}: systemd did not finish booting in {BOOT_TIMEOUT_S}s "
+            f"(state {state!r}); see `podman logs {name}`"
+        )
+
+    def _describe(self, plan: Plan, node: PlannedNode, name: str) -> ProvisionedNode:
+        info = podman.inspect(name)
+        nets: dict[str, Any] = info["NetworkSettings"]["Networks"]
+        address = nets[network_name(plan.instance)]["IPAddress"]
+        return ProvisionedNode(
+            name=node.name,
+            group=node.group,
+            roles=node.roles,
+            address=address,
+            testinfra_uri=f"podman://{name}",
+            ansible_vars={
+                "ansible_connection": "containers.podman.podman",
+                "ansible_host": name,
+                "ansible_python_interpreter": "/usr/bin/python3",
+            },
+            facts={"container": name, "image": info.get("ImageName", "")},
+        )
+
+    def status(self, instance: str) -> list[NodeStatus]:
+        rows = []
+        for item in podman.containers(instance_label(instance)):
+            labels = item.get("Labels") or {}
+            rows.append(
+                NodeStatus(
+                    name=labels.get(f"{podman.LABEL_PREFIX}.node", "?"),
+                    state=item.get("State", "unknown"),
+                    detail=item.get("Status", ""),
+                )
+            )
+        return sorted(rows, key=lambda r: r.name)
+
+    def destroy(self, instance: str) -> list[str]:
+        label = instance_label(instance)
+        removed: list[str] = []
+        names = [item["Names"][0] for item in podman.containers(label)]
+        if names:
+            podman.run("rm", "--force", "--time", "5", *names, timeout=120)
+            removed += [f"container {n}" for n in names]
+        for volume in podman.volumes(label):
+            podman.run("volume", "rm", "--force", volume)
+            removed.append(f"volume {volume}")
+        for net in podman.networks(label):
+            podman.run("network", "rm", "--force", net)
+            removed.append(f"network {net}")
+        return removed
+
+    def leftovers(self, instance: str) -> list[str]:
+        label = instance_label(instance)
+        return (
+            [f"container {c['Names'][0]}" for c in podman.containers(label)]
+            + [f"network {n}" for n in podman.networks(label)]
+            + [f"volume {v}" for v in podman.volumes(label)]
+        )

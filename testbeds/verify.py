@@ -1,0 +1,75 @@
+"""Run a testbed's check suites (pytest + testinfra) against its nodes, with a JUnit report."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+from testbeds import paths
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    rc: int
+    tests: int
+    failures: int
+    errors: int
+    skipped: int
+    report: Path
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0 and self.tests > 0 and self.failures == 0 and self.errors == 0
+
+
+def report_counts(report: Path) -> tuple[int, int, int, int]:
+    if not report.is_file():
+        return 0, 0, 0, 0
+    root = ET.parse(report).getroot()
+    suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
+    total = [0, 0, 0, 0]
+    for suite in suites:
+        for i, key in enumerate(("tests", "failures", "errors", "skipped")):
+            total[i] += int(suite.get(key, 0))
+    return total[0], total[1], total[2], total[3]
+
+
+def run_checks(
+    suites: list[str],
+    nodes_file: Path,
+    report: Path,
+    extra_args: list[str] | None = None,
+    quiet: bool = False,
+) -> VerifyResult:
+    report.unlink(missing_ok=True)
+    targets = [str(paths.CHECKS_DIR / suite) for suite in suites]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-c",
+        str(paths.CHECKS_DIR / "pytest.ini"),
+        "--rootdir",
+        str(paths.CHECKS_DIR),
+        "-p",
+        "no:cacheprovider",
+        f"--junitxml={report}",
+        "-o",
+        "junit_suite_name=testbed-checks",
+        *targets,
+        *(extra_args or []),
+    ]
+    env = {**os.environ, "TESTBED_NODES_FILE": str(nodes_file)}
+    proc = subprocess.run(
+        command,
+        env=env,
+        check=False,
+        stdout=subprocess.DEVNULL if quiet else sys.stderr,
+        stderr=subprocess.STDOUT if not quiet else subprocess.DEVNULL,
+    )
+    tests, failures, errors, skipped = report_counts(report)
+    return VerifyResult(proc.returncode, tests, failures, errors, skipped, report)
