@@ -84,7 +84,7 @@ def up(plan: Plan, verbose: bool = False, run_verify: bool = True) -> UpResult:
     )
     say(f"provisioning {len(plan.nodes)} node(s) of {plan.name} on target {plan.target}")
     with timings.phase("provision"):
-        nodes = target.provision(plan)
+        nodes = target.provision(plan, state)
     with timings.phase("inventory"):
         write_json(state.nodes_file, [n.as_dict() for n in nodes])
         text = render_inventory(plan, nodes, generated_vars(state))

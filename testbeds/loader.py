@@ -58,7 +58,7 @@ def parse(model: type[Model], path: Path, data: Any) -> Model:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = _field_path(tuple(first["loc"]), data)
-        message = first["msg"]
+        message = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             message = "unknown key"
         if len(exc.errors()) > 1:

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from testbeds.plan import Plan
+from testbeds.state import StateDir
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,8 @@ class Target(Protocol):
     def preflight(self, plan: Plan) -> None:
         """Raise PreflightError before anything is created if the plan cannot be hosted."""
 
-    def provision(self, plan: Plan) -> list[ProvisionedNode]:
-        """Create or reuse every node of the plan and return how to reach each."""
+    def provision(self, plan: Plan, state: StateDir) -> list[ProvisionedNode]:
+        """Create or reuse every node of the plan and return how to reach each over SSH."""
 
     def status(self, instance: str) -> list[NodeStatus]:
         """State of every node the target holds for this instance."""

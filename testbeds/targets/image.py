@@ -37,7 +37,8 @@ BASE_PACKAGES = (
 )
 
 # Run inside the new root before it is imported. Keeps the image small and makes every
-# container generate its own identity (machine id, SSH host keys) on first boot.
+# container generate its own identity (machine id, SSH host keys) on first boot; Ansible
+# reaches nodes over SSH, the same path as on every other target.
 SETUP_SCRIPT = r"""
 set -eu
 echo 'deb %(mirror)s %(suite)s main' > /etc/apt/sources.list
@@ -51,7 +52,19 @@ CFG
 printf 'Acquire::Languages "none";\nAPT::Install-Recommends "false";\n' > /etc/apt/apt.conf.d/01-wp5
 rm -rf /usr/share/doc/* /usr/share/man/* /var/cache/apt/*.bin /var/lib/apt/lists/*
 rm -f /etc/ssh/ssh_host_*
-systemctl disable ssh.service >/dev/null 2>&1 || true
+mkdir -p /etc/systemd/system/ssh.service.d
+cat > /etc/systemd/system/ssh.service.d/wp5-host-keys.conf <<'UNIT'
+[Service]
+ExecStartPre=
+ExecStartPre=/usr/bin/ssh-keygen -A
+ExecStartPre=/usr/sbin/sshd -t
+UNIT
+cat > /etc/ssh/sshd_config.d/wp5.conf <<'CFG'
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+CFG
+systemctl enable ssh.service >/dev/null 2>&1
 systemctl mask systemd-firstboot.service getty@tty1.service >/dev/null 2>&1 || true
 : > /etc/machine-id
 echo 'root:*' | chpasswd -e
@@ -66,7 +79,7 @@ def image_inputs(mirror: str, suite: str) -> dict[str, object]:
         "suite": suite,
         "packages": BASE_PACKAGES,
         "setup": SETUP_SCRIPT,
-        "format": 2,
+        "format": 3,
     }
 
 

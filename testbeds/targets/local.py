@@ -4,18 +4,29 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
 
 from testbeds.errors import DefinitionError, DeployError, PreflightError
 from testbeds.loader import site_dir
 from testbeds.plan import Plan, PlannedNode
 from testbeds.progress import say
 from testbeds.schema import LocalSite
+from testbeds.sshkeys import ensure_client_key, ssh_args, write_known_hosts
+from testbeds.state import StateDir
 from testbeds.targets import podman
 from testbeds.targets.base import NodeStatus, ProvisionedNode
 from testbeds.targets.image import ensure_base_image
 
 BOOT_TIMEOUT_S = 90
+
+
+@dataclass(frozen=True)
+class _Booted:
+    node: PlannedNode
+    container: str
+    address: str
+    host_key: str
 
 
 def container_name(instance: str, node: str) -> str:
@@ -64,17 +75,37 @@ class LocalTarget:
                 f"instance {plan.instance!r}; remove it or choose --instance"
             )
 
-    def provision(self, plan: Plan) -> list[ProvisionedNode]:
+    def provision(self, plan: Plan, state: StateDir) -> list[ProvisionedNode]:
         site = self._site(plan)
         image = ensure_base_image(site.debian_mirror, site.debian_suite, say)
         self._ensure_network(plan, site)
         options = podman.detect_runtime_options()
+        private_key, public_key = ensure_client_key(state)
         with ThreadPoolExecutor(max_workers=min(8, len(plan.nodes))) as pool:
             futures = [
-                pool.submit(self._ensure_node, plan, node, image, options) for node in plan.nodes
+                pool.submit(self._ensure_node, plan, node, image, options, public_key)
+                for node in plan.nodes
             ]
-            nodes = [f.result() for f in futures]
-        return nodes
+            booted = [f.result() for f in futures]
+        write_known_hosts(state, [(b.address, b.host_key) for b in booted])
+        extra_args = ssh_args(state)
+        return [
+            ProvisionedNode(
+                name=b.node.name,
+                group=b.node.group,
+                roles=b.node.roles,
+                address=b.address,
+                testinfra_uri=f"podman://{b.container}",
+                ansible_vars={
+                    "ansible_host": b.address,
+                    "ansible_user": "root",
+                    "ansible_ssh_private_key_file": str(private_key),
+                    "ansible_ssh_common_args": extra_args,
+                },
+                facts={"container": b.container, "image": image},
+            )
+            for b in booted
+        ]
 
     def _ensure_network(self, plan: Plan, site: LocalSite) -> None:
         net = network_name(plan.instance)
@@ -86,8 +117,13 @@ class LocalTarget:
         podman.run(*args, net)
 
     def _ensure_node(
-        self, plan: Plan, node: PlannedNode, image: str, options: podman.RuntimeOptions
-    ) -> ProvisionedNode:
+        self,
+        plan: Plan,
+        node: PlannedNode,
+        image: str,
+        options: podman.RuntimeOptions,
+        public_key: Path,
+    ) -> _Booted:
         name = container_name(plan.instance, node.name)
         existing = podman.container_by_name(name)
         if existing is None:
@@ -104,6 +140,8 @@ class LocalTarget:
                 node.name,
                 "--systemd=always",
                 *options.args(),
+                "--volume",
+                f"{public_key}:/root/.ssh/authorized_keys:ro",
                 "--label",
                 instance_label(plan.instance),
                 "--label",
@@ -120,7 +158,15 @@ class LocalTarget:
             podman.run("start", name)
             say(f"[{node.name}] container {name} started")
         self._wait_for_systemd(node.name, name)
-        return self._describe(plan, node, name)
+        info = podman.inspect(name)
+        address = info["NetworkSettings"]["Networks"][network_name(plan.instance)]["IPAddress"]
+        # Read through podman, a channel that needs no trust in the network.
+        host_key = podman.exec_(name, "cat", "/etc/ssh/ssh_host_ed25519_key.pub")
+        if host_key.returncode != 0:
+            raise DeployError(
+                f"node {node.name}: sshd did not start (no host key): {host_key.stderr.strip()}"
+            )
+        return _Booted(node, name, address, host_key.stdout.strip())
 
     def _wait_for_systemd(self, node: str, name: str) -> None:
         deadline = time.monotonic() + BOOT_TIMEOUT_S
@@ -134,24 +180,6 @@ class LocalTarget:
         raise DeployError(
             f"node {node}: systemd did not finish booting in {BOOT_TIMEOUT_S}s "
             f"(state {state!r}); see `podman logs {name}`"
-        )
-
-    def _describe(self, plan: Plan, node: PlannedNode, name: str) -> ProvisionedNode:
-        info = podman.inspect(name)
-        nets: dict[str, Any] = info["NetworkSettings"]["Networks"]
-        address = nets[network_name(plan.instance)]["IPAddress"]
-        return ProvisionedNode(
-            name=node.name,
-            group=node.group,
-            roles=node.roles,
-            address=address,
-            testinfra_uri=f"podman://{name}",
-            ansible_vars={
-                "ansible_connection": "containers.podman.podman",
-                "ansible_host": name,
-                "ansible_python_interpreter": "/usr/bin/python3",
-            },
-            facts={"container": name, "image": info.get("ImageName", "")},
         )
 
     def status(self, instance: str) -> list[NodeStatus]:

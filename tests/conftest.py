@@ -1,0 +1,34 @@
+"""Shared fixtures: an isolated state directory and a scratch project home for bad inputs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Keep every test's testbed state (and the CLIs they start) out of the user's own."""
+    state = tmp_path_factory.getbasetemp() / "state"
+    before = os.environ.get("TESTBED_STATE_DIR")
+    os.environ["TESTBED_STATE_DIR"] = str(state)
+    yield state
+    if before is None:
+        del os.environ["TESTBED_STATE_DIR"]
+    else:
+        os.environ["TESTBED_STATE_DIR"] = before
+
+
+@pytest.fixture
+def scratch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of roles/ and inventories/ that a test may break without touching the checkout."""
+    shutil.copytree(REPO / "roles", tmp_path / "roles")
+    shutil.copytree(REPO / "inventories", tmp_path / "inventories")
+    monkeypatch.setenv("TESTBED_HOME", str(tmp_path))
+    return tmp_path

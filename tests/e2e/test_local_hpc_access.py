@@ -1,0 +1,88 @@
+"""hpc-access on the local podman target, for real: up -> verify -> idempotent up -> faults
+-> down -> nothing left. The testbed is brought up once for the whole module."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from testbeds.targets import podman
+from tests.e2e.live import LiveTestbed, bring_up, run_cli
+
+pytestmark = pytest.mark.e2e
+INSTANCE = "e2e-hpc"
+
+
+@pytest.fixture(scope="module")
+def live() -> Iterator[LiveTestbed]:
+    yield from bring_up("hpc-access", INSTANCE)
+
+
+def test_up_configures_and_passes_its_checks(live: LiveTestbed) -> None:
+    """The first up changes the nodes, and its verify phase runs the checks, all passing."""
+    assert live.first_up["ansible"]["changed"] > 0
+    verify = live.first_up["verify"]
+    assert verify["ok"], verify
+    assert verify["tests"] >= 15 and verify["failures"] == 0 and verify["errors"] == 0
+    cases = {c.get("name") for c in ET.parse(verify["report"]).getroot().iter("testcase")}
+    assert "test_batch_job_spans_two_nodes" in cases
+    assert any(name.startswith("test_munge_credential_decodes_on_controller") for name in cases)
+
+
+def test_timings_written(live: LiveTestbed, isolated_state: Path) -> None:
+    """Every phase is timed and written to the state directory."""
+    timings = json.loads((isolated_state / INSTANCE / "timings-up.json").read_text())
+    assert set(timings["phases_s"]) >= {"preflight", "provision", "inventory", "configure"}
+    assert timings["roles_s"]["slurm"] > 0
+
+
+def test_second_up_changes_nothing(live: LiveTestbed) -> None:
+    """Re-running up converges with changed=0 in the Ansible recap."""
+    proc = run_cli("up", "hpc-access", "--instance", INSTANCE, "--json", "--no-verify")
+    result = json.loads(proc.stdout)
+    assert result["ansible"]["changed"] == 0, result["ansible"]["changed_per_node"]
+
+
+def test_status_shows_every_node_running(live: LiveTestbed) -> None:
+    proc = run_cli("status", INSTANCE, "--json")
+    status = json.loads(proc.stdout)
+    assert status["up"] is True
+    assert sorted(n["name"] for n in status["nodes"]) == ["controller", "cpu1", "cpu2", "login"]
+
+
+def test_verify_fails_naming_node_when_slurmd_dies_and_up_heals(live: LiveTestbed) -> None:
+    """Killing slurmd on cpu2 makes verify fail on that node's check; the next up restarts it."""
+    container = f"{INSTANCE}-cpu2"
+    podman.run("exec", container, "systemctl", "kill", "--signal=KILL", "slurmd")
+    failed = run_cli("verify", INSTANCE, "--", "-k", "slurmd_running", check=False)
+    assert failed.returncode == 1
+    assert "test_slurmd_running[cpu2]" in failed.stderr
+    assert "test_slurmd_running[cpu1] PASSED" not in failed.stderr  # only cpu2 fails
+    run_cli("up", "hpc-access", "--instance", INSTANCE, "--no-verify")
+    healed = run_cli("verify", INSTANCE, "--", "-k", "slurmd_running or idle", check=False)
+    assert healed.returncode == 0, healed.stderr[-3000:]
+
+
+def test_name_clash_refused_before_anything_is_created(live: LiveTestbed) -> None:
+    """A foreign container holding a node's name stops `up` before it creates anything."""
+    image = podman.inspect(f"{INSTANCE}-login")["ImageName"]
+    podman.run("create", "--name", "e2e-clash-login", image, "true")
+    try:
+        proc = run_cli("up", "hpc-access", "--instance", "e2e-clash", check=False)
+        assert proc.returncode == 2
+        assert "'e2e-clash-login' already exists and is not part of" in proc.stderr
+        assert podman.containers(f"{podman.INSTANCE_LABEL}=e2e-clash") == []
+        assert podman.container_by_name("e2e-clash-login") is not None  # untouched
+    finally:
+        podman.run("rm", "--force", "e2e-clash-login")
+
+
+def test_down_leaves_nothing(live: LiveTestbed) -> None:
+    """down removes every container, network and volume with the instance's label."""
+    run_cli("down", INSTANCE)
+    assert live.leftovers() == []
+    assert run_cli("status", INSTANCE, check=False).returncode == 3

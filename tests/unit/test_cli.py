@@ -1,0 +1,64 @@
+"""The `testbed` command: listings, plans, and clear errors with exit code 2 on bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from testbeds.cli import main
+from testbeds.targets import podman
+
+
+def test_list_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {k: rows[0][k] for k in ("name", "nodes")} == {"name": "hpc-access", "nodes": 4}
+
+
+def test_show_prints_groups_roles_and_hardware(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", "hpc-access"]) == 0
+    out = capsys.readouterr().out
+    assert "cpu          x2  cpu1, cpu2" in out
+    assert "roles: common, munge, slurm_compute; hardware: 1 cpu, 1000 MB" in out
+
+
+def test_show_json_is_the_plan(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", "hpc-access", "--json", "--instance", "other"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["instance"] == "other"
+    assert plan["groups"]["slurm_controller"] == ["controller"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["show", "nope"], "no testbed named 'nope'"),
+        (["up", "hpc-access", "--site", "atlantis"], "no site named 'atlantis'"),
+        (["up", "hpc-access", "--target", "mainframe"], "target 'mainframe' is not available"),
+        (["up", "hpc-access", "--instance", "Bad_Name"], "is not a valid name"),
+        (["verify", "never-created"], "no testbed instance 'never-created' is up"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Errors go to stderr as one 'testbed: error:' line, no traceback, exit code 2."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("testbed: error:")
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_missing_site_value_fails_before_anything_is_created(
+    scratch_home, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A site without the local target's values is refused naming the file and the field."""
+    site = scratch_home / "inventories" / "local" / "site.yml"
+    text = site.read_text()
+    site.write_text(text[: text.index("local:")])
+    assert main(["up", "hpc-access", "--instance", "never-made"]) == 2
+    err = capsys.readouterr().err
+    assert f"{site}: local: missing" in err
+    assert not podman.containers(f"{podman.INSTANCE_LABEL}=never-made")

@@ -1,0 +1,133 @@
+"""Definitions and site profiles: the shipped ones load, broken ones fail naming file and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from testbeds.errors import DefinitionError
+from testbeds.loader import available_definitions, load_definition, load_site
+from testbeds.plan import resolve
+
+VALID = {
+    "name": "mini",
+    "description": "two groups",
+    "playbook": "hpc-access.yml",
+    "checks": ["slurm_core"],
+    "entry": "login",
+    "node_groups": [
+        {"name": "login", "roles": ["common", "slurm_login"]},
+        {
+            "name": "cpu",
+            "count": 2,
+            "roles": ["common", "slurm_compute"],
+            "traits": {"cpus": 2, "memory_mb": 2048},
+        },
+    ],
+}
+
+
+def write(tmp_path: Path, data: object, name: str = "def.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data) if not isinstance(data, str) else data)
+    return path
+
+
+def broken(**changes: object) -> dict[str, object]:
+    data = yaml.safe_load(yaml.safe_dump(VALID))
+    for dotted, value in changes.items():
+        node = data
+        *parents, last = dotted.split("__")
+        for key in parents:
+            node = node[int(key)] if key.isdigit() else node[key]
+        node[int(last) if last.isdigit() else last] = value
+    return data
+
+
+@pytest.mark.parametrize("name", available_definitions())
+def test_shipped_definitions_load(name: str) -> None:
+    """Every definition shipped in the package validates and resolves on the local site."""
+    plan = resolve(name)
+    assert plan.nodes
+    assert plan.entry_node().group == plan.definition.entry
+
+
+def test_valid_definition_expands_node_names(tmp_path: Path) -> None:
+    """count > 1 numbers the nodes; count 1 keeps the group name."""
+    definition = load_definition(str(write(tmp_path, VALID)))
+    assert [g.node_names() for g in definition.node_groups] == [["login"], ["cpu1", "cpu2"]]
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        ({"node_groups__1__colour": "red"}, "node_groups[cpu].colour", "unknown key"),
+        ({"node_groups__1__count": 0}, "node_groups[cpu].count", "greater than or equal to 1"),
+        ({"node_groups__1__traits__cpus": "many"}, "node_groups[cpu].traits.cpus", "integer"),
+        (
+            {"node_groups__1__roles": ["common", "slurmd_typo"]},
+            "node_groups[cpu].roles",
+            "unknown role 'slurmd_typo'",
+        ),
+        ({"node_groups__1__name": "login"}, "", "node group name used twice: login"),
+        ({"entry": "bastion"}, "", "entry 'bastion' is not a node group"),
+        ({"playbook": "missing.yml"}, "playbook", "does not exist"),
+        ({"checks": ["no_such_suite"]}, "checks", "unknown check suite"),
+        ({"name": "Bad Name"}, "name", "should match pattern"),
+    ],
+)
+def test_broken_definition_names_file_and_field(
+    tmp_path: Path, changes: dict[str, object], field: str, message: str
+) -> None:
+    """Each kind of mistake gives one message naming the file and the field."""
+    path = write(tmp_path, broken(**changes))
+    with pytest.raises(DefinitionError) as info:
+        load_definition(str(path))
+    text = str(info.value)
+    assert text.startswith(str(path))
+    assert field in text
+    assert message in text
+
+
+def test_node_name_clash_between_groups(tmp_path: Path) -> None:
+    """Group 'cpu' with two nodes makes 'cpu1'; a group called 'cpu1' must be refused."""
+    data = broken()
+    data["node_groups"].append({"name": "cpu1", "roles": ["common"]})  # type: ignore[attr-defined]
+    with pytest.raises(
+        DefinitionError,
+        match=r"def.yaml: node name 'cpu1' of group 'cpu1' clashes with group 'cpu'",
+    ):
+        load_definition(str(write(tmp_path, data)))
+
+
+def test_yaml_syntax_error_names_line(tmp_path: Path) -> None:
+    """A syntax error points at the line and column."""
+    path = write(tmp_path, "name: x\nnode_groups: [\n  {name: a\n")
+    with pytest.raises(DefinitionError, match=r"line \d+, column \d+: YAML syntax error"):
+        load_definition(str(path))
+
+
+def test_unknown_testbed_lists_known_ones() -> None:
+    with pytest.raises(DefinitionError, match="no testbed named 'nope' .*hpc-access"):
+        load_definition("nope")
+
+
+def test_unknown_site_lists_known_ones() -> None:
+    with pytest.raises(DefinitionError, match="no site named 'atlantis' .*local"):
+        load_site("atlantis")
+
+
+def test_site_name_must_match_folder(scratch_home: Path) -> None:
+    site = scratch_home / "inventories" / "local" / "site.yml"
+    site.write_text(site.read_text().replace("name: local", "name: elsewhere"))
+    with pytest.raises(DefinitionError, match=r"site.yml: name: is 'elsewhere'"):
+        load_site("local")
+
+
+def test_site_unknown_key(scratch_home: Path) -> None:
+    site = scratch_home / "inventories" / "local" / "site.yml"
+    site.write_text(site.read_text() + "flavours: {}\n")
+    with pytest.raises(DefinitionError, match=r"site.yml: flavours: unknown key"):
+        load_site("local")
