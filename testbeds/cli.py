@@ -12,6 +12,7 @@ from testbeds import __version__, deploy
 from testbeds.errors import TestbedError
 from testbeds.loader import available_definitions, load_definition
 from testbeds.plan import resolve
+from testbeds.targets import get_target
 from testbeds.progress import reset_clock, say
 
 
@@ -35,9 +36,16 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def hardware_notes_for(target: str) -> dict[str, str]:
+    try:
+        return get_target(target).hardware_notes
+    except TestbedError:
+        return {}
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     plan = resolve(args.name, site=args.site, target=args.target, instance=args.instance)
-    data = plan.as_dict()
+    data = plan.as_dict(hardware_notes_for(plan.target))
     lines = [
         f"{data['testbed']}: {data['description']}",
         f"  instance {data['instance']}, target {data['target']}, site {data['site']}, "
@@ -54,7 +62,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         lines.append(f"    {group['name']:<12} x{group['count']}  {', '.join(group['nodes'])}")
         if group["description"]:
             lines.append(f"      {group['description']}")
-        lines.append(f"      roles: {', '.join(group['roles'])}; hardware: {hw}")
+        lines.append(f"      roles: {', '.join(group['roles'])}")
+        lines.append(f"      hardware: {hw}")
+        lines += [f"      on target {data['target']}: {note}" for note in group["hardware_notes"]]
     lines.append(f"  checks: {', '.join(data['checks'])}")
     _emit(data, args.json, "\n".join(lines))
     return 0

@@ -15,7 +15,7 @@ from testbeds.progress import say
 from testbeds.runner import PlaybookResult, run_playbook
 from testbeds.state import StateDir, Timings, write_json
 from testbeds.targets import get_target
-from testbeds.targets.base import NodeStatus, ProvisionedNode
+from testbeds.targets.base import NodeStatus, ProvisionedNode, Target
 from testbeds.verify import VerifyResult, report_counts, run_checks
 
 MUNGE_KEY_BYTES = 1024
@@ -56,9 +56,19 @@ def verify_dict(result: VerifyResult) -> dict[str, Any]:
     }
 
 
-def generated_vars(state: StateDir) -> dict[str, Any]:
-    """Per-instance secrets, passed to roles as file paths on the control node, never values."""
-    return {"munge_key_src": str(state.secret("munge.key", MUNGE_KEY_BYTES))}
+def generated_vars(plan: Plan, state: StateDir, target: Target) -> dict[str, Any]:
+    """Values the roles get from the definition, the target and the instance's secrets.
+
+    Secrets are passed as file paths on the control node, never as values."""
+    return {
+        **plan.definition.vars,
+        "testbed_shared_filesystems": [
+            fs.model_dump() for fs in plan.definition.shared_filesystems
+        ],
+        "testbed_shared_filesystems_by_target": target.provides_shared_filesystems,
+        "munge_key_src": str(state.secret("munge.key", MUNGE_KEY_BYTES)),
+        "testbed_secrets_dir": str(state.secrets_dir),
+    }
 
 
 def up(plan: Plan, verbose: bool = False, run_verify: bool = True) -> UpResult:
@@ -87,7 +97,8 @@ def up(plan: Plan, verbose: bool = False, run_verify: bool = True) -> UpResult:
         nodes = target.provision(plan, state)
     with timings.phase("inventory"):
         write_json(state.nodes_file, [n.as_dict() for n in nodes])
-        text = render_inventory(plan, nodes, generated_vars(state))
+        write_json(state.path / "plan.json", plan.as_dict())
+        text = render_inventory(plan, nodes, generated_vars(plan, state, target))
         state.inventory_file.parent.mkdir(parents=True, exist_ok=True)
         state.inventory_file.write_text(text, encoding="utf-8")
     say(f"configuring with playbook {plan.definition.playbook}")

@@ -42,7 +42,9 @@ class Plan:
     def entry_node(self) -> PlannedNode:
         return next(n for n in self.nodes if n.group == self.definition.entry)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, hardware_notes: dict[str, str] | None = None) -> dict[str, Any]:
+        """The plan as data; hardware_notes say what the target emulates (by trait name)."""
+        notes = hardware_notes or {}
         return {
             "testbed": self.name,
             "instance": self.instance,
@@ -57,12 +59,19 @@ class Plan:
                     "count": g.count,
                     "roles": list(g.roles),
                     "traits": g.traits.model_dump(),
+                    "hardware_notes": [
+                        notes[trait]
+                        for trait in ("gpus", "infiniband")
+                        if trait in notes and getattr(g.traits, trait)
+                    ],
                     "nodes": g.node_names(),
                 }
                 for g in self.definition.node_groups
             ],
             "groups": self.groups(),
             "checks": list(self.definition.checks),
+            "shared_filesystems": [fs.model_dump() for fs in self.definition.shared_filesystems],
+            "vars": self.definition.vars,
         }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -61,6 +61,16 @@ class NodeGroup(Strict):
         return [f"{self.name}{i}" for i in range(1, self.count + 1)]
 
 
+class SharedFilesystem(Strict):
+    """A directory every node sees: a podman volume locally, NFS from `server` elsewhere."""
+
+    path: Annotated[str, Field(pattern=r"^/[A-Za-z0-9_/.-]+$")]
+    server: str = Field(
+        description="node group that serves it where the target has no shared volume"
+    )
+    size_gb: int = Field(default=10, ge=1)
+
+
 class TestbedDefinition(Strict):
     """One testbed, the single source of truth every target derives from."""
 
@@ -72,6 +82,10 @@ class TestbedDefinition(Strict):
     checks: tuple[Annotated[str, Field(pattern=GROUP_NAME_PATTERN)], ...] = Field(min_length=1)
     entry: str = Field(description="node group users log in to (bastion / floating IP)")
     node_groups: tuple[NodeGroup, ...] = Field(min_length=1)
+    shared_filesystems: tuple[SharedFilesystem, ...] = ()
+    vars: dict[str, Any] = Field(
+        default_factory=dict, description="Ansible variables for every node (sites may override)"
+    )
 
     @model_validator(mode="after")
     def _names_consistent(self) -> TestbedDefinition:
@@ -94,6 +108,14 @@ class TestbedDefinition(Strict):
             raise ValueError(f"node group named like a role: {', '.join(sorted(clash))}")
         if self.entry not in groups:
             raise ValueError(f"entry {self.entry!r} is not a node group ({', '.join(groups)})")
+        paths = [fs.path for fs in self.shared_filesystems]
+        for fs in self.shared_filesystems:
+            if fs.server not in groups:
+                raise ValueError(
+                    f"shared filesystem {fs.path}: server {fs.server!r} is not a node group"
+                )
+            if paths.count(fs.path) > 1:
+                raise ValueError(f"shared filesystem {fs.path} listed twice")
         return self
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,14 @@ class Testbed:
 
     def __init__(self, nodes_file: Path) -> None:
         self.nodes: list[dict[str, Any]] = json.loads(nodes_file.read_text())
+        plan_file = nodes_file.with_name("plan.json")
+        self.plan: dict[str, Any] = json.loads(plan_file.read_text()) if plan_file.is_file() else {}
+
+    @property
+    def research_user(self) -> str:
+        """The first account the definition creates: the user checks run jobs as."""
+        accounts = self.plan.get("vars", {}).get("users_accounts") or [{"name": "root"}]
+        return str(accounts[0]["name"])
 
     def group(self, name: str) -> list[str]:
         return [n["name"] for n in self.nodes if name in n["roles"] or n["group"] == name]
@@ -56,3 +65,14 @@ def testbed() -> Testbed:
 @pytest.fixture
 def host(testbed: Testbed, node: str) -> Any:
     return testbed.host(node)
+
+
+@pytest.fixture(scope="session")
+def user_shell(testbed: Testbed) -> Callable[[Any, str], Any]:
+    """Run a command as the research user in a login shell (so Lmod and PATH are set up)."""
+
+    def run(host: Any, command: str) -> Any:
+        quoted = command.replace("'", "'\\''")
+        return host.run(f"su - {testbed.research_user} -c '{quoted}'")
+
+    return run

@@ -42,6 +42,8 @@ class Target(Protocol):
     """Operations are idempotent: calling them again converges, never duplicates."""
 
     name: str
+    provides_shared_filesystems: bool
+    hardware_notes: dict[str, str]
 
     def preflight(self, plan: Plan) -> None:
         """Raise PreflightError before anything is created if the plan cannot be hosted."""

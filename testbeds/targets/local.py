@@ -37,12 +37,23 @@ def network_name(instance: str) -> str:
     return f"wp5-{instance}"
 
 
+def volume_name(instance: str, path: str) -> str:
+    return f"wp5-{instance}-{path.strip('/').replace('/', '-')}"
+
+
 def instance_label(instance: str) -> str:
     return f"{podman.INSTANCE_LABEL}={instance}"
 
 
 class LocalTarget:
     name = "local"
+    # Shared filesystems are podman volumes mounted into every node, so no NFS is needed.
+    provides_shared_filesystems = True
+    # What this target cannot give for real, and what it does instead.
+    hardware_notes = {
+        "gpus": "emulated GPU: stand-in device files for Slurm GRES, no driver or CUDA",
+        "infiniband": "no HCA: UCX and OpenMPI run over TCP",
+    }
 
     def _site(self, plan: Plan) -> LocalSite:
         if plan.site.local is None:
@@ -79,11 +90,12 @@ class LocalTarget:
         site = self._site(plan)
         image = ensure_base_image(site.debian_mirror, site.debian_suite, say)
         self._ensure_network(plan, site)
+        volumes = self._ensure_volumes(plan)
         options = podman.detect_runtime_options()
         private_key, public_key = ensure_client_key(state)
         with ThreadPoolExecutor(max_workers=min(8, len(plan.nodes))) as pool:
             futures = [
-                pool.submit(self._ensure_node, plan, node, image, options, public_key)
+                pool.submit(self._ensure_node, plan, node, image, options, public_key, volumes)
                 for node in plan.nodes
             ]
             booted = [f.result() for f in futures]
@@ -116,6 +128,17 @@ class LocalTarget:
             args += ["--subnet", site.network_subnet]
         podman.run(*args, net)
 
+    def _ensure_volumes(self, plan: Plan) -> list[str]:
+        """One labelled volume per shared filesystem; returns podman --volume specs."""
+        existing = set(podman.volumes(instance_label(plan.instance)))
+        specs = []
+        for fs in plan.definition.shared_filesystems:
+            name = volume_name(plan.instance, fs.path)
+            if name not in existing:
+                podman.run("volume", "create", "--label", instance_label(plan.instance), name)
+            specs.append(f"{name}:{fs.path}")
+        return specs
+
     def _ensure_node(
         self,
         plan: Plan,
@@ -123,6 +146,7 @@ class LocalTarget:
         image: str,
         options: podman.RuntimeOptions,
         public_key: Path,
+        volumes: list[str],
     ) -> _Booted:
         name = container_name(plan.instance, node.name)
         existing = podman.container_by_name(name)
@@ -142,6 +166,9 @@ class LocalTarget:
                 *options.args(),
                 "--volume",
                 f"{public_key}:/root/.ssh/authorized_keys:ro",
+                *(arg for spec in volumes for arg in ("--volume", spec)),
+                # Emulated GPUs are device nodes made with mknod (they cannot be opened).
+                *(["--cap-add=MKNOD"] if node.traits.gpus else []),
                 "--label",
                 instance_label(plan.instance),
                 "--label",

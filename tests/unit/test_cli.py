@@ -20,7 +20,10 @@ def test_show_prints_groups_roles_and_hardware(capsys: pytest.CaptureFixture[str
     assert main(["show", "hpc-access"]) == 0
     out = capsys.readouterr().out
     assert "cpu          x2  cpu1, cpu2" in out
-    assert "roles: common, munge, slurm_compute; hardware: 1 cpu, 1000 MB" in out
+    assert "hardware: 2 cpu, 1000 MB, infiniband" in out
+    assert "on target local: no HCA: UCX and OpenMPI run over TCP" in out
+    assert "hardware: 2 cpu, 1000 MB, 2 gpu a100" in out
+    assert "on target local: emulated GPU" in out
 
 
 def test_show_json_is_the_plan(capsys: pytest.CaptureFixture[str]) -> None:

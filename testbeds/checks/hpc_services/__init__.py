@@ -1,0 +1,1 @@
+"""hpc-access services: accounting, shared storage, users, MPI, GPUs, modules, monitoring."""

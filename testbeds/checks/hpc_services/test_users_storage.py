@@ -1,0 +1,48 @@
+"""Users and shared storage: same account everywhere, /home and /shared shared by every node."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+
+@pytest.mark.nodes("users")
+def test_research_user_same_ids_everywhere(testbed, host):
+    """The research user exists with the same UID and GID on every node."""
+    user = host.user(testbed.research_user)
+    assert user.exists
+    assert (user.uid, user.gid) == (2001, 2001)
+    assert user.home == f"/home/{testbed.research_user}"
+
+
+@pytest.mark.nodes("users")
+@pytest.mark.parametrize("path", ["/home", "/shared"])
+def test_shared_filesystem_present(host, path):
+    """Every node has the shared filesystems."""
+    assert host.file(path).is_directory
+
+
+def test_file_written_by_job_on_one_node_read_on_another(testbed, user_shell):
+    """A job on one compute node writes a file; a job on another and the login node read it."""
+    cpu = [n for n in testbed.group("slurm_compute") if n.startswith("cpu")]
+    assert len(cpu) >= 2
+    login = testbed.host(testbed.group("slurm_login")[0])
+    token = uuid.uuid4().hex
+    path = f"/home/{testbed.research_user}/shared-check-{token}"
+    write = user_shell(login, f"srun -w {cpu[0]} -N1 sh -c 'echo {token} $(hostname) > {path}'")
+    assert write.rc == 0, write.stderr
+    read = user_shell(login, f"srun -w {cpu[1]} -N1 cat {path}")
+    assert read.rc == 0, read.stderr
+    assert read.stdout.split() == [token, cpu[0]]
+    assert login.file(path).content_string.split() == [token, cpu[0]]
+    user_shell(login, f"rm -f {path}")
+
+
+def test_user_ssh_between_nodes(testbed, user_shell):
+    """The research user can ssh from the login node to a compute node, host keys checked."""
+    login = testbed.host(testbed.group("slurm_login")[0])
+    target = testbed.group("slurm_compute")[0]
+    out = user_shell(login, f"ssh -o BatchMode=yes -o StrictHostKeyChecking=yes {target} hostname")
+    assert out.rc == 0, out.stderr
+    assert out.stdout.strip() == target
