@@ -12,8 +12,8 @@ from testbeds import __version__, deploy
 from testbeds.errors import TestbedError
 from testbeds.loader import available_definitions, load_definition
 from testbeds.plan import resolve
-from testbeds.targets import get_target
 from testbeds.progress import reset_clock, say
+from testbeds.targets import get_target
 
 
 def _emit(data: Any, as_json: bool, text: str) -> None:
