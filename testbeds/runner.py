@@ -88,6 +88,21 @@ def _failure_text(result: dict[str, Any]) -> str:
     return " | ".join(p for p in parts if p) or "no message"
 
 
+def _strategy_env() -> dict[str, str]:
+    """Use Mitogen's strategy when it is installed: it keeps one Python interpreter per node
+    for the whole run instead of starting one per task. TESTBED_ANSIBLE_STRATEGY=linear
+    turns it off."""
+    wanted = os.environ.get("TESTBED_ANSIBLE_STRATEGY", "mitogen_linear")
+    if not wanted.startswith("mitogen"):
+        return {"ANSIBLE_STRATEGY": wanted}
+    try:
+        import ansible_mitogen
+    except ImportError:
+        return {}
+    plugins = Path(ansible_mitogen.__file__).parent / "plugins" / "strategy"
+    return {"ANSIBLE_STRATEGY_PLUGINS": str(plugins), "ANSIBLE_STRATEGY": wanted}
+
+
 def run_playbook(
     playbook: Path,
     inventories: list[str],
@@ -113,6 +128,7 @@ def run_playbook(
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_LOCAL_TEMP": str(private_dir / "tmp"),
     }
+    envvars.update(_strategy_env())
     runner = ansible_runner.run(
         private_data_dir=str(private_dir),
         playbook=str(playbook),

@@ -19,9 +19,14 @@ class Testbed:
     __test__ = False
 
     def __init__(self, nodes_file: Path) -> None:
+        self.nodes_file = nodes_file
         self.nodes: list[dict[str, Any]] = json.loads(nodes_file.read_text())
         plan_file = nodes_file.with_name("plan.json")
         self.plan: dict[str, Any] = json.loads(plan_file.read_text()) if plan_file.is_file() else {}
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.nodes_file.with_name("secrets")
 
     @property
     def research_user(self) -> str:

@@ -27,10 +27,17 @@ def test_up_configures_and_passes_its_checks(live: LiveTestbed) -> None:
     assert live.first_up["ansible"]["changed"] > 0
     verify = live.first_up["verify"]
     assert verify["ok"], verify
-    assert verify["tests"] >= 15 and verify["failures"] == 0 and verify["errors"] == 0
+    assert verify["tests"] >= 50 and verify["failures"] == 0 and verify["errors"] == 0
     cases = {c.get("name") for c in ET.parse(verify["report"]).getroot().iter("testcase")}
     assert "test_batch_job_spans_two_nodes" in cases
     assert any(name.startswith("test_munge_credential_decodes_on_controller") for name in cases)
+    assert {
+        "test_mpi_hello_four_ranks_two_hosts",
+        "test_finished_job_in_sacct",
+        "test_gpu_job_gets_cuda_visible_devices",
+        "test_prometheus_has_every_node_up",
+        "test_file_written_by_job_on_one_node_read_on_another",
+    } <= cases
 
 
 def test_timings_written(live: LiveTestbed, isolated_state: Path) -> None:
@@ -51,7 +58,13 @@ def test_status_shows_every_node_running(live: LiveTestbed) -> None:
     proc = run_cli("status", INSTANCE, "--json")
     status = json.loads(proc.stdout)
     assert status["up"] is True
-    assert sorted(n["name"] for n in status["nodes"]) == ["controller", "cpu1", "cpu2", "login"]
+    assert sorted(n["name"] for n in status["nodes"]) == [
+        "controller",
+        "cpu1",
+        "cpu2",
+        "gpu",
+        "login",
+    ]
 
 
 def test_verify_fails_naming_node_when_slurmd_dies_and_up_heals(live: LiveTestbed) -> None:

@@ -32,16 +32,21 @@ def test_cluster_registered(testbed):
 def test_finished_job_in_sacct(testbed, user_shell):
     """A job run as the research user shows up in sacct as COMPLETED with the node it ran on."""
     login = testbed.host(testbed.group("slurm_login")[0])
-    job = user_shell(login, "sbatch --parsable --wait -N1 -t 1 -o /dev/null --wrap hostname")
-    assert job.rc == 0, job.stderr
+    job = user_shell(login, "sbatch --parsable -N1 -t 1 -o /dev/null --wrap hostname")
     job_id = job.stdout.strip().split(";")[0]
+    assert job.rc == 0 and job_id.isdigit(), f"sbatch said {job.stdout!r} {job.stderr!r}"
 
     def record() -> str:
-        out = login.run(f"sacct -n -P -X -j {job_id} --format=JobID,State,NodeList,User")
+        out = login.run(f"sacct -n -P -X -j {job_id} --format=State,NodeList,User")
         return out.stdout.strip()
 
-    assert wait_for(lambda: "COMPLETED" in record(), timeout=60), f"sacct shows {record()!r}"
-    _, state, nodelist, user = record().splitlines()[0].split("|")
-    assert state == "COMPLETED"
+    # slurmctld sends the record to slurmdbd in steps; the user name can lag the state.
+    expected_tail = f"|{testbed.research_user}"
+    assert wait_for(
+        lambda: record().startswith("COMPLETED|") and record().endswith(expected_tail), timeout=60
+    ), f"job {job_id}: sacct shows {record()!r}"
+    final = record()
+    state, nodelist, user = final.splitlines()[0].split("|")
+    assert state == "COMPLETED", final
     assert nodelist in testbed.group("slurm_compute")
-    assert user == testbed.research_user
+    assert user == testbed.research_user, f"job {job_id}: {final!r}"

@@ -40,8 +40,8 @@ def test_batch_job_spans_two_nodes(testbed):
     login = testbed.host(testbed.group("slurm_login")[0])
     out = "/tmp/testbed-check-%j.out"
     job = login.run(f"sbatch --parsable --wait -N2 -t 2 -o {out} --wrap 'srun hostname'")
-    assert job.rc == 0, f"sbatch failed: {job.stdout} {job.stderr}"
     job_id = job.stdout.strip().split(";")[0]
+    assert job.rc == 0 and job_id.isdigit(), f"sbatch said {job.stdout!r} {job.stderr!r}"
     info = login.check_output(f"scontrol show job {job_id}")
     assert "JobState=COMPLETED" in info, info
     batch_host = re.search(r"BatchHost=(\S+)", info)
