@@ -67,6 +67,7 @@ class LocalTarget:
     def preflight(self, plan: Plan) -> None:
         self._site(plan)
         podman.podman_binary()
+        podman.check_network_backend()
         label = instance_label(plan.instance)
         for node in plan.nodes:
             name = container_name(plan.instance, node.name)

@@ -9,14 +9,14 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any
 
-from testbeds.errors import PreflightError
+from testbeds.errors import DeployError, PreflightError
 
 LABEL_PREFIX = "wp5-testbeds"
 INSTANCE_LABEL = f"{LABEL_PREFIX}.instance"
 
 
-class PodmanError(RuntimeError):
-    pass
+class PodmanError(DeployError):
+    """A podman command failed; reported as one line, like every other user-facing error."""
 
 
 def podman_binary() -> str:
@@ -24,9 +24,20 @@ def podman_binary() -> str:
     if binary is None:
         raise PreflightError(
             "podman is not installed; the local target needs it "
-            "(Debian: apt-get install podman runc debootstrap)"
+            "(Debian: apt-get install podman runc iptables debootstrap)"
         )
     return binary
+
+
+def check_network_backend() -> None:
+    """netavark (podman's network backend here) sets up container networks with iptables;
+    without it every `podman run` on a network fails with a bare "No such file"."""
+    backend = run("info", "--format", "{{.Host.NetworkBackend}}", check=False).stdout.strip()
+    if backend == "netavark" and shutil.which("iptables") is None:
+        raise PreflightError(
+            "podman's network backend netavark needs iptables, which is not installed "
+            "(Debian: apt-get install iptables)"
+        )
 
 
 def run(

@@ -12,8 +12,8 @@ from testbeds.targets import podman
 
 def test_list_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
-    assert {k: rows[0][k] for k in ("name", "nodes")} == {"name": "hpc-access", "nodes": 4}
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows["hpc-access"]["nodes"] == 5
 
 
 def test_show_prints_groups_roles_and_hardware(capsys: pytest.CaptureFixture[str]) -> None:

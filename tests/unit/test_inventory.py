@@ -38,17 +38,18 @@ def test_inventory_lists_groups_per_role_and_node_group(plan: Plan) -> None:
     """Every node is in its node group and in one group per role it has."""
     data = yaml.safe_load(render_inventory(plan, fake_nodes(plan), {"munge_key_src": "/k"}))
     children = data["all"]["children"]
-    assert set(children["slurm_compute"]["hosts"]) == {"cpu1", "cpu2"}
+    assert set(children["slurm_compute"]["hosts"]) == {"cpu1", "cpu2", "gpu"}
     assert set(children["cpu"]["hosts"]) == {"cpu1", "cpu2"}
-    assert set(children["common"]["hosts"]) == {"controller", "login", "cpu1", "cpu2"}
+    assert set(children["common"]["hosts"]) == {"controller", "login", "cpu1", "cpu2", "gpu"}
     assert data["all"]["hosts"]["cpu1"]["testbed_traits"]["memory_mb"] == 1000
+    assert data["all"]["hosts"]["gpu"]["testbed_traits"]["gpus"] == 2
     assert data["all"]["vars"]["testbed_instance"] == "inv-test"
     assert data["all"]["vars"]["munge_key_src"] == "/k"
 
 
 def test_missing_node_is_an_error(plan: Plan) -> None:
     """A target that lost a node cannot produce a half inventory."""
-    with pytest.raises(DeployError, match="no address for: cpu2"):
+    with pytest.raises(DeployError, match="no address for: gpu"):
         render_inventory(plan, fake_nodes(plan)[:-1], {})
 
 
