@@ -28,3 +28,13 @@ def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 1.
         if time.monotonic() > deadline:
             return False
         time.sleep(interval)
+
+
+def endpoint_adler32(client: Any, url: str) -> str:
+    """The adler32 a storage endpoint itself reports for a file (root:// checksum query)."""
+    host, path = url.removeprefix("root://").split("/", 1)
+    out = client.run(f"xrdfs root://{host} query checksum /{path.lstrip('/')}")
+    assert out.rc == 0, f"{url}: {out.stderr}"
+    algorithm, value = out.stdout.split()[:2]
+    assert algorithm == "adler32", out.stdout
+    return str(value)

@@ -1,0 +1,34 @@
+"""Start a Rucio daemon with the gfal2 transfer tool registered.
+
+    python -m wp5_rucio.daemon rucio-conveyor-submitter --sleep-time 5
+
+runs the named console script of the same installation, as Rucio ships it, after
+importing this package (which adds ``gfal2`` to Rucio's transfer tools).
+"""
+
+from __future__ import annotations
+
+import runpy
+import shutil
+import sys
+from pathlib import Path
+
+import wp5_rucio  # noqa: F401  (registers the transfer tool)
+
+
+def main() -> None:
+    if len(sys.argv) < 2:
+        sys.exit("usage: python -m wp5_rucio.daemon RUCIO-DAEMON [ARGS...]")
+    name = sys.argv[1]
+    script = Path(sys.executable).with_name(name)
+    if not script.is_file():
+        found = shutil.which(name)
+        if found is None:
+            sys.exit(f"no Rucio daemon script named {name!r}")
+        script = Path(found)
+    sys.argv = [str(script), *sys.argv[2:]]
+    runpy.run_path(str(script), run_name="__main__")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""The gfal2 transfer tool: Rucio's Transfertool interface over local gfal2 workers.
+
+submit() records a job and starts a worker process for it; bulk_query() reads the job
+records back. The conveyor's submitter, poller and finisher keep their usual roles, so
+retries, source ranking and rule evaluation are Rucio's own.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from rucio.db.sqla.constants import RequestState
+from rucio.transfertool.transfertool import (
+    TransferStatusReport,
+    Transfertool,
+    TransferToolBuilder,
+)
+
+from wp5_rucio import jobs
+
+_STATES = {
+    jobs.DONE: RequestState.DONE,
+    jobs.FAILED: RequestState.FAILED,
+    jobs.CANCELLED: RequestState.FAILED,
+}
+# Workers this process started; reaped on the next submission so none lingers as a zombie.
+_WORKERS: list[subprocess.Popen[bytes]] = []
+
+
+def _utc(timestamp: float | None) -> datetime | None:
+    if not timestamp:
+        return None
+    return datetime.fromtimestamp(timestamp, tz=UTC).replace(tzinfo=None)
+
+
+class Gfal2TransferStatusReport(TransferStatusReport):
+    supported_db_fields = [
+        "state",
+        "external_id",
+        "started_at",
+        "transferred_at",
+        "source_rse_id",
+        "err_msg",
+    ]
+
+    def __init__(self, request_id: str, job: dict[str, Any], item: dict[str, Any] | None) -> None:
+        super().__init__(request_id)
+        self._job = job
+        self._item = item or {}
+        # Every field stays empty until the copy has finished: Rucio treats any non-empty
+        # field as a state change to record.
+        self.external_id = None
+        self.source_rse_id = None
+        self.state = None
+        self.err_msg = None
+        self.started_at = None
+        self.transferred_at = None
+
+    def __str__(self) -> str:
+        return (
+            f"gfal2 job {self._job.get('id')}: {self._item.get('src')} -> "
+            f"{self._item.get('dst')} ({self._item.get('state', self._job.get('state'))})"
+        )
+
+    def initialize(self, session: Any, logger: Any = logging.log) -> None:
+        state = self._item.get("state") or self._job.get("state")
+        if state in _STATES:
+            self.state = _STATES[state]
+            self.external_id = self._job.get("id")
+            self.source_rse_id = self._item.get("src_rse_id")
+            self.err_msg = self._item.get("reason") or self._job.get("reason") or None
+            self.started_at = _utc(self._job.get("started_at"))
+            self.transferred_at = _utc(self._item.get("finished_at"))
+
+    def get_monitor_msg_fields(self, session: Any, logger: Any = logging.log) -> dict[str, Any]:
+        self.ensure_initialized(session, logger)
+        return {
+            "src-url": self._item.get("src"),
+            "dst-url": self._item.get("dst"),
+            "reason": self.err_msg,
+            "transferred_at": self.transferred_at,
+        }
+
+
+class Gfal2Transfertool(Transfertool):
+    """Third-party copies run by gfal2 on the Rucio host (root:// and davs://)."""
+
+    external_name = "gfal2"
+    required_rse_attrs = ()
+    supported_schemes = {"root", "davs", "https"}
+
+    def __init__(self, external_host: str = "gfal2", logger: Any = logging.log, **_: Any) -> None:
+        super().__init__(external_host, logger)
+
+    @classmethod
+    def submission_builder_for_path(
+        cls, transfer_path: list[Any], logger: Any = logging.log
+    ) -> tuple[list[Any], TransferToolBuilder | None]:
+        # One hop at a time; a multi-hop path is submitted hop by hop by the conveyor.
+        return transfer_path[:1], TransferToolBuilder(cls, external_host="gfal2")
+
+    def group_into_submit_jobs(self, transfer_paths: Iterable[list[Any]]) -> list[dict[str, Any]]:
+        # One job per file, so that one slow or failing copy does not hold up the others.
+        return [{"transfers": list(path), "job_params": {}} for path in transfer_paths]
+
+    def submit(
+        self, transfers: Iterable[Any], job_params: dict[str, str], timeout: int | None = None
+    ) -> str:
+        for worker in list(_WORKERS):
+            if worker.poll() is not None:
+                _WORKERS.remove(worker)
+        job_id = uuid.uuid4().hex
+        files = [
+            {
+                "request_id": transfer.rws.request_id,
+                "scope": str(transfer.rws.scope),
+                "name": transfer.rws.name,
+                "src": transfer.source_url(transfer.src),
+                "src_rse_id": transfer.src.rse.id,
+                "dst": transfer.dest_url,
+                "adler32": transfer.rws.adler32,
+                "bytes": transfer.rws.byte_count,
+                "state": jobs.SUBMITTED,
+            }
+            for transfer in transfers
+        ]
+        job: dict[str, Any] = {
+            "id": job_id,
+            "state": jobs.SUBMITTED,
+            "submitted_at": time.time(),
+            "files": files,
+        }
+        jobs.write_job(job)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "wp5_rucio.worker", job_id],
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        _WORKERS.append(worker)
+        job["pid"] = worker.pid
+        current = jobs.read_job(job_id) or job
+        current["pid"] = worker.pid
+        jobs.write_job(current)
+        self.logger(logging.INFO, "gfal2 job %s started (pid %d): %s", job_id, worker.pid, files)
+        return job_id
+
+    def bulk_query(
+        self, requests_by_eid: Mapping[str, Mapping[str, Any]], timeout: int | None = None
+    ) -> dict[str, dict[str, TransferStatusReport]]:
+        response: dict[str, dict[str, TransferStatusReport]] = {}
+        for job_id, requests in requests_by_eid.items():
+            job = jobs.read_job(job_id) or {
+                "id": job_id,
+                "state": jobs.FAILED,
+                "reason": "gfal2 job record lost",
+            }
+            # A worker that is just starting gets a moment to write its pid.
+            if (
+                job["state"] not in jobs.FINAL_STATES
+                and not jobs.worker_alive(job.get("pid"))
+                and time.time() - job.get("updated_at", 0) > 30
+            ):
+                job["state"] = jobs.FAILED
+                job["reason"] = "gfal2 worker exited without a result"
+                for item in job.get("files", []):
+                    if item["state"] not in jobs.FINAL_STATES:
+                        item["state"], item["reason"] = jobs.FAILED, job["reason"]
+                jobs.write_job(job)
+            by_request = {f["request_id"]: f for f in job.get("files", [])}
+            response[job_id] = {
+                request_id: Gfal2TransferStatusReport(request_id, job, by_request.get(request_id))
+                for request_id in requests
+            }
+        return response
+
+    def cancel(self, transfer_ids: Sequence[str], timeout: int | None = None) -> bool:
+        for job_id in transfer_ids:
+            job = jobs.read_job(job_id)
+            if job and job["state"] not in jobs.FINAL_STATES:
+                job["state"], job["reason"] = jobs.CANCELLED, "cancelled by Rucio"
+                jobs.write_job(job)
+        return True
+
+    def update_priority(self, transfer_id: str, priority: int, timeout: int | None = None) -> bool:
+        return True

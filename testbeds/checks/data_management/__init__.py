@@ -1,0 +1,1 @@
+"""Rucio: the server, its storage elements, rules replicating datasets by third-party copy."""

@@ -1,0 +1,33 @@
+"""Fixtures of the data-management checks: a Rucio client on the client node."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PROBE = Path(__file__).with_name("rucio_probe.py")
+CLIENT_PYTHON = "/opt/rucio-clients/venv/bin/python"
+
+
+@pytest.fixture(scope="session")
+def client(testbed: Any) -> Any:
+    return testbed.host(testbed.group("rucio_client")[0])
+
+
+@pytest.fixture(scope="session")
+def rucio(client: Any) -> Iterator[Callable[..., Any]]:
+    """Run one Rucio operation on the client node, through Rucio's REST API."""
+    workdir = client.check_output("mktemp -d")
+    client.run(f"cat > {workdir}/rucio_probe.py <<'EOF'\n{PROBE.read_text()}\nEOF")
+
+    def run(*args: object) -> Any:
+        out = client.run(f"{CLIENT_PYTHON} {workdir}/rucio_probe.py {' '.join(map(str, args))}")
+        assert out.rc == 0, f"rucio {args[0]} failed:\n{out.stderr[-3000:]}"
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    yield run
+    client.run(f"rm -rf {workdir}")

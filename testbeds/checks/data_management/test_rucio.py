@@ -1,0 +1,136 @@
+"""Rucio: the server and its daemons, the storage elements the definition describes, and a
+rule that replicates a dataset by third-party copy with every checksum verified."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from testbeds.checks.helpers import assert_service_running, endpoint_adler32, wait_for
+
+DAEMONS = [
+    "judge-evaluator",
+    "judge-repairer",
+    "judge-cleaner",
+    "conveyor-submitter",
+    "conveyor-poller",
+    "conveyor-finisher",
+    "reaper",
+]
+DATASET_FILES = 4
+FILE_BYTES = 512 * 1024 + 3
+REPLICATION_TIMEOUT_S = 180
+DELETION_TIMEOUT_S = 180
+
+
+def rse_name(node: str) -> str:
+    return node.upper()
+
+
+@pytest.mark.nodes("rucio")
+def test_rucio_server_running(host):
+    """The REST server (gunicorn) is active and enabled."""
+    assert_service_running(host, "rucio-server")
+
+
+@pytest.mark.nodes("rucio")
+@pytest.mark.parametrize("daemon", DAEMONS)
+def test_rucio_daemon_running(host, daemon):
+    """Each Rucio daemon runs as its own systemd service."""
+    assert_service_running(host, f"rucio-{daemon}")
+
+
+def test_server_answers_over_tls_from_testbed_ca(testbed, client):
+    """The client reaches the server over HTTPS, verifying it against the testbed CA."""
+    server = testbed.group("rucio")[0]
+    out = client.run(f"curl -sS --fail --cacert /etc/grid-security/ca.pem https://{server}/ping")
+    assert out.rc == 0, out.stderr
+    assert '"version"' in out.stdout
+
+
+def test_every_endpoint_is_an_rse_with_both_protocols(testbed, rucio):
+    """Each XRootD endpoint is an RSE with root:// and davs:// on that host."""
+    rses = rucio("topology")["rses"]
+    for node in testbed.group("xrootd"):
+        assert rse_name(node) in rses, f"no RSE for endpoint {node}: {sorted(rses)}"
+        assert rses[rse_name(node)]["schemes"] == ["davs", "root"]
+        assert rses[rse_name(node)]["hosts"] == [node]
+
+
+def test_hpc_endpoint_is_marked_as_hpc_site(testbed, rucio):
+    """The HPC site's endpoint carries hpc_site=True, so rules can target it by expression."""
+    rses = rucio("topology")["rses"]
+    flagged = {name for name, rse in rses.items() if rse["attributes"].get("hpc_site") is True}
+    assert flagged == {rse_name(node) for node in testbed.group("hpc")}
+
+
+def test_distances_between_every_pair(testbed, rucio):
+    """Every ordered pair of RSEs has a distance, so the conveyor can route between them."""
+    distances = rucio("topology")["distances"]
+    names = [rse_name(node) for node in testbed.group("xrootd")]
+    for src in names:
+        for dst in names:
+            if src != dst:
+                assert distances[src][dst] is not None, f"no distance {src} -> {dst}"
+
+
+@pytest.fixture(scope="module")
+def replicated(testbed, rucio):
+    """A dataset uploaded to the first endpoint and a rule asking for two more copies."""
+    source, *others = [rse_name(node) for node in testbed.group("xrootd")]
+    dataset = rucio(
+        "dataset", "testbed", f"ds-{uuid.uuid4().hex[:8]}", source, DATASET_FILES, FILE_BYTES
+    )
+    expression = "|".join(others)
+    rule = rucio("rule-add", dataset["did"], 2, f"'{expression}'")["rule"]
+    reached = wait_for(
+        lambda: rucio("rule", rule)["state"] == "OK", timeout=REPLICATION_TIMEOUT_S, interval=3
+    )
+    return {**dataset, "rule": rule, "source": source, "targets": others, "ok": reached}
+
+
+def test_rule_replicates_dataset_to_two_more_endpoints(replicated, rucio):
+    """The rule reaches OK within the bound, with every file's lock OK."""
+    state = rucio("rule", replicated["rule"])
+    assert replicated["ok"], f"rule not OK after {REPLICATION_TIMEOUT_S}s: {state}"
+    assert state["locks_ok_cnt"] == DATASET_FILES * 2
+
+
+def test_every_replica_has_the_source_checksum(replicated, rucio, client):
+    """Each replica's adler32, as each endpoint computes it, equals the checksum computed
+    from the bytes before upload and the one in Rucio's catalogue."""
+    assert replicated["ok"]
+    found = rucio("replicas", replicated["did"])
+    assert len(found) == DATASET_FILES
+    for uploaded in replicated["files"]:
+        entry = found[uploaded["name"]]
+        assert entry["adler32"] == uploaded["adler32"]
+        assert set(entry["replicas"]) == {replicated["source"], *replicated["targets"]}
+        for rse, pfn in entry["replicas"].items():
+            assert endpoint_adler32(client, pfn) == uploaded["adler32"], f"{rse}: {pfn}"
+
+
+def test_deleting_the_rule_lets_the_reaper_remove_replicas(replicated, rucio, client):
+    """Once the rule is gone, the reaper deletes the extra replicas from the endpoints."""
+    assert replicated["ok"]
+    before = rucio("replicas", replicated["did"])
+    extra = [
+        pfn
+        for entry in before.values()
+        for rse, pfn in entry["replicas"].items()
+        if rse in replicated["targets"]
+    ]
+    rucio("rule-delete", replicated["rule"])
+
+    def gone() -> bool:
+        now = rucio("replicas", replicated["did"])
+        return all(set(entry["replicas"]) == {replicated["source"]} for entry in now.values())
+
+    assert wait_for(gone, timeout=DELETION_TIMEOUT_S, interval=3), (
+        f"replicas still listed: {rucio('replicas', replicated['did'])}"
+    )
+    for pfn in extra:
+        host, path = pfn.removeprefix("root://").split("/", 1)
+        stat = client.run(f"xrdfs root://{host} stat /{path.lstrip('/')}")
+        assert stat.rc != 0, f"{pfn} is still on disk"

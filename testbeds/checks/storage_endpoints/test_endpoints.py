@@ -1,0 +1,109 @@
+"""Every endpoint serves root:// and davs:// with a certificate from the testbed CA, and
+third-party copy between every pair of endpoints keeps the adler32 checksum."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+import zlib
+
+import pytest
+
+from testbeds.checks.helpers import assert_service_running, endpoint_adler32
+
+ROOT_PORT = 1094
+HTTPS_PORT = 8443
+PAYLOAD_BYTES = 3 * 1024 * 1024 + 17  # not a multiple of any block size
+
+
+def endpoints(testbed) -> list[str]:
+    return testbed.group("xrootd")
+
+
+@pytest.fixture(scope="module")
+def client(testbed):
+    return testbed.host(testbed.group("data_client")[0])
+
+
+@pytest.fixture(scope="module")
+def payload(client):
+    """A random file on the client, and its adler32 computed here, independently of XRootD."""
+    path = f"/tmp/tpc-payload-{uuid.uuid4().hex[:8]}"
+    client.check_output(f"head -c {PAYLOAD_BYTES} /dev/urandom > {path}")
+    data = client.file(path).content
+    yield path, f"{zlib.adler32(data) & 0xFFFFFFFF:08x}"
+    client.run(f"rm -f {path}")
+
+
+@pytest.mark.nodes("xrootd")
+def test_xrootd_running(host):
+    """The endpoint's daemon is active and enabled."""
+    assert_service_running(host, "xrootd@testbed")
+
+
+@pytest.mark.nodes("xrootd")
+def test_certificate_signed_by_testbed_ca(testbed, client, node):
+    """The endpoint's TLS certificate verifies against the testbed CA, for its own name."""
+    out = client.run(
+        f"echo | openssl s_client -connect {node}:{HTTPS_PORT} -servername {node} "
+        f"-verify_hostname {node} -CAfile /etc/grid-security/ca.pem -verify_return_error"
+    )
+    assert out.rc == 0, out.stderr[-2000:]
+    assert "Verify return code: 0 (ok)" in out.stdout
+    issuer = client.check_output(
+        f"echo | openssl s_client -connect {node}:{HTTPS_PORT} 2>/dev/null "
+        "| openssl x509 -noout -issuer"
+    )
+    assert "wp5-testbeds CA" in issuer
+
+
+@pytest.mark.nodes("xrootd")
+@pytest.mark.parametrize("scheme", ["root", "davs"])
+def test_upload_and_read_back(testbed, client, payload, node, scheme):
+    """A file uploaded over each protocol reads back byte for byte."""
+    path, _ = payload
+    base = f"root://{node}:{ROOT_PORT}/" if scheme == "root" else f"davs://{node}:{HTTPS_PORT}"
+    name = f"/data/rw-{scheme}-{uuid.uuid4().hex[:8]}"
+    put = client.run(f"GFAL_PYTHONBIN=/usr/bin/python3 gfal-copy -f file://{path} {base}{name}")
+    assert put.rc == 0, put.stdout + put.stderr
+    get = client.run(
+        f"GFAL_PYTHONBIN=/usr/bin/python3 gfal-copy -f {base}{name} file://{path}.back "
+        f"&& cmp {path} {path}.back"
+    )
+    assert get.rc == 0, get.stdout + get.stderr
+    client.run(f"rm -f {path}.back; xrdfs root://{node} rm {name}")
+
+
+PAIRS = list(itertools.permutations(range(3), 2))
+
+
+@pytest.mark.parametrize("pair", PAIRS, ids=[f"{a}to{b}" for a, b in PAIRS])
+@pytest.mark.parametrize("protocol", ["root", "davs"])
+def test_third_party_copy_keeps_checksum(testbed, client, payload, protocol, pair):
+    """TPC from each endpoint to each other one succeeds, over root:// (xrdcp --tpc only) and
+    over davs:// (HTTP COPY, pulled by the destination); adler32 matches the source."""
+    names = endpoints(testbed)
+    src, dst = names[pair[0]], names[pair[1]]
+    path, expected = payload
+    name = f"/data/tpc-{protocol}-{uuid.uuid4().hex[:8]}"
+    seed = client.run(f"xrdcp -f {path} root://{src}:{ROOT_PORT}/{name}")
+    assert seed.rc == 0, seed.stderr
+    if protocol == "root":
+        copy = client.run(
+            f"xrdcp -f --tpc only root://{src}:{ROOT_PORT}/{name} root://{dst}:{ROOT_PORT}/{name}"
+        )
+    else:
+        copy = client.run(
+            "curl -sS --fail-with-body -X COPY -H 'Credential: none' "
+            f"-H 'Source: https://{src}:{HTTPS_PORT}{name}' https://{dst}:{HTTPS_PORT}{name}"
+        )
+    assert copy.rc == 0, copy.stdout + copy.stderr
+    assert endpoint_adler32(client, f"root://{src}/{name}") == expected
+    assert endpoint_adler32(client, f"root://{dst}/{name}") == expected
+    client.run(f"xrdfs root://{src} rm {name}; xrdfs root://{dst} rm {name}")
+
+
+def test_hpc_site_endpoint_present(testbed):
+    """One endpoint is the HPC site's data-transfer node."""
+    assert testbed.group("hpc"), "no endpoint in the hpc node group"
+    assert set(testbed.group("hpc")) <= set(endpoints(testbed))
