@@ -228,7 +228,10 @@ class LocalTarget:
         removed: list[str] = []
         names = [item["Names"][0] for item in podman.containers(label)]
         if names:
-            podman.run("rm", "--force", "--time", "5", *names, timeout=120)
+            # Stop first, then remove: a node's systemd can outlast the grace time, and a
+            # forced removal then races with the container's own exit ("state improper").
+            podman.run("stop", "--time", "5", *names, check=False, timeout=120)
+            podman.run("rm", "--force", *names, timeout=120)
             removed += [f"container {n}" for n in names]
         for volume in podman.volumes(label):
             podman.run("volume", "rm", "--force", volume)
