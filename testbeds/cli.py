@@ -64,6 +64,11 @@ def cmd_show(args: argparse.Namespace) -> int:
             lines.append(f"      {group['description']}")
         lines.append(f"      roles: {', '.join(group['roles'])}")
         lines.append(f"      hardware: {hw}")
+        if group["expose"]:
+            ports = ", ".join(
+                f"{p['port']}/{p['protocol']} {p['description']}".rstrip() for p in group["expose"]
+            )
+            lines.append(f"      exposes: {ports}")
         lines += [f"      on target {data['target']}: {note}" for note in group["hardware_notes"]]
     lines.append(f"  checks: {', '.join(data['checks'])}")
     _emit(data, args.json, "\n".join(lines))
@@ -167,6 +172,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("testbed: interrupted; run the same command again to converge", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Output piped into a command that stopped reading (`| head`): not an error.
+        sys.stderr.close()
+        return 0
     return code
 
 

@@ -95,6 +95,22 @@ def up(plan: Plan, verbose: bool = False, run_verify: bool = True) -> UpResult:
     say(f"provisioning {len(plan.nodes)} node(s) of {plan.name} on target {plan.target}")
     with timings.phase("provision"):
         nodes = target.provision(plan, state)
+    return configure(plan, state, nodes, target, timings, verbose, run_verify)
+
+
+def configure(
+    plan: Plan,
+    state: StateDir,
+    nodes: list[ProvisionedNode],
+    target: Target,
+    timings: Timings | None = None,
+    verbose: bool = False,
+    run_verify: bool = True,
+) -> UpResult:
+    """Render the inventory for provisioned nodes, run the playbook, then the checks.
+
+    Every target ends here, whether `testbed up` or a Pulumi program provisioned the nodes."""
+    timings = timings or Timings()
     with timings.phase("inventory"):
         write_json(state.nodes_file, [n.as_dict() for n in nodes])
         write_json(state.path / "plan.json", plan.as_dict())

@@ -65,6 +65,7 @@ class Plan:
                         if trait in notes and getattr(g.traits, trait)
                     ],
                     "nodes": g.node_names(),
+                    "expose": [port.model_dump() for port in g.expose],
                 }
                 for g in self.definition.node_groups
             ],

@@ -38,6 +38,14 @@ class Traits(Strict):
         return self
 
 
+class ExposedPort(Strict):
+    """A service port users reach from outside the testbed (opened only where declared)."""
+
+    port: int = Field(ge=1, le=65535)
+    protocol: Literal["tcp", "udp"] = "tcp"
+    description: str = ""
+
+
 class NodeGroup(Strict):
     """A set of identical nodes: same roles, same traits."""
 
@@ -46,6 +54,12 @@ class NodeGroup(Strict):
     count: int = Field(default=1, ge=1, le=256)
     roles: tuple[Annotated[str, Field(pattern=GROUP_NAME_PATTERN)], ...] = Field(min_length=1)
     traits: Traits = Traits()
+    anti_affinity: bool = Field(
+        default=False, description="spread the group's nodes over different hypervisors"
+    )
+    expose: tuple[ExposedPort, ...] = Field(
+        default=(), description="ports reachable from the site's allowed networks"
+    )
 
     @field_validator("roles")
     @classmethod
@@ -129,6 +143,34 @@ class LocalSite(Strict):
     )
 
 
+CIDR = Annotated[str, Field(pattern=r"^[0-9a-fA-F:.]+/[0-9]{1,3}$")]
+
+
+class OpenStackSite(Strict):
+    """Values the OpenStack target needs from a site: what its cloud calls things."""
+
+    cloud: str = Field(description="entry in clouds.yaml (as OS_CLOUD would name it)")
+    external_network: str = Field(description="network floating IPs and the router use")
+    image: str = Field(description="Debian 12 image every node boots")
+    flavor: str = Field(description="flavor of nodes whose group has no entry in flavors")
+    flavors: dict[str, str] = Field(default_factory=dict, description="flavor per node group")
+    gpu_flavor: str | None = Field(default=None, description="flavor of groups with gpus > 0")
+    infiniband_network: str | None = Field(
+        default=None, description="provider network of the IB/RoCE fabric, for infiniband groups"
+    )
+    infiniband_vnic_type: Literal["direct", "direct-physical", "macvtap", "normal"] = "direct"
+    allowed_ssh_cidrs: tuple[CIDR, ...] = Field(
+        min_length=1, description="networks allowed to reach the entry node over SSH"
+    )
+    allowed_service_cidrs: tuple[CIDR, ...] = Field(
+        default=(), description="networks allowed to reach exposed ports (default: the SSH ones)"
+    )
+    subnet_cidr: CIDR = "10.42.0.0/24"
+    dns_nameservers: tuple[str, ...] = ()
+    ssh_user: str = Field(default="debian", description="login user of the image")
+    volume_type: str | None = None
+
+
 class SiteProfile(Strict):
     """Site-specific values layered on top of a definition (inventories/<site>/site.yml)."""
 
@@ -136,6 +178,7 @@ class SiteProfile(Strict):
     description: str = ""
     default_target: TargetName = "local"
     local: LocalSite | None = None
+    openstack: OpenStackSite | None = None
 
 
 def valid_name(name: str) -> bool:

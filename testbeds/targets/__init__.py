@@ -14,7 +14,13 @@ def _local() -> Target:
     return LocalTarget()
 
 
-TARGETS: dict[str, Callable[[], Target]] = {"local": _local}
+def _openstack() -> Target:
+    from testbeds.targets.openstack import OpenStackTarget
+
+    return OpenStackTarget()
+
+
+TARGETS: dict[str, Callable[[], Target]] = {"local": _local, "openstack": _openstack}
 
 
 def get_target(name: str) -> Target:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -65,3 +67,16 @@ def test_missing_site_value_fails_before_anything_is_created(
     err = capsys.readouterr().err
     assert f"{site}: local: missing" in err
     assert not podman.containers(f"{podman.INSTANCE_LABEL}=never-made")
+
+
+@pytest.mark.skipif(
+    shutil.which("pulumi") is not None, reason="the Pulumi CLI is installed: a real deployment"
+)
+def test_openstack_target_without_pulumi_cli_refused_before_anything_is_created(
+    isolated_state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without the Pulumi CLI (as on these machines) the openstack target says what it needs
+    and creates nothing, not even the instance's state directory."""
+    assert main(["up", "hpc-access", "--site", "partner-a", "--target", "openstack"]) == 2
+    assert "needs the Pulumi CLI on PATH" in capsys.readouterr().err
+    assert not (isolated_state / "hpc-access").exists()

@@ -30,7 +30,8 @@ def topology(client):
         src: {dst: (client.get_distance(src, dst) or [{}])[0].get("distance") for dst in rses}
         for src in rses
     }
-    return {"rses": rses, "distances": distances}
+    limits = client.get_local_account_limits("root")
+    return {"rses": rses, "distances": distances, "limits": limits}
 
 
 def dataset(client, scope, name, rse, count, size):

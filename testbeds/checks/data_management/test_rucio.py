@@ -65,6 +65,15 @@ def test_hpc_endpoint_is_marked_as_hpc_site(testbed, rucio):
     assert flagged == {rse_name(node) for node in testbed.group("hpc")}
 
 
+def test_account_limit_from_definition(testbed, rucio):
+    """The root account's quota on every RSE is the one the definition sets."""
+    limits = rucio("topology")["limits"]
+    wanted = testbed.plan["vars"]["rucio_account_limit_bytes"]
+    assert {name: limits.get(name) for name in limits} == {
+        rse_name(node): wanted for node in testbed.group("xrootd")
+    }
+
+
 def test_distances_between_every_pair(testbed, rucio):
     """Every ordered pair of RSEs has a distance, so the conveyor can route between them."""
     distances = rucio("topology")["distances"]

@@ -1,0 +1,44 @@
+"""A testbed on OpenStack: read the stack config, build the components, export the nodes."""
+
+import pulumi
+import pulumi_random as random
+import pulumi_tls as tls
+
+from testbeds.cloud.configure import TestbedConfiguration
+from testbeds.cloud.openstack import OpenStackTestbed, OpenStackTestbedArgs
+from testbeds.cloud.sites import openstack_site
+from testbeds.plan import resolve
+
+config = pulumi.Config()
+plan = resolve(
+    config.require("testbed"),
+    site=config.require("site"),
+    target="openstack",
+    instance=config.get("instance") or None,
+)
+# The control node's SSH key and the munge key: generated once per stack, Pulumi secrets.
+ssh_key = tls.PrivateKey(f"{plan.instance}-ssh", algorithm="ED25519")
+munge_key = random.RandomBytes(f"{plan.instance}-munge", length=1024)
+testbed = OpenStackTestbed(
+    plan.instance,
+    OpenStackTestbedArgs(
+        plan=plan, site=openstack_site(plan), public_key=ssh_key.public_key_openssh
+    ),
+)
+if config.get_bool("configure") is not False:
+    # `pulumi up` then gives a configured, checked testbed; `testbed up --target openstack`
+    # sets configure=false and runs the same step itself, with live progress.
+    configured = TestbedConfiguration(
+        f"{plan.instance}-configure",
+        testbed=plan.name,
+        site=plan.site.name,
+        instance=plan.instance,
+        nodes=testbed.nodes,
+        munge_key_b64=munge_key.base64,
+        ssh_private_key=ssh_key.private_key_openssh,
+        opts=pulumi.ResourceOptions(depends_on=[testbed]),
+    )
+    pulumi.export("checks_passed", configured.checks_passed)
+pulumi.export("nodes", testbed.nodes)
+pulumi.export("entry_address", testbed.entry_address)
+pulumi.export("ssh_private_key", pulumi.Output.secret(ssh_key.private_key_openssh))

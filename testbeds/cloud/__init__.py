@@ -1,0 +1,1 @@
+"""Pulumi components that build a testbed's infrastructure on a cloud, from its plan."""

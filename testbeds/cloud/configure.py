@@ -1,0 +1,141 @@
+"""Configure and check a cloud testbed as a step of `pulumi up`: a Pulumi dynamic resource.
+
+Its inputs are the provisioned nodes and content hashes of the definition, the site
+profile and the roles; when any of them changes, Pulumi calls update() and the playbook
+and the checks run again. It needs no provider plugin beyond the Python SDK. The munge
+key arrives as a Pulumi secret and is written only into the instance's private state
+directory, where the roles read it from.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi.dynamic as dynamic
+
+from testbeds import paths
+from testbeds.loader import definition_path, site_dir
+
+# Inputs whose change means the nodes must be configured again.
+TRIGGERS = ("nodes", "definition_hash", "site_hash", "roles_hash")
+
+
+def tree_hash(*roots: Path) -> str:
+    """A hash of every file under the given folders (names and contents)."""
+    digest = hashlib.sha256()
+    for root in roots:
+        for path in sorted(
+            p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+        ):
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def source_hashes(testbed: str, site: str) -> dict[str, str]:
+    return {
+        "definition_hash": tree_hash(definition_path(testbed).parent, paths.PLAYBOOKS_DIR),
+        "site_hash": tree_hash(site_dir(site), paths.inventories_dir() / "common"),
+        "roles_hash": tree_hash(paths.roles_dir()),
+    }
+
+
+def needs_configuring(olds: dict[str, Any], news: dict[str, Any]) -> list[str]:
+    return [key for key in TRIGGERS if olds.get(key) != news.get(key)]
+
+
+def _run(props: dict[str, Any]) -> dict[str, Any]:
+    # Imported here: the provider runs inside the Pulumi engine's Python process.
+    from testbeds import deploy
+    from testbeds.plan import resolve
+    from testbeds.state import StateDir, write_private
+    from testbeds.targets import get_target
+    from testbeds.targets.base import ProvisionedNode
+
+    plan = resolve(
+        props["testbed"], site=props["site"], target="openstack", instance=props["instance"]
+    )
+    state = StateDir(plan.instance)
+    state.write_meta(
+        {
+            "testbed": plan.name,
+            "site": plan.site.name,
+            "target": plan.target,
+            "instance": plan.instance,
+        }
+    )
+    write_private(state.secrets_dir / "munge.key", base64.b64decode(props["munge_key_b64"]))
+    key_file = state.secrets_dir / "ssh_cloud_ed25519"
+    write_private(key_file, props["ssh_private_key"].encode())
+    nodes = []
+    for record in props["nodes"]:
+        record = {
+            **record,
+            "ansible_vars": {
+                **record["ansible_vars"],
+                "ansible_ssh_private_key_file": str(key_file),
+            },
+        }
+        nodes.append(ProvisionedNode.from_dict(record))
+    result = deploy.configure(plan, state, nodes, get_target(plan.target))
+    if result.verify is None or not result.verify.ok:
+        raise RuntimeError(
+            f"testbed {plan.instance} is configured but failed its checks: {result.verify}"
+        )
+    return {"ansible_changed": result.playbook.changed_total, "checks_passed": result.verify.tests}
+
+
+class ConfigureProvider(dynamic.ResourceProvider):
+    def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
+        return dynamic.CreateResult(id_=props["instance"], outs={**props, **_run(props)})
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
+        changed = needs_configuring(olds, news)
+        return dynamic.DiffResult(changes=bool(changed), replaces=[], delete_before_replace=False)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.UpdateResult:
+        return dynamic.UpdateResult(outs={**news, **_run(news)})
+
+    def delete(self, _id: str, _props: dict[str, Any]) -> None:
+        """Nothing to undo: the instances it configured are deleted by their own resources."""
+
+
+class TestbedConfiguration(dynamic.Resource):
+    """The testbed's playbook and checks, run against the nodes of a cloud stack."""
+
+    __test__ = False
+    ansible_changed: pulumi.Output[int]
+    checks_passed: pulumi.Output[int]
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        testbed: str,
+        site: str,
+        instance: str,
+        nodes: pulumi.Input[list[dict[str, Any]]],
+        munge_key_b64: pulumi.Input[str],
+        ssh_private_key: pulumi.Input[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(
+            ConfigureProvider(),
+            name,
+            {
+                "testbed": testbed,
+                "site": site,
+                "instance": instance,
+                "nodes": nodes,
+                "munge_key_b64": pulumi.Output.secret(munge_key_b64),
+                "ssh_private_key": pulumi.Output.secret(ssh_private_key),
+                **source_hashes(testbed, site),
+                "ansible_changed": None,
+                "checks_passed": None,
+            },
+            opts,
+        )

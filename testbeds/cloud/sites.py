@@ -1,0 +1,35 @@
+"""What the cloud targets read from a site profile, checked before anything is created."""
+
+from __future__ import annotations
+
+from testbeds.errors import DefinitionError
+from testbeds.loader import site_dir
+from testbeds.plan import Plan
+from testbeds.schema import NodeGroup, OpenStackSite
+
+
+def openstack_site(plan: Plan) -> OpenStackSite:
+    """The plan's OpenStack site values, or an error naming the file and field."""
+    site = plan.site.openstack
+    if site is None:
+        raise DefinitionError(
+            site_dir(plan.site.name) / "site.yml",
+            "openstack",
+            "missing: the openstack target needs it",
+        )
+    for group in plan.definition.node_groups:
+        if group.traits.gpus and group.name not in site.flavors and not site.gpu_flavor:
+            raise DefinitionError(
+                site_dir(plan.site.name) / "site.yml",
+                "openstack.gpu_flavor",
+                f"missing: node group {group.name!r} has GPUs and no flavor of its own",
+            )
+    return site
+
+
+def flavor_for(group: NodeGroup, site: OpenStackSite) -> str:
+    if group.name in site.flavors:
+        return site.flavors[group.name]
+    if group.traits.gpus and site.gpu_flavor:
+        return site.gpu_flavor
+    return site.flavor

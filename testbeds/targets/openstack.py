@@ -1,0 +1,110 @@
+"""The OpenStack target: the Pulumi program in stacks/openstack, driven through Pulumi's
+Automation API (one stack per instance), with a pre-flight against the cloud first."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from testbeds import paths
+from testbeds.cloud.openstack_preflight import check
+from testbeds.cloud.sites import openstack_site
+from testbeds.errors import PreflightError
+from testbeds.plan import Plan
+from testbeds.progress import say
+from testbeds.state import StateDir
+from testbeds.targets.base import NodeStatus, ProvisionedNode
+
+PROJECT = "wp5-testbeds-openstack"
+
+
+def stack_dir() -> Path:
+    return paths.project_root() / "stacks" / "openstack"
+
+
+def _require_pulumi() -> None:
+    if shutil.which("pulumi") is None:
+        raise PreflightError(
+            "the openstack target drives stacks/openstack through the Pulumi Automation API, "
+            "which needs the Pulumi CLI on PATH; install it, or run `pulumi up` in "
+            "stacks/openstack yourself"
+        )
+
+
+def _stack(instance: str, create: bool) -> Any:
+    from pulumi import automation as auto
+
+    if create:
+        return auto.create_or_select_stack(stack_name=instance, work_dir=str(stack_dir()))
+    return auto.select_stack(stack_name=instance, work_dir=str(stack_dir()))
+
+
+class OpenStackTarget:
+    name = "openstack"
+    # NFS from the server node: the cloud gives block volumes, not shared filesystems.
+    provides_shared_filesystems = False
+    # Real hardware: GPU flavors and IB/RoCE ports are what the site profile names.
+    hardware_notes: dict[str, str] = {}
+
+    def preflight(self, plan: Plan) -> None:
+        site = openstack_site(plan)
+        _require_pulumi()
+        import openstack
+
+        check(openstack.connect(cloud=site.cloud), plan)
+
+    def provision(self, plan: Plan, state: StateDir) -> list[ProvisionedNode]:
+        stack = _stack(plan.instance, create=True)
+        for key, value in (
+            ("testbed", plan.name),
+            ("site", plan.site.name),
+            ("instance", plan.instance),
+            # `testbed up` configures and checks the nodes itself, with live progress.
+            ("configure", "false"),
+        ):
+            stack.set_config(f"{PROJECT}:{key}", _config_value(value))
+        say(f"pulumi up: stack {plan.instance} in {stack_dir()}")
+        result = stack.up(on_output=lambda line: say(f"  {line.rstrip()}"))
+        outputs = result.outputs
+        key_file = state.secrets_dir / "ssh_cloud_ed25519"
+        state.secrets_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        key_file.write_text(outputs["ssh_private_key"].value)
+        key_file.chmod(0o600)
+        nodes = []
+        for record in outputs["nodes"].value:
+            record["ansible_vars"]["ansible_ssh_private_key_file"] = str(key_file)
+            nodes.append(ProvisionedNode.from_dict(record))
+        return nodes
+
+    def status(self, instance: str) -> list[NodeStatus]:
+        _require_pulumi()
+        outputs = _stack(instance, create=False).outputs()
+        nodes = outputs.get("nodes")
+        if nodes is None:
+            return []
+        return [
+            NodeStatus(name=n["name"], state="running", detail=n["address"]) for n in nodes.value
+        ]
+
+    def destroy(self, instance: str) -> list[str]:
+        _require_pulumi()
+        stack = _stack(instance, create=False)
+        result = stack.destroy(on_output=lambda line: say(f"  {line.rstrip()}"))
+        stack.workspace.remove_stack(instance)
+        return [f"pulumi stack {instance} ({result.summary.resource_changes or {}})"]
+
+    def leftovers(self, instance: str) -> list[str]:
+        from pulumi import automation as auto
+
+        try:
+            _stack(instance, create=False)
+        except auto.StackNotFoundError:
+            return []
+        return [f"pulumi stack {instance}"]
+
+
+def _config_value(value: str) -> Any:
+    from pulumi import automation as auto
+
+    return auto.ConfigValue(value=value)

@@ -1,0 +1,240 @@
+"""The OpenStack Pulumi component under Pulumi's mocks (no Pulumi CLI or cloud here): the
+resources a testbed gets, the policies its security groups follow, and the inventory it
+returns in the same shape as the local target's nodes."""
+
+from __future__ import annotations
+
+import runpy
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pulumi = pytest.importorskip("pulumi", reason="the cloud extras are not installed")
+
+from testbeds.cloud.configure import needs_configuring, tree_hash  # noqa: E402
+from testbeds.cloud.openstack import (  # noqa: E402 - after the importorskip above
+    OpenStackTestbed,
+    OpenStackTestbedArgs,
+)
+from testbeds.cloud.sites import openstack_site  # noqa: E402
+from testbeds.plan import Plan, resolve  # noqa: E402
+from testbeds.targets.base import ProvisionedNode  # noqa: E402
+
+FLOATING_IP = "192.0.2.10"
+
+
+@dataclass
+class RecordingMocks(pulumi.runtime.Mocks):  # type: ignore[misc]
+    """Records every resource the program registers; fills in what the cloud would."""
+
+    resources: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+
+    def new_resource(self, args: Any) -> tuple[str, dict[str, Any]]:
+        state = dict(args.inputs)
+        if args.typ == "openstack:networking/port:Port":
+            state["allFixedIps"] = [f"10.42.0.{len(self.resources) + 10}"]
+        if args.typ == "openstack:networking/floatingIp:FloatingIp":
+            state["address"] = FLOATING_IP
+        if args.typ == "openstack:compute/keypair:Keypair":
+            state.setdefault("name", args.name)
+        self.resources.append((args.typ, args.name, state))
+        return f"{args.name}-id", state
+
+    def call(self, args: Any) -> dict[str, Any]:
+        if args.token == "openstack:networking/getNetwork:getNetwork":
+            return {"id": f"net-{args.args['name']}", "name": args.args["name"]}
+        return {}
+
+    def of_type(self, suffix: str) -> list[tuple[str, dict[str, Any]]]:
+        return [(name, state) for typ, name, state in self.resources if typ.endswith(suffix)]
+
+
+@pytest.fixture
+def mocks() -> Iterator[RecordingMocks]:
+    recorder = RecordingMocks()
+    pulumi.runtime.set_mocks(
+        recorder, project="wp5-testbeds-openstack", stack="unit", preview=False
+    )
+    yield recorder
+
+
+def build(plan: Plan) -> OpenStackTestbed:
+    return OpenStackTestbed(
+        plan.instance,
+        OpenStackTestbedArgs(plan=plan, site=openstack_site(plan), public_key="ssh-ed25519 AAAA"),
+    )
+
+
+def settle(output: Any) -> Any:
+    """Wait for an output's value (the mocks resolve everything in this process)."""
+    holder: dict[str, Any] = {}
+
+    @pulumi.runtime.test  # type: ignore[misc]
+    def check() -> Any:
+        return output.apply(lambda value: holder.setdefault("value", value))
+
+    check()
+    return holder["value"]
+
+
+@pytest.fixture
+def partner_a(mocks: RecordingMocks) -> tuple[RecordingMocks, OpenStackTestbed, Plan]:
+    plan = resolve("hpc-access", site="partner-a", target="openstack", instance="hpc-a")
+    return mocks, build(plan), plan
+
+
+def test_one_instance_per_node_with_the_sites_flavors(partner_a: Any) -> None:
+    """Every node is an instance; GPU groups get the GPU flavor, groups listed in flavors
+    theirs, the rest the default flavor; all boot the site's image."""
+    mocks, testbed, plan = partner_a
+    settle(testbed.nodes)
+    instances = {state["name"]: state for _, state in mocks.of_type("compute/instance:Instance")}
+    assert sorted(instances) == sorted(f"hpc-a-{n.name}" for n in plan.nodes)
+    assert instances["hpc-a-gpu"]["flavorName"] == "g8.m64.a100x2"
+    assert instances["hpc-a-controller"]["flavorName"] == "c8.m32"
+    assert instances["hpc-a-cpu1"]["flavorName"] == "c4.m16"
+    assert {s["imageName"] for s in instances.values()} == {"Debian-12-x86_64"}
+    assert all(s["userData"].startswith("#cloud-config") for s in instances.values())
+
+
+def test_infiniband_nodes_get_a_port_on_the_fabric(partner_a: Any) -> None:
+    """InfiniBand groups get a second port on the site's RoCE network with its vnic type."""
+    mocks, testbed, _ = partner_a
+    settle(testbed.nodes)
+    ib_ports = {name: state for name, state in mocks.of_type("port:Port") if name.endswith("-ib")}
+    assert sorted(ib_ports) == ["hpc-a-cpu1-ib", "hpc-a-cpu2-ib"]
+    for state in ib_ports.values():
+        assert state["networkId"] == "net-roce-provider"
+        assert state["binding"]["vnicType"] == "direct"
+
+
+def test_ssh_only_to_the_entry_node_and_only_from_allowed_networks(partner_a: Any) -> None:
+    """No rule opens SSH (or anything) to the world; SSH rules allow only the site's CIDRs
+    and only the entry node's port carries the SSH group."""
+    mocks, testbed, plan = partner_a
+    settle(testbed.nodes)
+    rules = [state for _, state in mocks.of_type("secGroupRule:SecGroupRule")]
+    assert all(r.get("remoteIpPrefix") not in ("0.0.0.0/0", "::/0") for r in rules)
+    ssh_rules = [r for r in rules if r.get("portRangeMin") == 22]
+    assert {r["remoteIpPrefix"] for r in ssh_rules} == set(plan.site.openstack.allowed_ssh_cidrs)
+    ports = {name: state for name, state in mocks.of_type("port:Port")}
+    with_ssh = [
+        name for name, state in ports.items() if "hpc-a-ssh-id" in state.get("securityGroupIds", [])
+    ]
+    assert with_ssh == [f"hpc-a-{plan.entry_node().name}"]
+
+
+def test_internal_traffic_only_between_members(partner_a: Any) -> None:
+    """The internal group admits traffic only from its own members."""
+    mocks, testbed, _ = partner_a
+    settle(testbed.nodes)
+    internal = [
+        s for n, s in mocks.of_type("secGroupRule:SecGroupRule") if n.startswith("hpc-a-internal")
+    ]
+    assert len(internal) == 2
+    assert all(r["remoteGroupId"] == "hpc-a-internal-id" for r in internal)
+
+
+def test_volumes_for_shared_filesystems_on_their_server(partner_a: Any) -> None:
+    """Each shared filesystem is a volume attached to the node of its server group."""
+    mocks, testbed, plan = partner_a
+    settle(testbed.nodes)
+    volumes = dict(mocks.of_type("volume:Volume"))
+    assert sorted(volumes) == ["hpc-a-home", "hpc-a-shared"]
+    assert {v["volumeType"] for v in volumes.values()} == {"ceph-ssd"}
+    attachments = [s for _, s in mocks.of_type("volumeAttach:VolumeAttach")]
+    assert {a["instanceId"] for a in attachments} == {"hpc-a-controller-id"}
+
+
+def test_inventory_has_the_shape_of_every_target(partner_a: Any) -> None:
+    """The exported nodes load as ProvisionedNode records; the entry node is reached on the
+    floating IP, every other node through it (ProxyJump)."""
+    _, testbed, plan = partner_a
+    nodes = [ProvisionedNode.from_dict(n) for n in settle(testbed.nodes)]
+    assert [n.name for n in nodes] == [n.name for n in plan.nodes]
+    entry = plan.entry_node().name
+    by_name = {n.name: n for n in nodes}
+    assert by_name[entry].ansible_vars["ansible_host"] == FLOATING_IP
+    for node in nodes:
+        if node.name != entry:
+            assert (
+                node.ansible_vars["ansible_ssh_common_args"] == f"-o ProxyJump=debian@{FLOATING_IP}"
+            )
+            assert node.address.startswith("10.42.0.")
+
+
+def test_site_without_fabric_builds_no_fabric_ports(mocks: RecordingMocks) -> None:
+    """Partner B has no IB network: InfiniBand groups get only their testbed port."""
+    plan = resolve("hpc-access", site="partner-b", target="openstack", instance="hpc-b")
+    settle(build(plan).nodes)
+    assert not [name for name, _ in mocks.of_type("port:Port") if name.endswith("-ib")]
+
+
+def test_program_configures_after_the_instances_exist(mocks: RecordingMocks) -> None:
+    """The stack's program, run as `pulumi up` would (config from the stack), creates the
+    key and munge secrets, the instances, and then the configure step, fed the nodes and
+    the hashes that trigger it again when the definition, site or roles change."""
+    pulumi.runtime.set_all_config(
+        {
+            "wp5-testbeds-openstack:testbed": "data-movement",
+            "wp5-testbeds-openstack:site": "partner-b",
+            "wp5-testbeds-openstack:instance": "dm-b",
+        }
+    )
+    program = Path(__file__).resolve().parents[2] / "stacks" / "openstack" / "__main__.py"
+
+    @pulumi.runtime.test  # type: ignore[misc]
+    def run() -> None:
+        runpy.run_path(str(program), run_name="__main__")
+
+    run()
+    settle(pulumi.Output.from_input(None))
+    types = [typ for typ, _, _ in mocks.resources]
+    assert "tls:index/privateKey:PrivateKey" in types
+    assert "random:index/randomBytes:RandomBytes" in types
+    assert types.count("openstack:compute/instance:Instance") == 5
+    configure = [
+        state for typ, _, state in mocks.resources if typ.startswith("pulumi-python:dynamic")
+    ]
+    assert len(configure) == 1
+    inputs = configure[0]
+    assert {"definition_hash", "site_hash", "roles_hash"} <= set(inputs)
+    assert [n["name"] for n in inputs["nodes"]] == ["site1", "site2", "hpc", "ddm", "client"]
+
+
+def test_changed_roles_trigger_reconfiguration(tmp_path: Path) -> None:
+    """A changed file under the roles changes the hash the configure step is keyed on."""
+    (tmp_path / "tasks").mkdir()
+    task = tmp_path / "tasks" / "main.yml"
+    task.write_text("- name: one\n")
+    before = tree_hash(tmp_path)
+    task.write_text("- name: two\n")
+    after = tree_hash(tmp_path)
+    assert before != after
+    assert needs_configuring({"roles_hash": before}, {"roles_hash": after}) == ["roles_hash"]
+    assert needs_configuring({"roles_hash": after}, {"roles_hash": after}) == []
+
+
+def test_exposed_ports_only_where_the_definition_exposes_them(partner_a: Any) -> None:
+    """JupyterHub's port is open on the login node only, and only from the site's service
+    networks; no other node gets a service group."""
+    mocks, testbed, plan = partner_a
+    settle(testbed.nodes)
+    service_rules = [
+        state
+        for name, state in mocks.of_type("secGroupRule:SecGroupRule")
+        if "-services" not in name and name.startswith("hpc-a-login-")
+    ]
+    assert [(r["portRangeMin"], r["remoteIpPrefix"]) for r in service_rules] == [
+        (8000, "198.51.100.0/24")
+    ]
+    ports = dict(mocks.of_type("port:Port"))
+    with_services = sorted(
+        name
+        for name, state in ports.items()
+        if any(g.endswith("-services-id") for g in state.get("securityGroupIds", []))
+    )
+    assert with_services == ["hpc-a-login"]
