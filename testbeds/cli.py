@@ -117,6 +117,23 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_graph(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from testbeds.graph import render
+    from testbeds.state import StateDir
+
+    plan = resolve(args.name, site=args.site, target=args.target, instance=args.instance)
+    state = StateDir(plan.instance)
+    addresses = {}
+    if state.nodes_file.is_file():
+        addresses = {n["name"]: n["address"] for n in json.loads(state.nodes_file.read_text())}
+    out = Path(args.output) if args.output else Path.cwd() / plan.instance
+    written = render(plan, out, addresses, state.report_file, hardware_notes_for(plan.target))
+    _emit([str(p) for p in written], args.json, "\n".join(f"wrote {p}" for p in written))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="testbed", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -145,6 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("list", "list the testbed definitions", cmd_list)
     add("show", "show the resolved plan: nodes, groups, roles, hardware", cmd_show, True)
+    graph = add(
+        "graph",
+        "draw the testbed (and, once checked, each node's results) as SVG and PNG",
+        cmd_graph,
+        True,
+    )
+    graph.add_argument("--output", help="file name without extension (default: ./INSTANCE)")
     up = add("up", "create, configure and check a testbed (idempotent)", cmd_up, True)
     up.add_argument("--no-verify", action="store_true", help="skip the checks at the end")
     up.add_argument("--timings", action="store_true", help="print per-role times")

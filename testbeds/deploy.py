@@ -87,6 +87,7 @@ def up(plan: Plan, verbose: bool = False, run_verify: bool = True) -> UpResult:
     state.write_meta(
         {
             "testbed": plan.name,
+            "definition": plan.source or plan.name,
             "site": plan.site.name,
             "target": plan.target,
             "instance": plan.instance,
@@ -160,7 +161,7 @@ def _require_state(instance: str) -> StateDir:
 def verify(instance: str, extra_args: list[str] | None = None, quiet: bool = False) -> VerifyResult:
     state = _require_state(instance)
     meta = state.read_meta()
-    definition = load_definition(meta["testbed"])
+    definition = load_definition(meta.get("definition") or meta["testbed"])
     say(f"running checks {', '.join(definition.checks)} against {instance}")
     result = run_checks(
         list(definition.checks), state.nodes_file, state.report_file, extra_args, quiet=quiet

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from testbeds.errors import DefinitionError
-from testbeds.loader import load_definition, load_site
+from testbeds.loader import definition_path, load_definition, load_site
 from testbeds.schema import SiteProfile, TestbedDefinition, Traits, valid_name
 
 
@@ -25,6 +25,8 @@ class Plan:
     target: str
     instance: str
     nodes: tuple[PlannedNode, ...] = field(default=())
+    # Where the definition was read from: a shipped name, or a YAML file's absolute path.
+    source: str = ""
 
     @property
     def name(self) -> str:
@@ -96,4 +98,8 @@ def resolve(
     """Load, validate and combine a definition with a site profile."""
     definition = load_definition(testbed)
     profile = load_site(site)
-    return build_plan(definition, profile, target or profile.default_target, instance)
+    plan = build_plan(definition, profile, target or profile.default_target, instance)
+    source = (
+        str(definition_path(testbed).resolve()) if testbed.endswith((".yaml", ".yml")) else testbed
+    )
+    return replace(plan, source=source)

@@ -171,6 +171,25 @@ class OpenStackSite(Strict):
     volume_type: str | None = None
 
 
+class StaticBastion(Strict):
+    """The jump host every node of a static site is reached through."""
+
+    host: str = Field(description="address the control node reaches the bastion on")
+    user: str = "root"
+    port: int = Field(default=22, ge=1, le=65535)
+
+
+class StaticSite(Strict):
+    """How the control node logs in to a site's existing hosts (listed in its hosts.yml)."""
+
+    user: str = Field(default="root", description="login user on every node (sudo if not root)")
+    private_key: str = Field(description="private key file; relative paths from the site folder")
+    known_hosts: str = Field(
+        description="known_hosts file with every node's and the bastion's host key"
+    )
+    bastion: StaticBastion | None = None
+
+
 class SiteProfile(Strict):
     """Site-specific values layered on top of a definition (inventories/<site>/site.yml)."""
 
@@ -179,6 +198,7 @@ class SiteProfile(Strict):
     default_target: TargetName = "local"
     local: LocalSite | None = None
     openstack: OpenStackSite | None = None
+    static: StaticSite | None = None
 
 
 def valid_name(name: str) -> bool:

@@ -20,7 +20,17 @@ def _openstack() -> Target:
     return OpenStackTarget()
 
 
-TARGETS: dict[str, Callable[[], Target]] = {"local": _local, "openstack": _openstack}
+def _static() -> Target:
+    from testbeds.targets.static import StaticTarget
+
+    return StaticTarget()
+
+
+TARGETS: dict[str, Callable[[], Target]] = {
+    "local": _local,
+    "openstack": _openstack,
+    "static": _static,
+}
 
 
 def get_target(name: str) -> Target:

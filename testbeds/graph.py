@@ -1,0 +1,99 @@
+"""A picture of a testbed: node groups and their nodes on the testbed network, the roles
+each node gets, the ports each group exposes and, for an instance that has been checked,
+each node's check results. Drawn with Graphviz (the `graphviz` package and `dot`)."""
+
+from __future__ import annotations
+
+import shutil
+import xml.etree.ElementTree as ET
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from testbeds.errors import PreflightError
+from testbeds.plan import Plan
+
+PASSED, FAILED = "#d8f0d8", "#f6d0d0"
+
+
+def node_results(report: Path) -> dict[str, Counter[str]]:
+    """Passed and failed checks per node, from a JUnit report (checks are ids [node])."""
+    results: dict[str, Counter[str]] = {}
+    if not report.is_file():
+        return results
+    for case in ET.parse(report).getroot().iter("testcase"):
+        name = case.get("name", "")
+        if "[" not in name:
+            continue
+        node = name.split("[", 1)[1].rstrip("]").split("-")[0]
+        bad = case.find("failure") is not None or case.find("error") is not None
+        results.setdefault(node, Counter())["failed" if bad else "passed"] += 1
+    return results
+
+
+def build(
+    plan: Plan,
+    addresses: dict[str, str],
+    results: dict[str, Counter[str]],
+    hardware_notes: dict[str, str],
+) -> Any:
+    import graphviz
+
+    dot = graphviz.Digraph(plan.instance, graph_attr={"rankdir": "LR", "fontname": "Helvetica",
+                           "label": f"{plan.name} ({plan.instance}, target {plan.target})",
+                           "labelloc": "t"},
+                           node_attr={"shape": "box", "style": "rounded,filled",
+                                      "fillcolor": "white", "fontname": "Helvetica"})  # fmt: skip
+    with dot.subgraph(name="cluster_network") as network:
+        network.attr(label=f"testbed network of {plan.instance}", style="dashed")
+        for group in plan.definition.node_groups:
+            with network.subgraph(name=f"cluster_{group.name}") as cluster:
+                cluster.attr(label=f"{group.name}: {group.description or ''}".rstrip(": "),
+                             style="rounded")  # fmt: skip
+                for name in group.node_names():
+                    counts = results.get(name, Counter())
+                    lines = [name]
+                    if name in addresses:
+                        lines.append(addresses[name])
+                    lines.append(", ".join(group.roles))
+                    lines += [
+                        hardware_notes[trait]
+                        for trait in ("gpus", "infiniband")
+                        if trait in hardware_notes and getattr(group.traits, trait)
+                    ]
+                    fill = "white"
+                    if counts:
+                        lines.append(
+                            f"checks: {counts['passed']} passed, {counts['failed']} failed"
+                        )
+                        fill = FAILED if counts["failed"] else PASSED
+                    cluster.node(name, "\n".join(lines), fillcolor=fill)
+                for port in group.expose:
+                    service = f"service_{group.name}_{port.port}"
+                    dot.node(service, f"{port.port}/{port.protocol}\n{port.description}",
+                             shape="ellipse")  # fmt: skip
+                    for name in group.node_names():
+                        dot.edge(service, name, arrowhead="none", style="dotted")
+    entry = plan.entry_node().name
+    dot.node("users", "users", shape="oval")
+    dot.edge("users", entry, label="ssh (entry)")
+    return dot
+
+
+def render(
+    plan: Plan,
+    out_base: Path,
+    addresses: dict[str, str],
+    report: Path,
+    hardware_notes: dict[str, str],
+) -> list[Path]:
+    """Write <out_base>.svg and <out_base>.png; returns their paths."""
+    if shutil.which("dot") is None:
+        raise PreflightError("drawing needs Graphviz's dot (Debian: apt-get install graphviz)")
+    dot = build(plan, addresses, node_results(report), hardware_notes)
+    out_base.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt in ("svg", "png"):
+        written.append(Path(dot.render(outfile=out_base.with_suffix(f".{fmt}"), format=fmt,
+                                       cleanup=True)))  # fmt: skip
+    return written
