@@ -71,6 +71,15 @@ def cmd_show(args: argparse.Namespace) -> int:
             lines.append(f"      exposes: {ports}")
         lines += [f"      on target {data['target']}: {note}" for note in group["hardware_notes"]]
     lines.append(f"  checks: {', '.join(data['checks'])}")
+    if args.values:
+        from testbeds.provenance import resolved_values
+
+        values = resolved_values(plan)
+        data["values"] = [v.__dict__ for v in values]
+        lines.append("  values (last layer wins: role defaults < testbed < common < site):")
+        for v in values:
+            replaced = f" (over {', '.join(v.overrides)})" if v.overrides else ""
+            lines.append(f"    {v.name} = {json.dumps(v.value)}  [{v.source}{replaced}]")
     _emit(data, args.json, "\n".join(lines))
     return 0
 
@@ -161,7 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     add("list", "list the testbed definitions", cmd_list)
-    add("show", "show the resolved plan: nodes, groups, roles, hardware", cmd_show, True)
+    show = add("show", "show the resolved plan: nodes, groups, roles, hardware", cmd_show, True)
+    show.add_argument(
+        "--values",
+        action="store_true",
+        help="also every Ansible value the roles get, and which layer it comes from",
+    )
     graph = add(
         "graph",
         "draw the testbed (and, once checked, each node's results) as SVG and PNG",
