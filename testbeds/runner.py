@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -103,6 +107,26 @@ def _strategy_env() -> dict[str, str]:
     return {"ANSIBLE_STRATEGY_PLUGINS": str(plugins), "ANSIBLE_STRATEGY": wanted}
 
 
+@contextmanager
+def _interruptible() -> Iterator[threading.Event]:
+    """Turn Ctrl-C (SIGINT) or SIGTERM into a request to cancel the run.
+
+    ansible-runner starts ansible-playbook in a session of its own, out of reach of the
+    terminal's Ctrl-C; cancelling through the runner stops it and every task it started."""
+    stop = threading.Event()
+    previous: dict[signal.Signals, Any] = {}
+    try:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, lambda *_: stop.set())
+    except ValueError:  # not the main thread: leave signals alone
+        pass
+    try:
+        yield stop
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def run_playbook(
     playbook: Path,
     inventories: list[str],
@@ -129,18 +153,23 @@ def run_playbook(
         "ANSIBLE_LOCAL_TEMP": str(private_dir / "tmp"),
     }
     envvars.update(_strategy_env())
-    runner = ansible_runner.run(
-        private_data_dir=str(private_dir),
-        playbook=str(playbook),
-        inventory=inventories,
-        envvars=envvars,
-        quiet=True,
-        event_handler=progress,
-        rotate_artifacts=5,
-        limit=limit,
-        settings={"suppress_ansible_output": True},
-        cmdline=os.environ.get("TESTBED_ANSIBLE_ARGS"),
-    )
+    with _interruptible() as stop:
+        runner = ansible_runner.run(
+            private_data_dir=str(private_dir),
+            playbook=str(playbook),
+            inventory=inventories,
+            envvars=envvars,
+            quiet=True,
+            event_handler=progress,
+            cancel_callback=stop.is_set,
+            rotate_artifacts=5,
+            limit=limit,
+            settings={"suppress_ansible_output": True},
+            cmdline=os.environ.get("TESTBED_ANSIBLE_ARGS"),
+        )
+    if stop.is_set():
+        say("interrupted: ansible-playbook was stopped")
+        raise KeyboardInterrupt
     stats: dict[str, dict[str, int]] = runner.stats or {}
     changed = {host: n for host, n in (stats.get("changed") or {}).items()}
     unreachable = stats.get("dark") or {}

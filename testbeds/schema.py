@@ -190,6 +190,25 @@ class StaticSite(Strict):
     bastion: StaticBastion | None = None
 
 
+class KubernetesSite(Strict):
+    """Values the Kubernetes target needs from a site: its cluster and what it may use."""
+
+    context: str | None = Field(default=None, description="kubeconfig context (default current)")
+    kubernetes_version: Annotated[str, Field(pattern=r"^1\.[0-9]{2}$")] = Field(
+        default="1.30", description="the cluster's minor version, which objects are checked against"
+    )
+    storage_class: str | None = Field(default=None, description="for persistent volumes")
+    cpu_quota: str = Field(default="16", description="CPU the testbed's namespace may request")
+    memory_quota: str = Field(default="64Gi", description="memory the namespace may request")
+    images: dict[str, str] = Field(
+        default_factory=lambda: {
+            "postgresql": "docker.io/library/postgres:15",
+            "xrootd": "docker.io/opensciencegrid/xrootd-standalone:23-release",
+        },
+        description="container images of the workloads the program defines itself",
+    )
+
+
 class SiteProfile(Strict):
     """Site-specific values layered on top of a definition (inventories/<site>/site.yml)."""
 
@@ -199,6 +218,7 @@ class SiteProfile(Strict):
     local: LocalSite | None = None
     openstack: OpenStackSite | None = None
     static: StaticSite | None = None
+    kubernetes: KubernetesSite | None = None
 
 
 def valid_name(name: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from testbeds.errors import DefinitionError
 from testbeds.loader import site_dir
 from testbeds.plan import Plan
-from testbeds.schema import NodeGroup, OpenStackSite
+from testbeds.schema import KubernetesSite, NodeGroup, OpenStackSite
 
 
 def openstack_site(plan: Plan) -> OpenStackSite:
@@ -33,3 +33,14 @@ def flavor_for(group: NodeGroup, site: OpenStackSite) -> str:
     if group.traits.gpus and site.gpu_flavor:
         return site.gpu_flavor
     return site.flavor
+
+
+def kubernetes_site(plan: Plan) -> KubernetesSite:
+    """The plan's Kubernetes site values, or an error naming the file and field."""
+    if plan.site.kubernetes is None:
+        raise DefinitionError(
+            site_dir(plan.site.name) / "site.yml",
+            "kubernetes",
+            "missing: the kubernetes target needs it",
+        )
+    return plan.site.kubernetes

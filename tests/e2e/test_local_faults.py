@@ -1,0 +1,123 @@
+"""Faults on the local target, each with the smallest testbed (two nodes, common role):
+a node killed in the middle of `up`, Ctrl-C in the middle of `up`, and two instances up at
+once. After each, the next `up` converges and `down` leaves nothing with the label."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from testbeds.targets import podman
+from tests.conftest import REPO
+from tests.e2e.live import podman_usable, run_cli
+
+pytestmark = pytest.mark.e2e
+SMOKE = str(REPO / "tests" / "fixtures" / "smoke.yaml")
+
+
+@pytest.fixture(autouse=True)
+def _needs_podman() -> None:
+    reason = podman_usable()
+    if reason:
+        if os.environ.get("TESTBED_REQUIRE_E2E"):
+            pytest.fail(f"end-to-end tests required but cannot run: {reason}")
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def instances() -> Iterator[list[str]]:
+    """Instances a test brings up; all taken down afterwards, and checked to leave nothing."""
+    made: list[str] = []
+    yield made
+    for instance in made:
+        run_cli("down", instance, check=False)
+    for instance in made:
+        label = f"{podman.INSTANCE_LABEL}={instance}"
+        left = podman.containers(label) + podman.networks(label) + podman.volumes(label)
+        assert left == [], f"{instance} left {left}"
+
+
+def start_up(instance: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        ["testbed", "up", SMOKE, "--instance", instance, "--no-verify"],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 600) -> list[str]:
+    """Read the command's progress until a line contains needle; returns the lines read."""
+    assert proc.stderr is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    for line in proc.stderr:
+        lines.append(line)
+        if needle in line:
+            return lines
+        assert time.monotonic() < deadline, "".join(lines[-20:])
+    raise AssertionError(f"{needle!r} never appeared:\n{''.join(lines[-30:])}")
+
+
+def ansible_processes(instance: str) -> list[str]:
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if "ansible" in line and f"/{instance}/" in line]
+
+
+def converged(instance: str) -> dict[str, object]:
+    proc = run_cli("up", SMOKE, "--instance", instance, "--json")
+    result: dict[str, object] = json.loads(proc.stdout)
+    assert result["verify"]["ok"], result["verify"]  # type: ignore[index]
+    return result
+
+
+def test_node_killed_during_up_is_named_and_next_up_converges(instances: list[str]) -> None:
+    """Killing a node's container while Ansible configures it fails `up` with a message
+    naming that node and the step; the next `up` starts the node again and converges."""
+    instance = "e2e-kill"
+    instances.append(instance)
+    proc = start_up(instance)
+    wait_for_line(proc, "] changed: common")
+    podman.run("kill", f"{instance}-node2")
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 2, err
+    assert "node node2, step '" in err, err[-2000:]
+    converged(instance)
+
+
+def test_ctrl_c_during_up_stops_ansible_and_next_up_converges(instances: list[str]) -> None:
+    """Ctrl-C (SIGINT) in the middle of configuring stops ansible-playbook too (no process
+    of the instance is left), exits 130 saying how to go on; the next `up` converges."""
+    instance = "e2e-sigint"
+    instances.append(instance)
+    proc = start_up(instance)
+    wait_for_line(proc, "PLAY Base system")
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    assert "interrupted; run the same command again to converge" in err
+    assert ansible_processes(instance) == []
+    converged(instance)
+
+
+def test_two_instances_at_once_do_not_interfere(instances: list[str]) -> None:
+    """Two instances brought up together get their own networks and nodes; taking one down
+    leaves the other running."""
+    pair = ["e2e-twin-a", "e2e-twin-b"]
+    instances.extend(pair)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(converged, pair))
+    assert results[0]["nodes"] != results[1]["nodes"]
+    networks = [podman.networks(f"{podman.INSTANCE_LABEL}={i}") for i in pair]
+    assert networks == [["wp5-e2e-twin-a"], ["wp5-e2e-twin-b"]]
+    run_cli("down", pair[0])
+    still = podman.containers(f"{podman.INSTANCE_LABEL}={pair[1]}")
+    assert sorted(c["State"] for c in still) == ["running", "running"]
