@@ -6,21 +6,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import yaml
 
 from testbeds import paths
 from testbeds.errors import DeployError
 from testbeds.plan import Plan
 from testbeds.targets.base import ProvisionedNode
-
-_env = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(paths.TEMPLATES_DIR),
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    keep_trailing_newline=True,
-)
+from testbeds.templating import templates
 
 
 def render_inventory(
@@ -31,7 +23,7 @@ def render_inventory(
     if missing:
         raise DeployError(f"the target returned no address for: {', '.join(missing)}")
     traits = {n.name: n.traits.model_dump() for n in plan.nodes}
-    text = _env.get_template("hosts.yml.j2").render(
+    text = templates.get_template("hosts.yml.j2").render(
         plan=plan,
         nodes=[by_name[n.name] for n in plan.nodes],
         groups=plan.groups(),

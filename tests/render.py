@@ -52,12 +52,21 @@ def render_role_template(
     )
     playbook = [{"hosts": on_host, "gather_facts": False, "tasks": tasks}]
     (tmp_path / "play.yml").write_text(yaml.safe_dump(playbook))
+    run_local_playbook(tmp_path / "play.yml", str(tmp_path / "hosts.yml"))
+    return dest.read_text()
+
+
+def run_local_playbook(playbook: Path, inventory: str) -> None:
+    """Run a playbook on this machine (every host local) with the Python running the tests;
+    fail with its output."""
     proc = subprocess.run(
         [
             "ansible-playbook",
             "-i",
-            str(tmp_path / "hosts.yml"),
-            str(tmp_path / "play.yml"),
+            inventory,
+            "-c",
+            "local",
+            str(playbook),
             "-e",
             json.dumps({"ansible_python_interpreter": sys.executable}),
         ],
@@ -67,4 +76,3 @@ def render_role_template(
         env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    return dest.read_text()

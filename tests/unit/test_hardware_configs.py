@@ -3,15 +3,11 @@ the configs it renders for a node WITH an HCA, Slurm topology and GRES, the GPU 
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
-from tests.render import REPO, render_role_template
+from tests.render import REPO, render_role_template, run_local_playbook
 
 
 def run_infiniband_detect(tmp_path: Path, hcas: list[str]) -> dict[str, str]:
@@ -46,23 +42,7 @@ def run_infiniband_detect(tmp_path: Path, hcas: list[str]) -> dict[str, str]:
     ]
     play = [{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]
     (tmp_path / "play.yml").write_text(yaml.safe_dump(play))
-    proc = subprocess.run(
-        [
-            "ansible-playbook",
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            str(tmp_path / "play.yml"),
-            "-e",
-            json.dumps({"ansible_python_interpreter": sys.executable}),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run_local_playbook(tmp_path / "play.yml", "localhost,")
     return {p.name: p.read_text() for p in out.iterdir()}
 
 
