@@ -36,6 +36,7 @@ if config.get_bool("configure") is not False:
         nodes=testbed.nodes,
         munge_key_b64=munge_key.base64,
         ssh_private_key=ssh_key.private_key_openssh,
+        ssh_user=openstack_site(plan).ssh_user,
         opts=pulumi.ResourceOptions(depends_on=[testbed]),
     )
     pulumi.export("checks_passed", configured.checks_passed)

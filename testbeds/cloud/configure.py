@@ -51,10 +51,10 @@ def needs_configuring(olds: dict[str, Any], news: dict[str, Any]) -> list[str]:
 def _run(props: dict[str, Any]) -> dict[str, Any]:
     # Imported here: the provider runs inside the Pulumi engine's Python process.
     from testbeds import deploy
+    from testbeds.cloud.access import cloud_nodes
     from testbeds.plan import resolve
     from testbeds.state import StateDir, write_private
     from testbeds.targets import get_target
-    from testbeds.targets.base import ProvisionedNode
 
     plan = resolve(
         props["testbed"], site=props["site"], target="openstack", instance=props["instance"]
@@ -69,18 +69,7 @@ def _run(props: dict[str, Any]) -> dict[str, Any]:
         }
     )
     write_private(state.secrets_dir / "munge.key", base64.b64decode(props["munge_key_b64"]))
-    key_file = state.secrets_dir / "ssh_cloud_ed25519"
-    write_private(key_file, props["ssh_private_key"].encode())
-    nodes = []
-    for record in props["nodes"]:
-        record = {
-            **record,
-            "ansible_vars": {
-                **record["ansible_vars"],
-                "ansible_ssh_private_key_file": str(key_file),
-            },
-        }
-        nodes.append(ProvisionedNode.from_dict(record))
+    nodes = cloud_nodes(state, props["nodes"], props["ssh_private_key"], props["ssh_user"])
     result = deploy.configure(plan, state, nodes, get_target(plan.target))
     if result.verify is None or not result.verify.ok:
         raise RuntimeError(
@@ -121,6 +110,7 @@ class TestbedConfiguration(dynamic.Resource):
         nodes: pulumi.Input[list[dict[str, Any]]],
         munge_key_b64: pulumi.Input[str],
         ssh_private_key: pulumi.Input[str],
+        ssh_user: str,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(
@@ -133,6 +123,7 @@ class TestbedConfiguration(dynamic.Resource):
                 "nodes": nodes,
                 "munge_key_b64": pulumi.Output.secret(munge_key_b64),
                 "ssh_private_key": pulumi.Output.secret(ssh_private_key),
+                "ssh_user": ssh_user,
                 **source_hashes(testbed, site),
                 "ansible_changed": None,
                 "checks_passed": None,

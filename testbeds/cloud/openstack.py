@@ -16,6 +16,7 @@ from typing import Any
 
 import pulumi
 import pulumi_openstack as openstack
+import pulumi_tls as tls
 
 from testbeds.cloud.cloud_init import user_data
 from testbeds.cloud.sites import flavor_for
@@ -68,6 +69,14 @@ class OpenStackTestbed(pulumi.ComponentResource):
         )
 
         entry = plan.entry_node().name
+        # Host keys made here and handed to cloud-init, so the control node knows every
+        # node's key before it first connects and can check it strictly.
+        host_keys = {
+            node.name: tls.PrivateKey(
+                f"{name}-{node.name}-host", algorithm="ED25519", opts=self._child
+            )
+            for node in plan.nodes
+        }
         ports: dict[str, openstack.networking.Port] = {}
         instances: dict[str, openstack.compute.Instance] = {}
         for node in plan.nodes:
@@ -105,7 +114,7 @@ class OpenStackTestbed(pulumi.ComponentResource):
                 scheduler_hints=[
                     openstack.compute.InstanceSchedulerHintArgs(group=server_groups[node.group].id)
                 ],
-                user_data=user_data(node, plan.instance, site.ssh_user),
+                user_data=self._user_data(node, host_keys[node.name]),
                 metadata={"wp5-testbeds.instance": plan.instance, "wp5-testbeds.node": node.name},
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[subnet]),
             )
@@ -121,11 +130,29 @@ class OpenStackTestbed(pulumi.ComponentResource):
             opts=self._child,
         )
         self.entry_address = floating_ip.address
+        count = len(plan.nodes)
         self.nodes = pulumi.Output.all(
             floating_ip.address,
             *(ports[n.name].all_fixed_ips.apply(lambda ips: ips[0]) for n in plan.nodes),
-        ).apply(lambda values: self._inventory_nodes(values[0], values[1:]))
+            *(host_keys[n.name].public_key_openssh for n in plan.nodes),
+        ).apply(
+            lambda values: self._inventory_nodes(
+                values[0], values[1 : 1 + count], values[1 + count :]
+            )
+        )
         self.register_outputs({"nodes": self.nodes, "entry_address": self.entry_address})
+
+    def _user_data(self, node: PlannedNode, host_key: tls.PrivateKey) -> pulumi.Output[str]:
+        """cloud-init for the node, with its host key: a secret."""
+        plan, site = self._args.plan, self._args.site
+
+        def render(keys: list[str]) -> str:
+            return user_data(node, plan.instance, site.ssh_user, host_key=(keys[0], keys[1]))
+
+        rendered: pulumi.Output[str] = pulumi.Output.all(
+            host_key.private_key_openssh, host_key.public_key_openssh
+        ).apply(render)
+        return pulumi.Output.secret(rendered)
 
     def _network(self) -> tuple[openstack.networking.Network, openstack.networking.Subnet]:
         name, site = self._name, self._args.site
@@ -238,36 +265,26 @@ class OpenStackTestbed(pulumi.ComponentResource):
                 opts=self._child,
             )
 
-    def _inventory_nodes(self, entry_address: str, addresses: list[str]) -> list[dict[str, Any]]:
-        """Nodes in the shape every target returns (ProvisionedNode), reached through the
-        entry node with ProxyJump, as on a partner site's bastion."""
-        plan, site = self._args.plan, self._args.site
+    def _inventory_nodes(
+        self, entry_address: str, addresses: list[str], host_keys: list[str]
+    ) -> list[dict[str, Any]]:
+        """Nodes in the shape every target returns (ProvisionedNode), each with its host key;
+        testbeds.cloud.access adds how to reach them (through the entry node)."""
+        plan = self._args.plan
         entry = plan.entry_node().name
-        jump = f"-o ProxyJump={site.ssh_user}@{entry_address}"
-        nodes = []
-        for node, address in zip(plan.nodes, addresses, strict=True):
-            direct = node.name == entry
-            nodes.append(_node_record(node, address, entry_address, direct, site.ssh_user, jump))
-        return nodes
-
-
-def _node_record(
-    node: PlannedNode, address: str, entry_address: str, direct: bool, user: str, jump: str
-) -> dict[str, Any]:
-    host = entry_address if direct else address
-    ansible_vars: dict[str, Any] = {
-        "ansible_host": host,
-        "ansible_user": user,
-        "ansible_become": True,
-    }
-    if not direct:
-        ansible_vars["ansible_ssh_common_args"] = jump
-    return {
-        "name": node.name,
-        "group": node.group,
-        "roles": list(node.roles),
-        "address": address,
-        "testinfra_uri": f"ssh://{user}@{host}",
-        "ansible_vars": ansible_vars,
-        "facts": {"entry_address": entry_address},
-    }
+        return [
+            {
+                "name": node.name,
+                "group": node.group,
+                "roles": list(node.roles),
+                "address": address,
+                "testinfra_uri": "",
+                "ansible_vars": {},
+                "facts": {
+                    "entry": node.name == entry,
+                    "entry_address": entry_address,
+                    "host_key": key.strip(),
+                },
+            }
+            for node, address, key in zip(plan.nodes, addresses, host_keys, strict=True)
+        ]

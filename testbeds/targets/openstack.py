@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from testbeds import paths
+from testbeds.cloud.access import cloud_nodes
 from testbeds.cloud.openstack_preflight import check
 from testbeds.cloud.sites import openstack_site
 from testbeds.errors import PreflightError
@@ -67,15 +68,12 @@ class OpenStackTarget:
         say(f"pulumi up: stack {plan.instance} in {stack_dir()}")
         result = stack.up(on_output=lambda line: say(f"  {line.rstrip()}"))
         outputs = result.outputs
-        key_file = state.secrets_dir / "ssh_cloud_ed25519"
-        state.secrets_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        key_file.write_text(outputs["ssh_private_key"].value)
-        key_file.chmod(0o600)
-        nodes = []
-        for record in outputs["nodes"].value:
-            record["ansible_vars"]["ansible_ssh_private_key_file"] = str(key_file)
-            nodes.append(ProvisionedNode.from_dict(record))
-        return nodes
+        return cloud_nodes(
+            state,
+            outputs["nodes"].value,
+            outputs["ssh_private_key"].value,
+            openstack_site(plan).ssh_user,
+        )
 
     def status(self, instance: str) -> list[NodeStatus]:
         _require_pulumi()

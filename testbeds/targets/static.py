@@ -8,7 +8,6 @@ created and `down` removes nothing: the hosts are the site's.
 
 from __future__ import annotations
 
-import shlex
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,10 +18,18 @@ from testbeds.loader import read_yaml, site_dir
 from testbeds.plan import Plan
 from testbeds.progress import say
 from testbeds.schema import StaticSite
+from testbeds.sshconfig import (
+    BASTION,
+    CONNECT_TIMEOUT_S,
+    Bastion,
+    Login,
+    reached_through,
+    write_ssh_config,
+)
 from testbeds.state import StateDir
 from testbeds.targets.base import NodeStatus, ProvisionedNode
 
-SSH_TIMEOUT_S = 20
+SSH_TIMEOUT_S = CONNECT_TIMEOUT_S
 
 
 def static_site(plan: Plan) -> StaticSite:
@@ -53,40 +60,16 @@ def listed_hosts(plan: Plan) -> dict[str, dict[str, Any]]:
     return hosts
 
 
-def write_ssh_config(plan: Plan, state: StateDir, hosts: dict[str, dict[str, Any]]) -> Path:
-    """One Host block per node (and the bastion): strict host keys, the site's key."""
+def ssh_config(plan: Plan, state: StateDir, hosts: dict[str, dict[str, Any]]) -> Path:
     site = static_site(plan)
-    common = [
-        f"  User {site.user}",
-        f"  IdentityFile {site_path(plan, site.private_key)}",
-        "  IdentitiesOnly yes",
-        f"  UserKnownHostsFile {site_path(plan, site.known_hosts)}",
-        "  StrictHostKeyChecking yes",
-        "  ControlMaster auto",
-        f"  ControlPath {state.path}/ssh-%C",
-        "  ControlPersist 120s",
-        f"  ConnectTimeout {SSH_TIMEOUT_S}",
-    ]
-    lines = []
-    if site.bastion:
-        lines += [
-            "Host wp5-bastion",
-            f"  HostName {site.bastion.host}",
-            f"  Port {site.bastion.port}",
-            *[line for line in common if not line.startswith("  User ")],
-            f"  User {site.bastion.user}",
-            "",
-        ]
-    for name, entry in hosts.items():
-        lines += [f"Host {name}", f"  HostName {entry['ansible_host']}"]
-        lines.append(f"  Port {entry.get('ansible_port', 22)}")
-        if site.bastion:
-            lines.append("  ProxyJump wp5-bastion")
-        lines += [*common, ""]
-    path = state.path / "ssh_config"
-    state.path.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
+    login = Login(site.user, site_path(plan, site.private_key), site_path(plan, site.known_hosts))
+    bastion = (
+        Bastion(site.bastion.host, site.bastion.user, site.bastion.port) if site.bastion else None
+    )
+    addresses = {
+        name: (str(h["ansible_host"]), int(h.get("ansible_port", 22))) for name, h in hosts.items()
+    }
+    return write_ssh_config(state, addresses, login, bastion)
 
 
 def _ssh(config: Path, node: str, command: str) -> subprocess.CompletedProcess[str]:
@@ -120,7 +103,7 @@ class StaticTarget:
 
     def provision(self, plan: Plan, state: StateDir) -> list[ProvisionedNode]:
         hosts = listed_hosts(plan)
-        config = write_ssh_config(plan, state, hosts)
+        config = ssh_config(plan, state, hosts)
         say(f"checking that the {len(hosts)} host(s) of site {plan.site.name} answer over SSH")
         with ThreadPoolExecutor(max_workers=min(8, len(hosts))) as pool:
             answers = dict(
@@ -133,27 +116,20 @@ class StaticTarget:
                 f"host(s) of site {plan.site.name} do not answer over SSH: {details}"
             )
         site = static_site(plan)
-        ansible_common = f"-F {shlex.quote(str(config))}"
-        nodes = []
-        for node in plan.nodes:
-            ansible_vars: dict[str, Any] = {
-                "ansible_host": node.name,
-                "ansible_user": site.user,
-                "ansible_ssh_common_args": ansible_common,
-            }
-            if site.user != "root":
-                ansible_vars["ansible_become"] = True
-            nodes.append(
+        return [
+            reached_through(
+                config,
                 ProvisionedNode(
                     name=node.name,
                     group=node.group,
                     roles=node.roles,
                     address=str(hosts[node.name]["ansible_host"]),
-                    testinfra_uri=f"ssh://{node.name}?ssh_config={config}",
-                    ansible_vars=ansible_vars,
-                )
+                    testinfra_uri="",
+                ),
+                site.user,
             )
-        return nodes
+            for node in plan.nodes
+        ]
 
     def status(self, instance: str) -> list[NodeStatus]:
         state = StateDir(instance)
@@ -163,7 +139,7 @@ class StaticTarget:
         names = [
             line.split()[1]
             for line in config.read_text().splitlines()
-            if line.startswith("Host ") and line.split()[1] != "wp5-bastion"
+            if line.startswith("Host ") and line.split()[1] != BASTION
         ]
         rows = []
         for name in names:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import runpy
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,55 +18,23 @@ pulumi = pytest.importorskip("pulumi", reason="the cloud extras are not installe
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
 from testbeds.plan import resolve  # noqa: E402
+from tests.pulumi_mocks import RecordingMocks  # noqa: E402
 
 PROGRAM = Path(__file__).resolve().parents[2] / "stacks" / "kubernetes" / "__main__.py"
 RELEASE = "kubernetes:helm.sh/v3:Release"
-# How Pulumi marks a secret value on the wire (a dict with this key and the value inside).
-SECRET_SIG = "4dabf18193072939515e22adb298388d"
 
 
-def unwrap(value: Any, secrets: list[str], path: str = "") -> Any:
-    """The plain value, noting the path of every value that travelled as a secret."""
-    if isinstance(value, dict):
-        if SECRET_SIG in value:
-            secrets.append(path)
-            return unwrap(value["value"], secrets, path)
-        return {k: unwrap(v, secrets, f"{path}.{k}") for k, v in value.items()}
-    if isinstance(value, list):
-        return [unwrap(v, secrets, f"{path}[{i}]") for i, v in enumerate(value)]
-    return value
+def objects(mocks: RecordingMocks) -> list[dict[str, Any]]:
+    """Kubernetes objects the program creates directly (not through a chart)."""
+    return [
+        state
+        for typ, _, state in mocks.resources
+        if typ.startswith("kubernetes:") and typ != RELEASE
+    ]
 
 
-WORKLOADS = ("apps/v1:StatefulSet", "apps/v1:Deployment")
-
-
-@dataclass
-class RecordingMocks(pulumi.runtime.Mocks):  # type: ignore[misc]
-    resources: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
-    secret_paths: dict[str, list[str]] = field(default_factory=dict)
-
-    def new_resource(self, args: Any) -> tuple[str, dict[str, Any]]:
-        secrets: list[str] = []
-        state = unwrap(dict(args.inputs), secrets)
-        self.secret_paths[args.name] = secrets
-        if args.typ == "random:index/randomPassword:RandomPassword":
-            state["result"] = "generated-" + args.name
-        self.resources.append((args.typ, args.name, state))
-        return f"{args.name}-id", state
-
-    def call(self, args: Any) -> dict[str, Any]:
-        return {}
-
-    def objects(self) -> list[dict[str, Any]]:
-        """Kubernetes objects the program creates directly (not through a chart)."""
-        return [
-            state
-            for typ, _, state in self.resources
-            if typ.startswith("kubernetes:") and typ != RELEASE
-        ]
-
-    def of_type(self, suffix: str) -> list[dict[str, Any]]:
-        return [state for typ, _, state in self.resources if typ.endswith(suffix)]
+def states(mocks: RecordingMocks, suffix: str) -> list[dict[str, Any]]:
+    return [state for _, state in mocks.of_type(suffix)]
 
 
 def run_program(testbed: str, site: str = "partner-a") -> RecordingMocks:
@@ -97,7 +64,7 @@ def deployed(request: pytest.FixtureRequest) -> Iterator[tuple[str, RecordingMoc
 def pod_specs(mocks: RecordingMocks) -> list[dict[str, Any]]:
     return [
         obj["spec"]["template"]["spec"]
-        for obj in mocks.objects()
+        for obj in objects(mocks)
         if obj.get("kind") in ("StatefulSet", "Deployment")
     ]
 
@@ -106,25 +73,25 @@ def test_every_object_is_valid_for_the_sites_kubernetes(deployed: Any) -> None:
     """Each object validates strictly against the schema of the site's Kubernetes version."""
     testbed, mocks = deployed
     version = resolve(testbed, site="partner-a").site.kubernetes.kubernetes_version  # type: ignore[union-attr]
-    objects = mocks.objects()
-    assert len(objects) >= 6
-    for obj in objects:
+    created = objects(mocks)
+    assert len(created) >= 6
+    for obj in created:
         kubernetes_validate.validate(obj, f"{version}.0", strict=True)
 
 
 def test_namespace_is_restricted_and_bounded(deployed: Any) -> None:
     testbed, mocks = deployed
-    (namespace,) = [o for o in mocks.objects() if o["kind"] == "Namespace"]
+    (namespace,) = [o for o in objects(mocks) if o["kind"] == "Namespace"]
     assert namespace["metadata"]["name"] == f"{testbed}-k8s"
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
-    (quota,) = [o for o in mocks.objects() if o["kind"] == "ResourceQuota"]
+    (quota,) = [o for o in objects(mocks) if o["kind"] == "ResourceQuota"]
     assert quota["spec"]["hard"]["requests.cpu"] == "32"
-    assert [o for o in mocks.objects() if o["kind"] == "LimitRange"]
+    assert [o for o in objects(mocks) if o["kind"] == "LimitRange"]
 
 
 def test_network_is_denied_by_default(deployed: Any) -> None:
     _, mocks = deployed
-    policies = {o["metadata"]["name"]: o for o in mocks.objects() if o["kind"] == "NetworkPolicy"}
+    policies = {o["metadata"]["name"]: o for o in objects(mocks) if o["kind"] == "NetworkPolicy"}
     deny = policies["default-deny"]["spec"]
     assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
 
@@ -143,7 +110,7 @@ def test_workloads_are_unprivileged_with_requests_and_limits(deployed: Any) -> N
             assert security["allowPrivilegeEscalation"] is False
             assert security["capabilities"] == {"drop": ["ALL"]}
             assert {"requests", "limits"} <= set(container["resources"])
-    for account in (o for o in mocks.objects() if o["kind"] == "ServiceAccount"):
+    for account in (o for o in objects(mocks) if o["kind"] == "ServiceAccount"):
         assert account["automountServiceAccountToken"] is False
 
 
@@ -151,7 +118,7 @@ def test_charts_pinned_and_secrets_generated(deployed: Any) -> None:
     """Every chart comes from a named repository at an exact version; passwords are
     generated and reach the releases and Secrets, never a fixed string."""
     testbed, mocks = deployed
-    releases = {r["name"]: r for r in mocks.of_type(RELEASE)}
+    releases = {r["name"]: r for r in states(mocks, RELEASE)}
     expected = {"data-movement": {"rucio-server", "rucio-daemons"}, "hpc-access": {"jupyterhub"}}
     assert set(releases) == expected[testbed]
     for release in releases.values():
@@ -160,22 +127,21 @@ def test_charts_pinned_and_secrets_generated(deployed: Any) -> None:
         assert "resources" in str(release["values"])
     secrets = mocks.of_type("core/v1:Secret")
     assert secrets
-    for secret in secrets:
-        assert all(
-            str(v).startswith(("generated-", "postgresql+psycopg://"))
-            for v in secret["stringData"].values()
-        )
+    for name, secret in secrets:
+        assert mocks.secret_paths[name], f"{name} did not travel as a Pulumi secret"
+        for value in secret["stringData"].values():
+            assert str(value).startswith(("generated-", "postgresql+psycopg://"))
 
 
 def test_xrootd_endpoints_follow_the_definition() -> None:
     """data-movement's three XRootD nodes become three StatefulSets with volumes and a
     policy admitting their two exposed ports."""
     mocks = run_program("data-movement")
-    names = sorted(o["metadata"]["name"] for o in mocks.objects() if o["kind"] == "StatefulSet")
+    names = sorted(o["metadata"]["name"] for o in objects(mocks) if o["kind"] == "StatefulSet")
     assert names == ["hpc", "rucio-db", "site1", "site2"]
     exposed = [
         o
-        for o in mocks.objects()
+        for o in objects(mocks)
         if o["kind"] == "NetworkPolicy" and "exposed" in o["metadata"]["name"]
     ]
     ports = {p["port"] for o in exposed for rule in o["spec"]["ingress"] for p in rule["ports"]}

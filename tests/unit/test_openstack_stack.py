@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import runpy
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,34 +21,9 @@ from testbeds.cloud.openstack import (  # noqa: E402 - after the importorskip ab
 from testbeds.cloud.sites import openstack_site  # noqa: E402
 from testbeds.plan import Plan, resolve  # noqa: E402
 from testbeds.targets.base import ProvisionedNode  # noqa: E402
+from tests.pulumi_mocks import RecordingMocks  # noqa: E402
 
 FLOATING_IP = "192.0.2.10"
-
-
-@dataclass
-class RecordingMocks(pulumi.runtime.Mocks):  # type: ignore[misc]
-    """Records every resource the program registers; fills in what the cloud would."""
-
-    resources: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
-
-    def new_resource(self, args: Any) -> tuple[str, dict[str, Any]]:
-        state = dict(args.inputs)
-        if args.typ == "openstack:networking/port:Port":
-            state["allFixedIps"] = [f"10.42.0.{len(self.resources) + 10}"]
-        if args.typ == "openstack:networking/floatingIp:FloatingIp":
-            state["address"] = FLOATING_IP
-        if args.typ == "openstack:compute/keypair:Keypair":
-            state.setdefault("name", args.name)
-        self.resources.append((args.typ, args.name, state))
-        return f"{args.name}-id", state
-
-    def call(self, args: Any) -> dict[str, Any]:
-        if args.token == "openstack:networking/getNetwork:getNetwork":
-            return {"id": f"net-{args.args['name']}", "name": args.args["name"]}
-        return {}
-
-    def of_type(self, suffix: str) -> list[tuple[str, dict[str, Any]]]:
-        return [(name, state) for typ, name, state in self.resources if typ.endswith(suffix)]
 
 
 @pytest.fixture
@@ -150,20 +124,27 @@ def test_volumes_for_shared_filesystems_on_their_server(partner_a: Any) -> None:
 
 
 def test_inventory_has_the_shape_of_every_target(partner_a: Any) -> None:
-    """The exported nodes load as ProvisionedNode records; the entry node is reached on the
-    floating IP, every other node through it (ProxyJump)."""
+    """The exported nodes load as ProvisionedNode records, each with its fixed address, the
+    entry node's floating IP and the host key the stack generated for it."""
     _, testbed, plan = partner_a
-    nodes = [ProvisionedNode.from_dict(n) for n in settle(testbed.nodes)]
+    records = settle(testbed.nodes)
+    nodes = [ProvisionedNode.from_dict(n) for n in records]
     assert [n.name for n in nodes] == [n.name for n in plan.nodes]
-    entry = plan.entry_node().name
-    by_name = {n.name: n for n in nodes}
-    assert by_name[entry].ansible_vars["ansible_host"] == FLOATING_IP
+    assert [n.name for n in nodes if n.facts["entry"]] == [plan.entry_node().name]
     for node in nodes:
-        if node.name != entry:
-            assert (
-                node.ansible_vars["ansible_ssh_common_args"] == f"-o ProxyJump=debian@{FLOATING_IP}"
-            )
-            assert node.address.startswith("10.42.0.")
+        assert node.address.startswith("10.42.0.")
+        assert node.facts["entry_address"] == FLOATING_IP
+        assert node.facts["host_key"] == f"ssh-ed25519 AAAAhpc-a-{node.name}-host"
+
+
+def test_host_keys_reach_cloud_init_as_secrets(partner_a: Any) -> None:
+    """Each instance's user data carries its generated host key and travels as a secret."""
+    mocks, testbed, _ = partner_a
+    settle(testbed.nodes)
+    for name, state in mocks.of_type("compute/instance:Instance"):
+        assert ".userData" in mocks.secret_paths[name]
+        assert f"ed25519_public: ssh-ed25519 AAAA{name}-host" in state["userData"]
+        assert "BEGIN OPENSSH PRIVATE KEY" in state["userData"]
 
 
 def test_site_without_fabric_builds_no_fabric_ports(mocks: RecordingMocks) -> None:

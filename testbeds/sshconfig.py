@@ -1,0 +1,79 @@
+"""One ssh_config per instance for targets whose nodes sit behind a jump host (a partner
+site's bastion, a cloud testbed's entry node): Ansible (`-F`) and testinfra use the same
+file, so both take the same path and check the same host keys, strictly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from testbeds.state import StateDir
+from testbeds.targets.base import ProvisionedNode
+
+BASTION = "wp5-bastion"
+CONNECT_TIMEOUT_S = 20
+
+
+@dataclass(frozen=True)
+class Login:
+    user: str
+    private_key: Path
+    known_hosts: Path
+
+
+@dataclass(frozen=True)
+class Bastion:
+    host: str
+    user: str
+    port: int = 22
+
+
+def write_ssh_config(
+    state: StateDir, hosts: dict[str, tuple[str, int]], login: Login, bastion: Bastion | None
+) -> Path:
+    """One Host block per node, named after it (and one for the bastion)."""
+    common = [
+        f"  IdentityFile {login.private_key}",
+        "  IdentitiesOnly yes",
+        f"  UserKnownHostsFile {login.known_hosts}",
+        "  StrictHostKeyChecking yes",
+        "  ControlMaster auto",
+        f"  ControlPath {state.path}/ssh-%C",
+        "  ControlPersist 120s",
+        f"  ConnectTimeout {CONNECT_TIMEOUT_S}",
+    ]
+    lines = []
+    if bastion:
+        lines += [f"Host {BASTION}", f"  HostName {bastion.host}", f"  Port {bastion.port}"]
+        lines += [f"  User {bastion.user}", *common, ""]
+    for name, (address, port) in hosts.items():
+        lines += [f"Host {name}", f"  HostName {address}", f"  Port {port}"]
+        if bastion:
+            lines.append(f"  ProxyJump {BASTION}")
+        lines += [f"  User {login.user}", *common, ""]
+    path = state.path / "ssh_config"
+    state.path.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def reached_through(config: Path, node: ProvisionedNode, user: str) -> ProvisionedNode:
+    """The node with Ansible and testinfra pointed at its Host block of the ssh_config."""
+    ansible_vars: dict[str, Any] = {
+        **node.ansible_vars,
+        "ansible_host": node.name,
+        "ansible_user": user,
+        "ansible_ssh_common_args": f"-F {config}",
+    }
+    if user != "root":
+        ansible_vars["ansible_become"] = True
+    return ProvisionedNode(
+        name=node.name,
+        group=node.group,
+        roles=node.roles,
+        address=node.address,
+        testinfra_uri=f"ssh://{node.name}?ssh_config={config}",
+        ansible_vars=ansible_vars,
+        facts=node.facts,
+    )

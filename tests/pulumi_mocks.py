@@ -1,0 +1,65 @@
+"""Pulumi mocks shared by the cloud programs' tests: record every resource, fill in what
+the provider would compute, and unwrap secrets while noting which values were secret."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+
+# How Pulumi marks a secret value on the wire (a dict with this key and the value inside).
+SECRET_SIG = "4dabf18193072939515e22adb298388d"
+
+Computed = Callable[[str, dict[str, Any], int], dict[str, Any]]
+
+COMPUTED: dict[str, Computed] = {
+    "random:index/randomPassword:RandomPassword": lambda name, _, __: {
+        "result": f"generated-{name}"
+    },
+    "tls:index/privateKey:PrivateKey": lambda name, _, __: {
+        "publicKeyOpenssh": f"ssh-ed25519 AAAA{name}\n",
+        "privateKeyOpenssh": (
+            f"-----BEGIN OPENSSH PRIVATE KEY-----\n{name}\n-----END OPENSSH PRIVATE KEY-----\n"
+        ),
+    },
+    "openstack:networking/port:Port": lambda _, __, n: {"allFixedIps": [f"10.42.0.{n + 10}"]},
+    "openstack:networking/floatingIp:FloatingIp": lambda _, __, ___: {"address": "192.0.2.10"},
+    "openstack:compute/keypair:Keypair": lambda name, inputs, _: {"name": inputs.get("name", name)},
+}
+
+
+def unwrap(value: Any, secrets: list[str], path: str = "") -> Any:
+    """The plain value, noting the path of every value that travelled as a secret."""
+    if isinstance(value, dict):
+        if SECRET_SIG in value:
+            secrets.append(path)
+            return unwrap(value["value"], secrets, path)
+        return {k: unwrap(v, secrets, f"{path}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v, secrets, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+@dataclass
+class RecordingMocks(pulumi.runtime.Mocks):  # type: ignore[misc]
+    resources: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    secret_paths: dict[str, list[str]] = field(default_factory=dict)
+
+    def new_resource(self, args: Any) -> tuple[str, dict[str, Any]]:
+        secrets: list[str] = []
+        state = unwrap(dict(args.inputs), secrets)
+        self.secret_paths[args.name] = secrets
+        if args.typ in COMPUTED:
+            state.update(COMPUTED[args.typ](args.name, state, len(self.resources)))
+        self.resources.append((args.typ, args.name, state))
+        return f"{args.name}-id", state
+
+    def call(self, args: Any) -> dict[str, Any]:
+        if args.token == "openstack:networking/getNetwork:getNetwork":
+            return {"id": f"net-{args.args['name']}", "name": args.args["name"]}
+        return {}
+
+    def of_type(self, suffix: str) -> list[tuple[str, dict[str, Any]]]:
+        return [(name, state) for typ, name, state in self.resources if typ.endswith(suffix)]
