@@ -152,6 +152,8 @@ class LocalTarget:
         name = container_name(plan.instance, node.name)
         existing = podman.container_by_name(name)
         if existing is None:
+            if podman.remove_storage_leftover(name):
+                say(f"[{node.name}] removed what an interrupted run left of {name}")
             podman.run(
                 "run",
                 "--detach",

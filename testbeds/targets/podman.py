@@ -43,14 +43,20 @@ def check_network_backend() -> None:
 def run(
     *args: str, check: bool = True, input_bytes: bytes | None = None, timeout: float | None = 300
 ) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [podman_binary(), *args],
-        input=input_bytes.decode() if input_bytes is not None else None,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    try:
+        proc = subprocess.run(
+            [podman_binary(), *args],
+            input=input_bytes.decode() if input_bytes is not None else None,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise PodmanError(
+            f"podman {' '.join(args[:3])} ... did not finish in {timeout:.0f}s; "
+            "run the same command again to converge"
+        ) from None
     if check and proc.returncode != 0:
         raise PodmanError(f"podman {' '.join(args[:3])} ... failed: {proc.stderr.strip()}")
     return proc
@@ -110,6 +116,19 @@ def container_by_name(name: str) -> dict[str, Any] | None:
         if name in item.get("Names", []):
             return dict(item)
     return None
+
+
+def remove_storage_leftover(name: str) -> bool:
+    """Remove a container that exists only in podman's storage under this name: what an
+    interrupted `podman run` leaves, which blocks the name yet shows in no listing."""
+    for item in run_json(
+        "ps", "-a", "--external", "--filter", f"name=^{name}$", "--format", "json"
+    ):
+        external = "storage" in (str(item.get("State", "")) + str(item.get("Status", ""))).lower()
+        if name in item.get("Names", []) and external:
+            run("rm", "--storage", item["Id"])
+            return True
+    return False
 
 
 def networks(label: str) -> list[str]:
