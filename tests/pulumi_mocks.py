@@ -1,5 +1,5 @@
 """Pulumi mocks shared by the cloud programs' tests: record every resource, fill in what
-the provider would compute, and unwrap secrets while noting which values were secret."""
+the provider would compute, and unwrap secret values to their plain form."""
 
 from __future__ import annotations
 
@@ -30,27 +30,23 @@ COMPUTED: dict[str, Computed] = {
 }
 
 
-def unwrap(value: Any, secrets: list[str], path: str = "") -> Any:
-    """The plain value, noting the path of every value that travelled as a secret."""
+def unwrap(value: Any) -> Any:
+    """The plain value, with every secret marking removed."""
     if isinstance(value, dict):
         if SECRET_SIG in value:
-            secrets.append(path)
-            return unwrap(value["value"], secrets, path)
-        return {k: unwrap(v, secrets, f"{path}.{k}") for k, v in value.items()}
+            return unwrap(value["value"])
+        return {k: unwrap(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [unwrap(v, secrets, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [unwrap(v) for v in value]
     return value
 
 
 @dataclass
 class RecordingMocks(pulumi.runtime.Mocks):  # type: ignore[misc]
     resources: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
-    secret_paths: dict[str, list[str]] = field(default_factory=dict)
 
     def new_resource(self, args: Any) -> tuple[str, dict[str, Any]]:
-        secrets: list[str] = []
-        state = unwrap(dict(args.inputs), secrets)
-        self.secret_paths[args.name] = secrets
+        state = unwrap(dict(args.inputs))
         if args.typ in COMPUTED:
             state.update(COMPUTED[args.typ](args.name, state, len(self.resources)))
         self.resources.append((args.typ, args.name, state))
