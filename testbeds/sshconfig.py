@@ -4,6 +4,7 @@ file, so both take the same path and check the same host keys, strictly."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,20 +39,30 @@ def write_ssh_config(
         "  IdentitiesOnly yes",
         f"  UserKnownHostsFile {login.known_hosts}",
         "  StrictHostKeyChecking yes",
-        "  ControlMaster auto",
-        f"  ControlPath {state.path}/ssh-%C",
-        "  ControlPersist 120s",
         f"  ConnectTimeout {CONNECT_TIMEOUT_S}",
+    ]
+    # Connections to the nodes are shared; jumps through the bastion are not, because
+    # several first connections at once would race to become the bastion's master. The
+    # sockets live under ~/.ssh: a socket path (plus the suffix ssh adds while creating
+    # it) must fit in 108 bytes, which a deep state directory would exceed.
+    # One socket prefix per instance, so that no instance reuses another's connections.
+    sockets = Path.home() / ".ssh"
+    sockets.mkdir(mode=0o700, exist_ok=True)
+    prefix = hashlib.sha256(str(state.path).encode()).hexdigest()[:10]
+    shared = [
+        "  ControlMaster auto",
+        f"  ControlPath {sockets}/wp5-{prefix}-%C",
+        "  ControlPersist 120s",
     ]
     lines = []
     if bastion:
         lines += [f"Host {BASTION}", f"  HostName {bastion.host}", f"  Port {bastion.port}"]
-        lines += [f"  User {bastion.user}", *common, ""]
+        lines += [f"  User {bastion.user}", *common, "  ControlMaster no", ""]
     for name, (address, port) in hosts.items():
         lines += [f"Host {name}", f"  HostName {address}", f"  Port {port}"]
         if bastion:
             lines.append(f"  ProxyJump {BASTION}")
-        lines += [f"  User {login.user}", *common, ""]
+        lines += [f"  User {login.user}", *common, *shared, ""]
     path = state.path / "ssh_config"
     state.path.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines), encoding="utf-8")

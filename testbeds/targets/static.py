@@ -109,9 +109,12 @@ class StaticTarget:
             answers = dict(
                 zip(hosts, pool.map(lambda n: _ssh(config, n, "true"), hosts), strict=True)
             )
-        silent = {n: p.stderr.strip().splitlines()[-1:] for n, p in answers.items() if p.returncode}
+        # ssh's last lines say why (a jump that could not reach the host says so first).
+        silent = {n: p.stderr.strip().splitlines()[-3:] for n, p in answers.items() if p.returncode}
         if silent:
-            details = "; ".join(f"{n}: {' '.join(why) or 'no answer'}" for n, why in silent.items())
+            details = "; ".join(
+                f"{n}: {' / '.join(why) or 'no answer'}" for n, why in silent.items()
+            )
             raise PreflightError(
                 f"host(s) of site {plan.site.name} do not answer over SSH: {details}"
             )

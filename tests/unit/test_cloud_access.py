@@ -44,6 +44,7 @@ def test_nodes_reached_through_the_entry_node_with_known_keys(tmp_path: Path) ->
     assert "Host wp5-bastion\n  HostName 192.0.2.10" in config
     assert config.count("ProxyJump wp5-bastion") == 3
     assert config.count("StrictHostKeyChecking yes") == 4
+    assert config.count("ControlMaster auto") == 3  # not for the jumps
     cpu1 = next(n for n in nodes if n.name == "cpu1")
     assert cpu1.ansible_vars["ansible_ssh_common_args"] == f"-F {state.path / 'ssh_config'}"
     assert cpu1.ansible_vars["ansible_become"] is True
