@@ -29,8 +29,6 @@ from testbeds.sshconfig import (
 from testbeds.state import StateDir
 from testbeds.targets.base import NodeStatus, ProvisionedNode
 
-SSH_TIMEOUT_S = CONNECT_TIMEOUT_S
-
 
 def static_site(plan: Plan) -> StaticSite:
     if plan.site.static is None:
@@ -77,7 +75,7 @@ def _ssh(config: Path, node: str, command: str) -> subprocess.CompletedProcess[s
         ["ssh", "-F", str(config), "-o", "BatchMode=yes", node, command],
         capture_output=True,
         text=True,
-        timeout=SSH_TIMEOUT_S * 3,
+        timeout=CONNECT_TIMEOUT_S * 3,
         check=False,
     )
 
@@ -160,7 +158,7 @@ class StaticTarget:
                         ["ssh", "-F", str(config), "-O", "exit", line.split()[1]],
                         capture_output=True,
                         check=False,
-                        timeout=SSH_TIMEOUT_S,
+                        timeout=CONNECT_TIMEOUT_S,
                     )
         return []
 
