@@ -111,6 +111,13 @@ def site_dir(site: str) -> Path:
     return paths.inventories_dir() / site
 
 
+def missing_site_section(site: str, section: str, needs: str = "it") -> DefinitionError:
+    """The error for a target whose section of the site profile is absent."""
+    return DefinitionError(
+        site_dir(site) / "site.yml", section, f"missing: the {section} target needs {needs}"
+    )
+
+
 def load_site(site: str) -> SiteProfile:
     directory = site_dir(site)
     path = directory / "site.yml"

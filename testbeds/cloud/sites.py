@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from testbeds.errors import DefinitionError
-from testbeds.loader import site_dir
+from testbeds.loader import missing_site_section, site_dir
 from testbeds.plan import Plan
 from testbeds.schema import KubernetesSite, NodeGroup, OpenStackSite
 
@@ -12,11 +12,7 @@ def openstack_site(plan: Plan) -> OpenStackSite:
     """The plan's OpenStack site values, or an error naming the file and field."""
     site = plan.site.openstack
     if site is None:
-        raise DefinitionError(
-            site_dir(plan.site.name) / "site.yml",
-            "openstack",
-            "missing: the openstack target needs it",
-        )
+        raise missing_site_section(plan.site.name, "openstack")
     for group in plan.definition.node_groups:
         if group.traits.gpus and group.name not in site.flavors and not site.gpu_flavor:
             raise DefinitionError(
@@ -38,9 +34,5 @@ def flavor_for(group: NodeGroup, site: OpenStackSite) -> str:
 def kubernetes_site(plan: Plan) -> KubernetesSite:
     """The plan's Kubernetes site values, or an error naming the file and field."""
     if plan.site.kubernetes is None:
-        raise DefinitionError(
-            site_dir(plan.site.name) / "site.yml",
-            "kubernetes",
-            "missing: the kubernetes target needs it",
-        )
+        raise missing_site_section(plan.site.name, "kubernetes")
     return plan.site.kubernetes

@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from testbeds.errors import DefinitionError, DeployError, PreflightError
-from testbeds.loader import site_dir
+from testbeds.errors import DeployError, PreflightError
+from testbeds.loader import missing_site_section
 from testbeds.plan import Plan, PlannedNode
 from testbeds.progress import say
 from testbeds.schema import LocalSite
@@ -57,11 +57,7 @@ class LocalTarget:
 
     def _site(self, plan: Plan) -> LocalSite:
         if plan.site.local is None:
-            raise DefinitionError(
-                site_dir(plan.site.name) / "site.yml",
-                "local",
-                "missing: the local target needs local.debian_mirror",
-            )
+            raise missing_site_section(plan.site.name, "local", "local.debian_mirror")
         return plan.site.local
 
     def preflight(self, plan: Plan) -> None:

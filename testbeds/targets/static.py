@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from testbeds.errors import DefinitionError, PreflightError
-from testbeds.loader import read_yaml, site_dir
+from testbeds.loader import missing_site_section, read_yaml, site_dir
 from testbeds.plan import Plan
 from testbeds.progress import say
 from testbeds.schema import StaticSite
@@ -32,9 +32,7 @@ from testbeds.targets.base import NodeStatus, ProvisionedNode
 
 def static_site(plan: Plan) -> StaticSite:
     if plan.site.static is None:
-        raise DefinitionError(
-            site_dir(plan.site.name) / "site.yml", "static", "missing: the static target needs it"
-        )
+        raise missing_site_section(plan.site.name, "static")
     return plan.site.static
 
 
