@@ -53,6 +53,8 @@ class _Progress:
         self.verbose = verbose
         self.failures: list[str] = []
         self.role_seconds: dict[str, float] = defaultdict(float)
+        # A failed loop reports only "One or more items failed"; its items say why.
+        self.failed_items: dict[str, list[str]] = defaultdict(list)
 
     def __call__(self, event: dict[str, Any]) -> bool:
         kind = event.get("event", "")
@@ -65,16 +67,21 @@ class _Progress:
             say(f"PLAY {data.get('play', '')}")
         elif kind == "playbook_on_task_start" and self.verbose:
             say(f"  TASK {label}")
+        elif kind == "runner_item_on_failed":
+            result = data.get("res", {}) or {}
+            item = result.get("_ansible_item_label", result.get("item", "?"))
+            self.failed_items[host].append(f"item {item}: {_failure_text(result)}")
         elif kind in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable"):
             self.role_seconds[role] += _seconds(data)
             result = data.get("res", {}) or {}
+            item_failures = self.failed_items.pop(host, [])
             if kind == "runner_on_ok":
                 if result.get("changed"):
                     say(f"  [{host}] changed: {label}")
             elif kind == "runner_on_failed" and data.get("ignore_errors"):
                 say(f"  [{host}] failed (ignored): {label}")
             else:
-                why = _failure_text(result)
+                why = " | ".join(item_failures) or _failure_text(result)
                 state = "unreachable" if kind == "runner_on_unreachable" else "FAILED"
                 self.failures.append(f"node {host}, step '{label}': {why}")
                 say(f"  [{host}] {state}: {label}: {why}")
@@ -85,7 +92,7 @@ def _failure_text(result: dict[str, Any]) -> str:
     if result.get("_ansible_no_log") or result.get("censored"):
         return "(output hidden: the task handles a secret)"
     parts = [str(result.get("msg", "")).strip()]
-    for key in ("stderr", "module_stderr"):
+    for key in ("stderr", "module_stderr", "stdout"):
         text = str(result.get(key, "")).strip()
         if text:
             parts.append(text.splitlines()[-1] if len(text) > 300 else text)
@@ -144,6 +151,9 @@ def run_playbook(
         "ANSIBLE_FORKS": str(forks),
         "ANSIBLE_HOST_KEY_CHECKING": "True",
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        # A failed task must not lose handlers already notified (a restart after a config
+        # change), or the next run, seeing the config unchanged, never applies it.
+        "ANSIBLE_FORCE_HANDLERS": "True",
         "ANSIBLE_GATHERING": "smart",
         "ANSIBLE_FACT_CACHING": "jsonfile",
         "ANSIBLE_FACT_CACHING_CONNECTION": str(private_dir / "facts"),

@@ -34,6 +34,13 @@ class Testbed:
         accounts = self.plan.get("vars", {}).get("users_accounts") or [{"name": "root"}]
         return str(accounts[0]["name"])
 
+    def traits(self, node: str) -> dict[str, Any]:
+        """The hardware traits the definition gives the node's group."""
+        for group in self.plan.get("node_groups", []):
+            if node in group.get("nodes", []):
+                return dict(group.get("traits", {}))
+        raise KeyError(f"node {node!r} is in no node group of {self.nodes_file.parent}/plan.json")
+
     def group(self, name: str) -> list[str]:
         return [n["name"] for n in self.nodes if name in n["roles"] or n["group"] == name]
 

@@ -1,0 +1,179 @@
+"""Fixtures of the pipeline checks: the service node, a developer who pushes commits, and
+the pipelines Buildbot ran for them. Pushes go to branches named check/..., so the
+repository's main branch stays as seeded and checks can run again on the same testbed."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from testbeds.checks.helpers import wait_for
+from testbeds.checks.pipelines.support import (
+    DEVELOPER,
+    MASTER_SECRETS,
+    PIPELINE_TIMEOUT_S,
+    REPOSITORY,
+    plan_var,
+)
+
+
+@dataclass
+class Push:
+    """A commit pushed to a branch, and the pipeline Buildbot ran for it."""
+
+    branch: str
+    revision: str
+    pipeline: dict[str, Any]
+
+    def job(self, name: str) -> dict[str, Any] | None:
+        return next((j for j in self.pipeline["jobs"] if j["name"] == name), None)
+
+
+@pytest.fixture(scope="session")
+def service(testbed: Any) -> Any:
+    return testbed.host(testbed.group("git_server")[0])
+
+
+@pytest.fixture(scope="session")
+def repo_url(testbed: Any) -> str:
+    return f"https://{testbed.group('git_server')[0]}/git/{REPOSITORY}.git"
+
+
+@pytest.fixture(scope="session")
+def developer(service: Any) -> Callable[[str], Any]:
+    """Run a shell command as the developer account (which holds push credentials)."""
+
+    def run(command: str) -> Any:
+        return service.run(f"su - {DEVELOPER} -c {shlex.quote(command)}")
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def pipelines_of(testbed: Any) -> Callable[[str], list[dict[str, Any]]]:
+    """The pipelines Buildbot ran (or is running) for a commit, from its master."""
+    master = testbed.host(testbed.group("buildbot_master")[0])
+
+    def status(revision: str) -> list[dict[str, Any]]:
+        out = master.run(f"wp5-pipeline-status {shlex.quote(revision)}")
+        assert out.rc == 0, out.stderr
+        return list(json.loads(out.stdout))
+
+    return status
+
+
+@pytest.fixture(scope="session")
+def push(
+    developer: Callable[[str], Any],
+    repo_url: str,
+    pipelines_of: Callable[[str], list[dict[str, Any]]],
+) -> Callable[..., Push]:
+    """Commit a change on top of main as the developer, push it to a new branch and wait
+    for its pipeline to finish. `change` is a shell command run in the working copy;
+    `revision` pushes an existing commit instead."""
+
+    def run(label: str, change: str = "", revision: str = "") -> Push:
+        branch = f"check/{label}-{uuid.uuid4().hex[:8]}"
+        work = f"/tmp/{branch.replace('/', '-')}"
+        if revision:
+            script = f"cd {work} && git push -q origin {revision}:refs/heads/{branch}"
+        else:
+            script = (
+                f"cd {work} && git checkout -q -b {branch} && {change} && "
+                f"git commit -q -am {shlex.quote(f'{label} (testbed check)')} && "
+                f"git push -q origin {branch}"
+            )
+        out = developer(f"rm -rf {work} && git clone -q {repo_url} {work} && {script}")
+        assert out.rc == 0, f"push to {branch} failed:\n{out.stdout}\n{out.stderr}"
+        head = developer(f"git -C {work} rev-parse {revision or 'HEAD'}").stdout.strip()
+        developer(f"rm -rf {work}")
+
+        def finished() -> bool:
+            runs = [p for p in pipelines_of(head) if p["branch"] == branch]
+            return bool(runs) and runs[-1]["finished"]
+
+        assert wait_for(finished, timeout=PIPELINE_TIMEOUT_S, interval=3), (
+            f"no finished pipeline for {head} on {branch} after {PIPELINE_TIMEOUT_S} s: "
+            f"{pipelines_of(head)}"
+        )
+        pipeline = [p for p in pipelines_of(head) if p["branch"] == branch][-1]
+        return Push(branch, head, pipeline)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def green(push: Callable[..., Push]) -> Push:
+    """A commit that changes nothing the tests or the model depend on."""
+    return push("green", change="echo 'checked by testbed verify' >> README.md")
+
+
+@pytest.fixture(scope="session")
+def green_again(push: Callable[..., Push], green: Push) -> Push:
+    """The same commit pushed a second time, to another branch."""
+    return push("repeat", revision=green.revision)
+
+
+@pytest.fixture(scope="session")
+def red(push: Callable[..., Push]) -> Push:
+    """A commit whose unit tests fail."""
+    return push(
+        "red",
+        change="sed -i 's/assert np.array_equal/assert not np.array_equal/' tests/test_model.py",
+    )
+
+
+@pytest.fixture(scope="session")
+def mlflow(testbed: Any, service: Any) -> Callable[..., Any]:
+    """Call the tracking server's REST API from the service node."""
+    host = testbed.group("mlflow")[0]
+    base = f"http://{host}:{plan_var(testbed, 'mlflow_port', 5001)}"
+
+    def call(path: str, payload: dict[str, Any] | None = None, raw: bool = False) -> Any:
+        data = f"-X POST -H 'Content-Type: application/json' -d {shlex.quote(json.dumps(payload))}"
+        out = service.run(f"curl -sS --fail {data if payload else ''} {shlex.quote(base + path)}")
+        assert out.rc == 0, f"MLflow {path}: {out.stderr}"
+        return out.stdout if raw else json.loads(out.stdout)
+
+    return call
+
+
+@pytest.fixture(scope="session")
+def runs_of(mlflow: Callable[..., Any]) -> Callable[[str], list[dict[str, Any]]]:
+    """The tracking server's runs tagged with a commit hash."""
+
+    def search(revision: str) -> list[dict[str, Any]]:
+        experiment = mlflow(f"/api/2.0/mlflow/experiments/get-by-name?experiment_name={REPOSITORY}")
+        found = mlflow(
+            "/api/2.0/mlflow/runs/search",
+            {
+                "experiment_ids": [experiment["experiment"]["experiment_id"]],
+                "filter": f"tags.git_commit = '{revision}'",
+            },
+        )
+        return list(found.get("runs", []))
+
+    return search
+
+
+@pytest.fixture(scope="session")
+def registry(testbed: Any) -> Callable[..., Any]:
+    """GET from the registry's API as the CI account, from the Buildbot master's node,
+    which holds that password: it never leaves the node."""
+    master = testbed.host(testbed.group("buildbot_master")[0])
+    host = testbed.group("container_registry")[0]
+    base = f"https://{host}:{plan_var(testbed, 'container_registry_port', 5000)}"
+
+    def get(path: str, accept: str = "", anonymous: bool = False) -> Any:
+        auth = "" if anonymous else f'-u "ci:$(cat {MASTER_SECRETS}/registry-password)"'
+        header = f"-H {shlex.quote('Accept: ' + accept)}" if accept else ""
+        url = shlex.quote(base + path)
+        return master.run(f"curl -sS -w '\\n%{{http_code}}' {auth} {header} {url}")
+
+    return get

@@ -1,0 +1,98 @@
+"""The sample research pipeline, end to end: a push runs it green on the workers (the GPU
+job on the GPU worker), it logs a run to MLflow and publishes an image tagged with the
+commit; the same commit gives the same metrics; a failing test stops it before anything
+is published."""
+
+from __future__ import annotations
+
+import json
+
+from testbeds.checks.pipelines.support import PIPELINE_TIMEOUT_S, http_status
+
+JOBS = ["test", "train", "image"]
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.manifest.v1+json,"
+    "application/vnd.docker.distribution.manifest.v2+json"
+)
+
+
+def test_push_runs_the_pipeline_green(green):
+    """A pushed commit runs every job of its pipeline file, in order, all green, in bounded time."""
+    pipeline = green.pipeline
+    assert pipeline["result"] == "success", json.dumps(pipeline, indent=2)
+    assert [job["name"] for job in pipeline["jobs"]] == JOBS
+    assert all(job["result"] == "success" for job in pipeline["jobs"]), pipeline["jobs"]
+    assert pipeline["duration_s"] < PIPELINE_TIMEOUT_S
+
+
+def test_gpu_job_runs_only_on_the_gpu_worker(green, green_again, testbed):
+    """The GPU-tagged job ran on a GPU node; the other jobs on CPU-only workers."""
+    gpu_nodes = {n["name"] for n in testbed.nodes if testbed.traits(n["name"])["gpus"] > 0}
+    for run in (green, green_again):
+        assert run.job("train")["worker"] in gpu_nodes, run.pipeline["jobs"]
+        for name in ("test", "image"):
+            assert run.job(name)["worker"] not in gpu_nodes, run.pipeline["jobs"]
+
+
+def test_tracking_server_has_the_run_of_the_commit(green, runs_of, mlflow):
+    """MLflow holds the training run tagged with the commit: parameters, metrics, the model
+    and the exact package versions, with the GPU kind it ran on."""
+    runs = [r for r in runs_of(green.revision) if r["data"]]
+    assert runs, f"no MLflow run tagged {green.revision}"
+    run = runs[0]
+    tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
+    params = {p["key"]: p["value"] for p in run["data"]["params"]}
+    metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
+    assert tags["git_commit"] == green.revision
+    assert tags["gpu"] in {"emulated", "hardware"}
+    assert {"seed", "epochs", "learning_rate"} <= set(params)
+    assert {"rmse_train", "rmse_test"} <= set(metrics)
+    run_id = run["info"]["run_id"]
+    listing = mlflow(f"/api/2.0/mlflow/artifacts/list?run_id={run_id}&path=model")
+    assert [f["path"] for f in listing.get("files", [])] == ["model/model.json"], listing
+    lock = mlflow(f"/get-artifact?path=environment/requirements.lock&run_uuid={run_id}", raw=True)
+    assert "mlflow-skinny==" in lock and "numpy==" in lock, lock
+
+
+def test_registry_lists_the_image_tagged_with_the_commit(green, registry):
+    """The image job pushed the model image tagged with the commit hash, labelled with it."""
+    status, body = http_status(registry("/v2/research-pipeline/model/tags/list"))
+    assert status == 200, body
+    assert green.revision in json.loads(body)["tags"]
+    status, body = http_status(
+        registry(f"/v2/research-pipeline/model/manifests/{green.revision}", accept=MANIFEST_TYPES)
+    )
+    assert status == 200, body
+    config_digest = json.loads(body)["config"]["digest"]
+    status, body = http_status(registry(f"/v2/research-pipeline/model/blobs/{config_digest}"))
+    labels = json.loads(body)["config"]["Labels"]
+    assert labels["org.opencontainers.image.revision"] == green.revision
+
+
+def test_same_commit_twice_gives_the_same_model(green, green_again, runs_of, mlflow):
+    """The commit pushed again trains again with identical metrics and package versions."""
+    assert green_again.pipeline["result"] == "success", green_again.pipeline
+    runs = runs_of(green.revision)
+    assert len(runs) >= 2, f"expected two runs of {green.revision}, got {len(runs)}"
+
+    def metrics(run):
+        return {m["key"]: m["value"] for m in run["data"]["metrics"]}
+
+    def lock(run):
+        path = f"/get-artifact?path=environment/requirements.lock&run_uuid={run['info']['run_id']}"
+        return mlflow(path, raw=True)
+
+    assert metrics(runs[0]) == metrics(runs[1])
+    assert lock(runs[0]) == lock(runs[1])
+
+
+def test_failing_test_turns_the_pipeline_red_and_publishes_nothing(red, runs_of, registry):
+    """A commit whose tests fail: the test job fails with pytest's output, later jobs never
+    run, no MLflow run and no image carry its hash."""
+    pipeline = red.pipeline
+    assert pipeline["result"] == "failure", pipeline
+    assert [job["name"] for job in pipeline["jobs"]] == ["test"], pipeline["jobs"]
+    assert "failed" in "\n".join(red.job("test")["output_tail"] or []), red.job("test")
+    assert runs_of(red.revision) == []
+    status, body = http_status(registry("/v2/research-pipeline/model/tags/list"))
+    assert red.revision not in json.loads(body)["tags"]
