@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ class Push:
     branch: str
     revision: str
     pipeline: dict[str, Any]
+    seconds: float  # from the push until the pipeline finished
 
     def job(self, name: str) -> dict[str, Any] | None:
         return next((j for j in self.pipeline["jobs"] if j["name"] == name), None)
@@ -89,6 +91,7 @@ def push(
                 f"git commit -q -am {shlex.quote(f'{label} (testbed check)')} && "
                 f"git push -q origin {branch}"
             )
+        started = time.monotonic()
         out = developer(f"rm -rf {work} && git clone -q {repo_url} {work} && {script}")
         assert out.rc == 0, f"push to {branch} failed:\n{out.stdout}\n{out.stderr}"
         head = developer(f"git -C {work} rev-parse {revision or 'HEAD'}").stdout.strip()
@@ -98,12 +101,12 @@ def push(
             runs = [p for p in pipelines_of(head) if p["branch"] == branch]
             return bool(runs) and runs[-1]["finished"]
 
-        assert wait_for(finished, timeout=PIPELINE_TIMEOUT_S, interval=3), (
+        assert wait_for(finished, timeout=PIPELINE_TIMEOUT_S, interval=1), (
             f"no finished pipeline for {head} on {branch} after {PIPELINE_TIMEOUT_S} s: "
             f"{pipelines_of(head)}"
         )
         pipeline = [p for p in pipelines_of(head) if p["branch"] == branch][-1]
-        return Push(branch, head, pipeline)
+        return Push(branch, head, pipeline, round(time.monotonic() - started, 1))
 
     return run
 
