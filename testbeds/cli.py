@@ -98,6 +98,15 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_bake(args: argparse.Namespace) -> int:
+    from testbeds.bake import bake  # imports the deploy machinery only when baking
+
+    plan = resolve(args.name, site=args.site, target=args.target, instance=args.instance)
+    images = bake(plan, verbose=args.verbose)
+    _emit(images, args.json, "\n".join(f"{g:<12} {ref}" for g, ref in sorted(images.items())))
+    return 0
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     result = deploy.verify(args.name, extra_args=args.pytest_args, quiet=args.json)
     if args.json:
@@ -187,6 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--no-verify", action="store_true", help="skip the checks at the end")
     up.add_argument("--timings", action="store_true", help="print per-role times")
     up.add_argument("-v", "--verbose", action="store_true", help="print every task")
+    bake = add(
+        "bake",
+        "build per-node-group images with the roles' packages installed; local `up` uses them",
+        cmd_bake,
+        True,
+    )
+    bake.add_argument("-v", "--verbose", action="store_true", help="print every task")
     for name, help_text, func in (
         ("verify", "run the testbed's check suites against its nodes", cmd_verify),
         ("status", "show whether each node of an instance is running", cmd_status),

@@ -141,6 +141,7 @@ def run_playbook(
     forks: int,
     verbose: bool = False,
     limit: str | None = None,
+    tags: list[str] | None = None,
 ) -> PlaybookResult:
     """Run the playbook; artifacts of the last runs stay under private_dir/artifacts."""
     private_dir.mkdir(parents=True, exist_ok=True)
@@ -174,6 +175,7 @@ def run_playbook(
             cancel_callback=stop.is_set,
             rotate_artifacts=5,
             limit=limit,
+            tags=",".join(tags) if tags else None,
             settings={"suppress_ansible_output": True},
             cmdline=os.environ.get("TESTBED_ANSIBLE_ARGS"),
         )

@@ -15,6 +15,7 @@ from testbeds.schema import LocalSite
 from testbeds.sshkeys import ensure_client_key, ssh_args, write_known_hosts
 from testbeds.state import StateDir
 from testbeds.targets import podman
+from testbeds.targets.baked import baked_image_ref
 from testbeds.targets.base import NodeStatus, ProvisionedNode
 from testbeds.targets.image import ensure_base_image
 
@@ -27,6 +28,34 @@ class _Booted:
     container: str
     address: str
     host_key: str
+
+
+def local_site(plan: Plan) -> LocalSite:
+    if plan.site.local is None:
+        raise missing_site_section(plan.site.name, "local", "local.debian_mirror")
+    return plan.site.local
+
+
+def base_image(plan: Plan) -> str:
+    """The plan's base image, built when missing."""
+    site = local_site(plan)
+    return ensure_base_image(site.debian_mirror, site.debian_suite, say)
+
+
+def node_group_images(plan: Plan) -> dict[str, str]:
+    """The image each node group starts from: its baked image (`testbed bake`) when one
+    exists for exactly these inputs, the base image otherwise."""
+    base = base_image(plan)
+    images = {}
+    for group in plan.definition.node_groups:
+        baked = baked_image_ref(plan, group.name, base)
+        images[group.name] = baked if podman.image_exists(baked) else base
+    if any(image != base for image in images.values()):
+        say(
+            "starting from baked images: "
+            + ", ".join(g for g, image in images.items() if image != base)
+        )
+    return images
 
 
 def container_name(instance: str, node: str) -> str:
@@ -56,9 +85,7 @@ class LocalTarget:
     }
 
     def _site(self, plan: Plan) -> LocalSite:
-        if plan.site.local is None:
-            raise missing_site_section(plan.site.name, "local", "local.debian_mirror")
-        return plan.site.local
+        return local_site(plan)
 
     def preflight(self, plan: Plan) -> None:
         self._site(plan)
@@ -85,14 +112,16 @@ class LocalTarget:
 
     def provision(self, plan: Plan, state: StateDir) -> list[ProvisionedNode]:
         site = self._site(plan)
-        image = ensure_base_image(site.debian_mirror, site.debian_suite, say)
+        images = node_group_images(plan)
         self._ensure_network(plan, site)
         volumes = self._ensure_volumes(plan)
         options = podman.detect_runtime_options()
         private_key, public_key = ensure_client_key(state)
         with ThreadPoolExecutor(max_workers=min(8, len(plan.nodes))) as pool:
             futures = [
-                pool.submit(self._ensure_node, plan, node, image, options, public_key, volumes)
+                pool.submit(
+                    self._ensure_node, plan, node, images[node.group], options, public_key, volumes
+                )
                 for node in plan.nodes
             ]
             booted = [f.result() for f in futures]
@@ -111,7 +140,7 @@ class LocalTarget:
                     "ansible_ssh_private_key_file": str(private_key),
                     "ansible_ssh_common_args": extra_args,
                 },
-                facts={"container": b.container, "image": image},
+                facts={"container": b.container, "image": images[b.node.group]},
             )
             for b in booted
         ]

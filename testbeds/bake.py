@@ -1,0 +1,114 @@
+"""`testbed bake`: per-node-group images with the roles' packages already installed.
+
+A bake brings up a throw-away instance from the base image, runs only the roles' detect,
+preflight and install steps (no configuration, no secrets: the host keys and passwords
+come later, at `up`), commits one node of each group as that group's image, and removes
+the instance. `up` on the local target then starts each node from its group's baked image
+when one exists with the same cache key; the roles still run in full and converge, their
+package steps finding nothing to do.
+
+The cache key covers the base image, every file of the group's roles and of the site's
+inventories (package lists live there and in role defaults) and the definition's values,
+so any change to what would be installed gives a new tag.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from testbeds import paths
+from testbeds.deploy import generated_vars
+from testbeds.errors import DeployError, PreflightError
+from testbeds.inventory import inventory_sources, render_inventory
+from testbeds.plan import Plan
+from testbeds.progress import say
+from testbeds.runner import run_playbook
+from testbeds.state import StateDir, Timings, write_json
+from testbeds.targets import get_target, podman
+from testbeds.targets.baked import BAKE_STEPS, baked_image_ref
+from testbeds.targets.local import base_image
+
+# Roles whose install step places per-node credentials: never baked into an image.
+NEVER_BAKED = frozenset({"testbed_ca"})
+
+
+def bake_tags(plan: Plan) -> list[str]:
+    roles = sorted({r for node in plan.nodes for r in node.roles} - NEVER_BAKED)
+    return [f"{role}_{step}" for role in roles for step in BAKE_STEPS]
+
+
+def bake(plan: Plan, verbose: bool = False) -> dict[str, str]:
+    """Build the baked image of every node group that lacks one; returns group -> tag."""
+    if plan.target != "local":
+        raise PreflightError(f"bake builds images for the local target, not {plan.target!r}")
+    target = get_target("local")
+    base = base_image(plan)
+    wanted = {g.name: baked_image_ref(plan, g.name, base) for g in plan.definition.node_groups}
+    missing = {g: ref for g, ref in wanted.items() if not podman.image_exists(ref)}
+    if not missing:
+        say(f"every node group of {plan.name} has a baked image already")
+        return wanted
+    builder = replace(
+        plan,
+        instance=f"bake-{plan.name}",
+        nodes=tuple(next(n for n in plan.nodes if n.group == group) for group in missing),
+    )
+    target.preflight(builder)
+    state = StateDir(builder.instance)
+    timings = Timings()
+    try:
+        state.write_meta(
+            {
+                "testbed": plan.name,
+                "site": plan.site.name,
+                "target": "local",
+                "instance": builder.instance,
+                "bake": True,
+            }
+        )
+        say(f"baking {len(missing)} group image(s) of {plan.name}: {', '.join(sorted(missing))}")
+        with timings.phase("provision"):
+            nodes = target.provision(builder, state)
+        write_json(state.nodes_file, [n.as_dict() for n in nodes])
+        state.inventory_file.parent.mkdir(parents=True, exist_ok=True)
+        state.inventory_file.write_text(
+            render_inventory(
+                builder, nodes, {**generated_vars(builder, state, target), "testbed_baking": True}
+            ),
+            encoding="utf-8",
+        )
+        with timings.phase("install"):
+            result = run_playbook(
+                paths.PLAYBOOKS_DIR / plan.definition.playbook,
+                inventory_sources(plan.site.name, state.inventory_file),
+                state.runner_dir,
+                forks=max(5, len(nodes)),
+                verbose=verbose,
+                tags=bake_tags(builder),
+            )
+        if not result.ok:
+            details = "\n  ".join(result.failures) or f"see {result.artifacts}"
+            raise DeployError(f"baking {plan.name} failed:\n  {details}")
+        with timings.phase("commit"):
+            for node in nodes:
+                container = str(node.facts["container"])
+                # Package lists and caches are not part of what is baked.
+                podman.exec_(container, "sh", "-c", "apt-get clean; rm -rf /root/.cache/pip")
+                podman.run(
+                    "commit",
+                    "--quiet",
+                    "--pause",
+                    "--change",
+                    "CMD=/sbin/init",
+                    "--change",
+                    f"LABEL={podman.LABEL_PREFIX}.image=baked",
+                    container,
+                    missing[node.group],
+                    timeout=600,
+                )
+                say(f"[{node.group}] baked {missing[node.group]}")
+    finally:
+        target.destroy(builder.instance)
+        state.remove()
+    say("bake: " + "  ".join(f"{k} {v:.1f}s" for k, v in timings.phases.items()))
+    return wanted

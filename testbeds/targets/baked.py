@@ -1,0 +1,49 @@
+"""Tags of baked node-group images (see `testbeds.bake`): the cache key of what a group's
+image would hold, so that any change to it gives a new tag and a stale image is never used."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from testbeds import paths
+from testbeds.plan import Plan
+
+BAKED_REPOSITORY = "localhost/wp5-testbeds-baked"
+# Steps of a role that only install software; configure steps (and their secrets) never run.
+BAKE_STEPS = ("preflight", "detect", "install")
+
+
+def _tree_digest(root: Path) -> str:
+    digest = hashlib.sha256()
+    files = sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    for path in files:
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def baked_image_ref(plan: Plan, group: str, base_image: str) -> str:
+    """The tag of the group's baked image for this plan, whether or not it exists.
+
+    The key covers the base image, every file of the group's roles, the site's inventories
+    (package lists live there and in role defaults), the definition's values and the
+    playbook."""
+    node_group = next(g for g in plan.definition.node_groups if g.name == group)
+    inventories = paths.inventories_dir()
+    inputs = {
+        "base": base_image,
+        "roles": {r: _tree_digest(paths.roles_dir() / r) for r in node_group.roles},
+        "sites": {
+            s: _tree_digest(inventories / s)
+            for s in ("common", plan.site.name)
+            if (inventories / s).is_dir()
+        },
+        "values": plan.definition.vars,
+        "playbook": (paths.PLAYBOOKS_DIR / plan.definition.playbook).read_text(),
+        "steps": BAKE_STEPS,
+        "format": 1,
+    }
+    key = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
+    return f"{BAKED_REPOSITORY}-{plan.name}-{group}:{key[:16]}"
