@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from testbeds.errors import DefinitionError, PreflightError
-from testbeds.loader import missing_site_section, read_yaml, site_dir
+from testbeds.loader import definition_path, missing_site_section, read_yaml, site_dir
 from testbeds.plan import Plan
 from testbeds.progress import say
 from testbeds.schema import StaticSite
@@ -78,6 +78,55 @@ def _ssh(config: Path, node: str, command: str) -> subprocess.CompletedProcess[s
     )
 
 
+def _listening_ports(config: Path, node: str) -> dict[tuple[str, int], str] | None:
+    """(protocol, port) -> what listens there on the host; None when `ss` is missing."""
+    proc = _ssh(config, node, "command -v ss >/dev/null && ss -Htlnup")
+    if proc.returncode != 0:
+        return None
+    listening: dict[tuple[str, int], str] = {}
+    for line in proc.stdout.splitlines():
+        fields = line.split()
+        if len(fields) < 5 or ":" not in fields[4]:
+            continue
+        port = fields[4].rsplit(":", 1)[1]
+        if port.isdigit():
+            users = fields[6] if len(fields) > 6 else "a process"
+            listening[(fields[0], int(port))] = users
+    return listening
+
+
+def port_clashes(plan: Plan, config: Path) -> None:
+    """Refuse hosts where something already listens on a port the definition exposes.
+
+    Only on an instance's first `up`: later, the testbed's own services listen there."""
+    exposed = [
+        (node.name, g_index, p_index, port)
+        for g_index, group in enumerate(plan.definition.node_groups)
+        for node in plan.nodes
+        if node.group == group.name
+        for p_index, port in enumerate(group.expose)
+    ]
+    nodes = sorted({name for name, *_ in exposed})
+    if not nodes:
+        return
+    with ThreadPoolExecutor(max_workers=min(8, len(nodes))) as pool:
+        found = pool.map(lambda n: _listening_ports(config, n), nodes)
+        listening = dict(zip(nodes, found, strict=True))
+    for node, g_index, p_index, port in exposed:
+        in_use = listening[node]
+        if in_use is None:
+            say(f"[{node}] cannot list listening ports (no `ss`): port clashes not checked")
+            continue
+        users = in_use.get((port.protocol, port.port))
+        if users:
+            raise DefinitionError(
+                definition_path(plan.source or plan.name),
+                f"node_groups[{g_index}].expose[{p_index}].port",
+                f"{port.port}/{port.protocol} is already in use on host {node} ({users}); "
+                "free it or change the port, nothing was configured",
+            )
+
+
 class StaticTarget:
     name = "static"
     # Existing hosts: shared filesystems come from the nfs roles or the site's own share.
@@ -114,6 +163,8 @@ class StaticTarget:
             raise PreflightError(
                 f"host(s) of site {plan.site.name} do not answer over SSH: {details}"
             )
+        if not state.nodes_file.exists():
+            port_clashes(plan, config)
         site = static_site(plan)
         return [
             reached_through(

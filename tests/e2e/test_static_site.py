@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ DEFINITION = {
         {
             "name": "controller",
             "roles": ["common", "munge", "slurm_controller", "slurm_login"],
+            "expose": [{"port": 6817, "description": "slurmctld"}],
         },
         {
             "name": "cpu",
@@ -191,6 +193,25 @@ def test_hosts_refuse_logins_that_skip_the_bastion(site: Site) -> None:
     )  # fmt: skip
     assert direct.returncode != 0
     assert "Permission denied" in direct.stderr
+
+
+def test_port_in_use_on_a_host_stops_the_first_up(site: Site) -> None:
+    """Something already listening on a port the definition exposes stops `up` with an
+    error naming the definition's field and the host, before anything is configured."""
+    listener = "e2e-site-controller"
+    podman.run("exec", "-d", listener, "python3", "-m", "http.server", "6817")
+    try:
+        time.sleep(1)
+        proc = run_testbed(site, "up", str(site.definition), "--site", SITE, "--target", "static",
+                       "--instance", "e2e-static-clash", check=False)  # fmt: skip
+    finally:
+        podman.run("exec", listener, "pkill", "-f", "http.server 6817", check=False)
+        run_testbed(site, "down", "e2e-static-clash", check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "node_groups[0].expose[0].port: 6817/tcp is already in use on host controller" in (
+        proc.stderr
+    )
+    assert podman.exec_(listener, "test", "-e", "/etc/munge/munge.key").returncode != 0
 
 
 def test_up_configures_and_checks_the_site_through_the_bastion(site: Site) -> None:
