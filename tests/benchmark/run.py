@@ -109,7 +109,7 @@ def main() -> None:
     modes = args.modes.split(",")
     rows: dict[str, dict[str, str]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.testbeds.split(","):
+        for name in filter(None, args.testbeds.split(",")):
             rows[name] = bench(name, name, modes)
         for count in filter(None, args.compute_nodes.split(",")):
             name = f"hpc-access {count} cpu"
