@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,6 +29,12 @@ class _Booted:
     container: str
     address: str
     host_key: str
+
+
+# Containers are created one at a time, then boot side by side. podman 4.3 has been seen to
+# hang for good when several containers mounting the same named volumes were created at
+# once (a `podman run` that never returned); creating takes well under a second a node.
+_CREATE_LOCK = threading.Lock()
 
 
 def local_site(plan: Plan) -> LocalSite:
@@ -177,37 +184,38 @@ class LocalTarget:
         name = container_name(plan.instance, node.name)
         existing = podman.container_by_name(name)
         if existing is None:
-            if podman.remove_storage_leftover(name):
-                say(f"[{node.name}] removed what an interrupted run left of {name}")
-            podman.run(
-                "run",
-                "--detach",
-                "--name",
-                name,
-                "--hostname",
-                node.name,
-                "--network",
-                network_name(plan.instance),
-                "--network-alias",
-                node.name,
-                "--systemd=always",
-                *options.args(),
-                "--volume",
-                f"{public_key}:/root/.ssh/authorized_keys:ro",
-                *(arg for spec in volumes for arg in ("--volume", spec)),
-                # Emulated GPUs are device nodes made with mknod (they cannot be opened).
-                *(["--cap-add=MKNOD"] if node.traits.gpus else []),
-                "--label",
-                instance_label(plan.instance),
-                "--label",
-                f"{podman.LABEL_PREFIX}.testbed={plan.name}",
-                "--label",
-                f"{podman.LABEL_PREFIX}.node={node.name}",
-                "--label",
-                f"{podman.LABEL_PREFIX}.group={node.group}",
-                image,
-                "/sbin/init",
-            )
+            with _CREATE_LOCK:
+                if podman.remove_storage_leftover(name):
+                    say(f"[{node.name}] removed what an interrupted run left of {name}")
+                podman.run(
+                    "run",
+                    "--detach",
+                    "--name",
+                    name,
+                    "--hostname",
+                    node.name,
+                    "--network",
+                    network_name(plan.instance),
+                    "--network-alias",
+                    node.name,
+                    "--systemd=always",
+                    *options.args(),
+                    "--volume",
+                    f"{public_key}:/root/.ssh/authorized_keys:ro",
+                    *(arg for spec in volumes for arg in ("--volume", spec)),
+                    # Emulated GPUs are device nodes made with mknod (they cannot be opened).
+                    *(["--cap-add=MKNOD"] if node.traits.gpus else []),
+                    "--label",
+                    instance_label(plan.instance),
+                    "--label",
+                    f"{podman.LABEL_PREFIX}.testbed={plan.name}",
+                    "--label",
+                    f"{podman.LABEL_PREFIX}.node={node.name}",
+                    "--label",
+                    f"{podman.LABEL_PREFIX}.group={node.group}",
+                    image,
+                    "/sbin/init",
+                )
             say(f"[{node.name}] container {name} created")
         elif existing.get("State") != "running":
             podman.run("start", name)
