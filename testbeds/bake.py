@@ -16,14 +16,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from testbeds import paths
-from testbeds.deploy import generated_vars
+from testbeds.deploy import run_definition_playbook, write_inventory
 from testbeds.errors import DeployError, PreflightError
-from testbeds.inventory import inventory_sources, render_inventory
 from testbeds.plan import Plan
 from testbeds.progress import say
-from testbeds.runner import run_playbook
-from testbeds.state import StateDir, Timings, write_json
+from testbeds.state import StateDir, Timings
 from testbeds.targets import get_target, podman
 from testbeds.targets.baked import BAKE_STEPS, baked_image_ref
 from testbeds.targets.local import base_image
@@ -69,23 +66,9 @@ def bake(plan: Plan, verbose: bool = False) -> dict[str, str]:
         say(f"baking {len(missing)} group image(s) of {plan.name}: {', '.join(sorted(missing))}")
         with timings.phase("provision"):
             nodes = target.provision(builder, state)
-        write_json(state.nodes_file, [n.as_dict() for n in nodes])
-        state.inventory_file.parent.mkdir(parents=True, exist_ok=True)
-        state.inventory_file.write_text(
-            render_inventory(
-                builder, nodes, {**generated_vars(builder, state, target), "testbed_baking": True}
-            ),
-            encoding="utf-8",
-        )
+        write_inventory(builder, state, nodes, target, {"testbed_baking": True})
         with timings.phase("install"):
-            result = run_playbook(
-                paths.PLAYBOOKS_DIR / plan.definition.playbook,
-                inventory_sources(plan.site.name, state.inventory_file),
-                state.runner_dir,
-                forks=max(5, len(nodes)),
-                verbose=verbose,
-                tags=bake_tags(builder),
-            )
+            result = run_definition_playbook(builder, state, nodes, verbose, bake_tags(builder))
         if not result.ok:
             details = "\n  ".join(result.failures) or f"see {result.artifacts}"
             raise DeployError(f"baking {plan.name} failed:\n  {details}")

@@ -99,6 +99,38 @@ def up(plan: Plan, verbose: bool = False, run_verify: bool = True) -> UpResult:
     return configure(plan, state, nodes, target, timings, verbose, run_verify)
 
 
+def write_inventory(
+    plan: Plan,
+    state: StateDir,
+    nodes: list[ProvisionedNode],
+    target: Target,
+    extra_vars: dict[str, Any] | None = None,
+) -> None:
+    """Record the nodes and render the instance's inventory for them."""
+    write_json(state.nodes_file, [n.as_dict() for n in nodes])
+    values = {**generated_vars(plan, state, target), **(extra_vars or {})}
+    state.inventory_file.parent.mkdir(parents=True, exist_ok=True)
+    state.inventory_file.write_text(render_inventory(plan, nodes, values), encoding="utf-8")
+
+
+def run_definition_playbook(
+    plan: Plan,
+    state: StateDir,
+    nodes: list[ProvisionedNode],
+    verbose: bool = False,
+    tags: list[str] | None = None,
+) -> PlaybookResult:
+    """Run the definition's playbook against the instance's inventory."""
+    return run_playbook(
+        paths.PLAYBOOKS_DIR / plan.definition.playbook,
+        inventory_sources(plan.site.name, state.inventory_file),
+        state.runner_dir,
+        forks=max(5, len(nodes)),
+        verbose=verbose,
+        tags=tags,
+    )
+
+
 def configure(
     plan: Plan,
     state: StateDir,
@@ -113,20 +145,11 @@ def configure(
     Every target ends here, whether `testbed up` or a Pulumi program provisioned the nodes."""
     timings = timings or Timings()
     with timings.phase("inventory"):
-        write_json(state.nodes_file, [n.as_dict() for n in nodes])
         write_json(state.path / "plan.json", plan.as_dict())
-        text = render_inventory(plan, nodes, generated_vars(plan, state, target))
-        state.inventory_file.parent.mkdir(parents=True, exist_ok=True)
-        state.inventory_file.write_text(text, encoding="utf-8")
+        write_inventory(plan, state, nodes, target)
     say(f"configuring with playbook {plan.definition.playbook}")
     with timings.phase("configure"):
-        result = run_playbook(
-            paths.PLAYBOOKS_DIR / plan.definition.playbook,
-            inventory_sources(plan.site.name, state.inventory_file),
-            state.runner_dir,
-            forks=max(5, len(nodes)),
-            verbose=verbose,
-        )
+        result = run_definition_playbook(plan, state, nodes, verbose)
     timings.roles = result.role_seconds
     say(
         f"ansible: {result.status}, changed={result.changed_total} "

@@ -52,12 +52,18 @@ class LiveTestbed:
         )
 
 
-def bring_up(testbed: str, instance: str) -> Iterator[LiveTestbed]:
+def require_podman() -> None:
+    """Skip the test when the local target cannot run here, or fail it when CI requires
+    end-to-end tests (TESTBED_REQUIRE_E2E)."""
     reason = podman_usable()
     if reason:
         if os.environ.get("TESTBED_REQUIRE_E2E"):
             pytest.fail(f"end-to-end tests required but cannot run: {reason}")
         pytest.skip(reason)
+
+
+def bring_up(testbed: str, instance: str) -> Iterator[LiveTestbed]:
+    require_podman()
     # A previous run killed half-way may have left this instance behind: converge from there.
     proc = run_cli("up", testbed, "--instance", instance, "--json", check=False)
     try:

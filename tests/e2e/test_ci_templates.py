@@ -14,7 +14,7 @@ import yaml
 
 from testbeds.targets import podman
 from tests.conftest import REPO
-from tests.e2e.live import podman_usable
+from tests.e2e.live import require_podman
 
 pytestmark = pytest.mark.e2e
 TEMPLATES = REPO / "docs" / "ci"
@@ -49,11 +49,7 @@ def test_teardown_always_runs() -> None:
 def test_template_commands_run_in_order(template: str, commands: list[str], tmp_path: Path) -> None:
     """up, verify, keep the report, down: each command succeeds; the JUnit report has the
     checks; nothing with the instance's label is left."""
-    reason = podman_usable()
-    if reason:
-        if os.environ.get("TESTBED_REQUIRE_E2E"):
-            pytest.fail(f"end-to-end tests required but cannot run: {reason}")
-        pytest.skip(reason)
+    require_podman()
     instance = f"ci-template-{template}"
     env = {
         **os.environ,

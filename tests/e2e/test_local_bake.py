@@ -5,13 +5,12 @@ roles still run and converge, and the checks pass."""
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
 from testbeds.targets import podman
 from tests.conftest import REPO
-from tests.e2e.live import podman_usable, run_cli
+from tests.e2e.live import require_podman, run_cli
 
 pytestmark = pytest.mark.e2e
 SMOKE = str(REPO / "tests" / "fixtures" / "smoke.yaml")
@@ -19,11 +18,7 @@ INSTANCE = "e2e-bake"
 
 
 def test_bake_then_up_from_the_baked_image() -> None:
-    reason = podman_usable()
-    if reason:
-        if os.environ.get("TESTBED_REQUIRE_E2E"):
-            pytest.fail(f"end-to-end tests required but cannot run: {reason}")
-        pytest.skip(reason)
+    require_podman()
     baked = json.loads(run_cli("bake", SMOKE, "--instance", INSTANCE, "--json").stdout)
     image = baked["node"]
     try:

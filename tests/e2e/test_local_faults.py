@@ -16,7 +16,7 @@ import pytest
 
 from testbeds.targets import podman
 from tests.conftest import REPO
-from tests.e2e.live import podman_usable, run_cli
+from tests.e2e.live import require_podman, run_cli
 
 pytestmark = pytest.mark.e2e
 SMOKE = str(REPO / "tests" / "fixtures" / "smoke.yaml")
@@ -24,11 +24,7 @@ SMOKE = str(REPO / "tests" / "fixtures" / "smoke.yaml")
 
 @pytest.fixture(autouse=True)
 def _needs_podman() -> None:
-    reason = podman_usable()
-    if reason:
-        if os.environ.get("TESTBED_REQUIRE_E2E"):
-            pytest.fail(f"end-to-end tests required but cannot run: {reason}")
-        pytest.skip(reason)
+    require_podman()
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from testbeds.loader import load_site
 from testbeds.targets import podman
 from testbeds.targets.image import ensure_base_image
 from tests.conftest import REPO
-from tests.e2e.live import podman_usable
+from tests.e2e.live import require_podman
 
 pytestmark = pytest.mark.e2e
 LABEL = f"{podman.INSTANCE_LABEL}=e2e-static-site"
@@ -100,9 +100,7 @@ def _cleanup() -> None:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    reason = podman_usable()
-    if reason:
-        pytest.skip(reason)
+    require_podman()
     _cleanup()
     home = tmp_path_factory.mktemp("static-home")
     shutil.copytree(REPO / "roles", home / "roles")
