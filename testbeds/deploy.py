@@ -93,9 +93,15 @@ def up(plan: Plan, verbose: bool = False, run_verify: bool = True) -> UpResult:
             "instance": plan.instance,
         }
     )
-    say(f"provisioning {len(plan.nodes)} node(s) of {plan.name} on target {plan.target}")
+    if target.configures_nodes:
+        say(f"provisioning {len(plan.nodes)} node(s) of {plan.name} on target {plan.target}")
+    else:
+        say(f"deploying {plan.name}'s workloads on target {plan.target}")
     with timings.phase("provision"):
         nodes = target.provision(plan, state)
+    if not target.configures_nodes:
+        state.write_timings("up", timings, {})
+        return UpResult(plan.instance, PlaybookResult("not run", 0, {}, []), None, timings)
     return configure(plan, state, nodes, target, timings, verbose, run_verify)
 
 

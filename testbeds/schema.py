@@ -190,6 +190,35 @@ class StaticSite(Strict):
     bastion: StaticBastion | None = None
 
 
+# Images of the workloads the Kubernetes program defines itself (not through a chart).
+# The tags are the ones these definitions are written for; a site overrides any of them
+# under `kubernetes.images` (for a mirror, or a tag it has tested) and keeps the rest.
+KUBERNETES_IMAGES: dict[str, str] = {
+    "postgresql": "docker.io/library/postgres:15",
+    "mysql": "docker.io/library/mysql:8.0",
+    "xrootd": "docker.io/opensciencegrid/xrootd-standalone:23-release",
+    "fts3": "gitlab-registry.cern.ch/fts/fts3:v3.14",
+    "mlflow": "ghcr.io/mlflow/mlflow:v3.17.2-full",
+    "ci_job": "docker.io/library/python:3.11-slim",
+    "crane": "gcr.io/go-containerregistry/crane:debug",
+    "interlink_vk": "ghcr.io/interlink-hq/interlink/virtual-kubelet-inttw:0.5.1",
+}
+
+
+class InterLinkSite(Strict):
+    """Where the cluster's virtual kubelet reaches the interLink API on the Slurm login node."""
+
+    url: Annotated[str, Field(pattern=r"^https://[A-Za-z0-9.-]+$")] = Field(
+        description="https://host of the login node's interLink endpoint (no port, no path)"
+    )
+    port: int = Field(default=3443, ge=1, le=65535, description="its TLS port")
+    slurm_instance: Annotated[str, Field(pattern=NAME_PATTERN)] = Field(
+        default="hpc-access",
+        description="the hpc-access instance whose login node runs the interLink API "
+        "(its state holds the token the virtual kubelet presents)",
+    )
+
+
 class KubernetesSite(Strict):
     """Values the Kubernetes target needs from a site: its cluster and what it may use."""
 
@@ -201,12 +230,26 @@ class KubernetesSite(Strict):
     cpu_quota: str = Field(default="16", description="CPU the testbed's namespace may request")
     memory_quota: str = Field(default="64Gi", description="memory the namespace may request")
     images: dict[str, str] = Field(
-        default_factory=lambda: {
-            "postgresql": "docker.io/library/postgres:15",
-            "xrootd": "docker.io/opensciencegrid/xrootd-standalone:23-release",
-        },
-        description="container images of the workloads the program defines itself",
+        default_factory=dict,
+        description="overrides of the workload images (keys as in KUBERNETES_IMAGES)",
     )
+    interlink: InterLinkSite | None = Field(
+        default=None, description="offloading pods to Slurm (hpc-access); required there"
+    )
+    pipeline_repository: str = Field(
+        default="", description="git URL the sample workflow clones unless told otherwise"
+    )
+
+    @field_validator("images")
+    @classmethod
+    def _known_images(cls, images: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(images) - set(KUBERNETES_IMAGES))
+        if unknown:
+            raise ValueError(f"unknown image key(s) {unknown}; known: {sorted(KUBERNETES_IMAGES)}")
+        return images
+
+    def image(self, name: str) -> str:
+        return self.images.get(name, KUBERNETES_IMAGES[name])
 
 
 class SiteProfile(Strict):

@@ -16,7 +16,8 @@ Computed = Callable[[str, dict[str, Any], int], dict[str, Any]]
 
 COMPUTED: dict[str, Computed] = {
     "random:index/randomPassword:RandomPassword": lambda name, _, __: {
-        "result": f"generated-{name}"
+        "result": f"generated-{name}",
+        "bcryptHash": f"$2a$10$generated-{name}",
     },
     "tls:index/privateKey:PrivateKey": lambda name, _, __: {
         "publicKeyOpenssh": f"ssh-ed25519 AAAA{name}\n",

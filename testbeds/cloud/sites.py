@@ -33,6 +33,14 @@ def flavor_for(group: NodeGroup, site: OpenStackSite) -> str:
 
 def kubernetes_site(plan: Plan) -> KubernetesSite:
     """The plan's Kubernetes site values, or an error naming the file and field."""
-    if plan.site.kubernetes is None:
+    site = plan.site.kubernetes
+    if site is None:
         raise missing_site_section(plan.site.name, "kubernetes")
-    return plan.site.kubernetes
+    if site.interlink is None and any("slurm_login" in n.roles for n in plan.nodes):
+        raise DefinitionError(
+            site_dir(plan.site.name) / "site.yml",
+            "kubernetes.interlink.url",
+            f"missing: {plan.name} offloads pods to its Slurm cluster through interLink, "
+            "so the site must say where the login node's interLink endpoint is",
+        )
+    return site

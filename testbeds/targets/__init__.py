@@ -20,6 +20,12 @@ def _openstack() -> Target:
     return OpenStackTarget()
 
 
+def _kubernetes() -> Target:
+    from testbeds.targets.kubernetes import KubernetesTarget
+
+    return KubernetesTarget()
+
+
 def _static() -> Target:
     from testbeds.targets.static import StaticTarget
 
@@ -29,6 +35,7 @@ def _static() -> Target:
 TARGETS: dict[str, Callable[[], Target]] = {
     "local": _local,
     "openstack": _openstack,
+    "kubernetes": _kubernetes,
     "static": _static,
 }
 

@@ -42,6 +42,8 @@ class Target(Protocol):
     """Operations are idempotent: calling them again converges, never duplicates."""
 
     name: str
+    # False for targets that deploy workloads (Kubernetes) rather than nodes to configure.
+    configures_nodes: bool
     provides_shared_filesystems: bool
     hardware_notes: dict[str, str]
 

@@ -84,6 +84,7 @@ def instance_label(instance: str) -> str:
 class LocalTarget:
     name = "local"
     # Shared filesystems are podman volumes mounted into every node, so no NFS is needed.
+    configures_nodes = True
     provides_shared_filesystems = True
     # What this target cannot give for real, and what it does instead.
     hardware_notes = {

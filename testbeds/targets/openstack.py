@@ -44,6 +44,7 @@ def _stack(instance: str, create: bool) -> Any:
 class OpenStackTarget:
     name = "openstack"
     # NFS from the server node: the cloud gives block volumes, not shared filesystems.
+    configures_nodes = True
     provides_shared_filesystems = False
     # Real hardware: GPU flavors and IB/RoCE ports are what the site profile names.
     hardware_notes: dict[str, str] = {}

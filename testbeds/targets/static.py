@@ -130,6 +130,7 @@ def port_clashes(plan: Plan, config: Path) -> None:
 class StaticTarget:
     name = "static"
     # Existing hosts: shared filesystems come from the nfs roles or the site's own share.
+    configures_nodes = True
     provides_shared_filesystems = False
     # Real hardware: what the hosts have is what the roles detect.
     hardware_notes: dict[str, str] = {}

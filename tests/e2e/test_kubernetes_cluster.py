@@ -50,3 +50,44 @@ def test_xrootd_endpoints_listen() -> None:
         host = testinfra.get_host(f"kubectl://{pod['metadata']['name']}?namespace={namespace}")
         assert host.socket("tcp://0.0.0.0:1094").is_listening
         assert host.socket("tcp://0.0.0.0:8443").is_listening
+
+
+def kubectl_json(*args: str) -> dict[str, Any]:
+    out = subprocess.run(
+        ["kubectl", *args, "-o", "json"], capture_output=True, text=True, check=True
+    ).stdout
+    return dict(json.loads(out))
+
+
+def test_pipeline_services_answer() -> None:
+    """pipelines: MLflow answers its health check from inside its pod, and the sample
+    WorkflowTemplate is there for Argo to run."""
+    namespace = os.environ["WP5_K8S_NAMESPACE"]
+    mlflow = [
+        p
+        for p in pods(namespace)
+        if p["metadata"]["labels"].get("app.kubernetes.io/name") == "mlflow"
+    ]
+    if not mlflow:
+        pytest.skip("this namespace has no pipelines services")
+    host = testinfra.get_host(f"kubectl://{mlflow[0]['metadata']['name']}?namespace={namespace}")
+    health = host.run(
+        "python3 -c \"import urllib.request;print(urllib.request.urlopen('http://localhost:5000/health').read().decode())\""
+    )
+    assert health.rc == 0 and "OK" in health.stdout
+    template = kubectl_json("-n", namespace, "get", "workflowtemplate", "research-pipeline")
+    tasks = next(t for t in template["spec"]["templates"] if t["name"] == "pipeline")["dag"][
+        "tasks"
+    ]
+    assert [t["name"] for t in tasks] == ["test", "train", "image"]
+
+
+def test_interlink_virtual_node_is_ready() -> None:
+    """hpc-access: the interLink virtual kubelet registered its node and the node is Ready
+    (which needs the login node's interLink API to answer)."""
+    namespace = os.environ["WP5_K8S_NAMESPACE"]
+    if not [p for p in pods(namespace) if p["metadata"]["name"].startswith("interlink-vk")]:
+        pytest.skip("this namespace offloads nothing to Slurm")
+    node = kubectl_json("get", "node", f"{namespace}-slurm")
+    ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"]
+    assert ready and ready[0]["status"] == "True"

@@ -1,40 +1,59 @@
 """The Kubernetes Pulumi program under Pulumi's mocks (no cluster or Pulumi CLI here):
 every object it creates directly is valid for the site's Kubernetes version
 (kubernetes-validate, strict), and the objects follow the policies: restricted Pod
-Security, default-deny networking, requests and limits everywhere, no privileged container
-or host path, no API token mounted, charts pinned, secrets wired as secrets."""
+Security unless the namespace says why not, default-deny networking, requests and limits
+everywhere, no privileged container or host path, no API token mounted unless listed
+below with a reason, charts pinned, secrets generated and wired through Secrets."""
 
 from __future__ import annotations
 
 import re
 import runpy
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 pulumi = pytest.importorskip("pulumi", reason="the cloud extras are not installed")
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
+from testbeds.cloud.kubernetes.pipelines import SAMPLE  # noqa: E402
+from testbeds.cloud.kubernetes.scope import POD_SECURITY_REASON  # noqa: E402
+from testbeds.errors import DefinitionError  # noqa: E402
 from testbeds.plan import resolve  # noqa: E402
 from tests.pulumi_mocks import RecordingMocks  # noqa: E402
 
 PROGRAM = Path(__file__).resolve().parents[2] / "stacks" / "kubernetes" / "__main__.py"
 RELEASE = "kubernetes:helm.sh/v3:Release"
+CUSTOM = "kubernetes:argoproj.io/v1alpha1:WorkflowTemplate"
+TESTBEDS = ["data-movement", "hpc-access", "pipelines"]
+# Service accounts that get an API token, and why.
+TOKEN_EXCEPTIONS = {"interlink-vk": "a virtual kubelet registers its node and updates pods"}
+CHARTS = {
+    "data-movement": {"rucio-server", "rucio-daemons"},
+    "hpc-access": {"jupyterhub"},
+    "pipelines": {"argo-workflows", "minio", "registry"},
+}
 
 
 def objects(mocks: RecordingMocks) -> list[dict[str, Any]]:
-    """Kubernetes objects the program creates directly (not through a chart)."""
+    """Kubernetes objects of built-in kinds the program creates directly."""
     return [
         state
         for typ, _, state in mocks.resources
-        if typ.startswith("kubernetes:") and typ != RELEASE
+        if typ.startswith("kubernetes:") and typ not in (RELEASE, CUSTOM)
     ]
 
 
 def states(mocks: RecordingMocks, suffix: str) -> list[dict[str, Any]]:
     return [state for _, state in mocks.of_type(suffix)]
+
+
+def of_kind(mocks: RecordingMocks, kind: str) -> list[dict[str, Any]]:
+    return [o for o in objects(mocks) if o.get("kind") == kind]
 
 
 def run_program(testbed: str, site: str = "partner-a") -> RecordingMocks:
@@ -45,6 +64,7 @@ def run_program(testbed: str, site: str = "partner-a") -> RecordingMocks:
             "wp5-testbeds-kubernetes:testbed": testbed,
             "wp5-testbeds-kubernetes:site": site,
             "wp5-testbeds-kubernetes:instance": f"{testbed}-k8s",
+            "wp5-testbeds-kubernetes:interlinkToken": "token-from-login-node",
         }
     )
 
@@ -56,14 +76,20 @@ def run_program(testbed: str, site: str = "partner-a") -> RecordingMocks:
     return mocks
 
 
-@pytest.fixture(scope="module", params=["data-movement", "hpc-access"])
+@pytest.fixture(scope="module", params=TESTBEDS)
 def deployed(request: pytest.FixtureRequest) -> Iterator[tuple[str, RecordingMocks]]:
     yield request.param, run_program(request.param)
 
 
-def pod_specs(mocks: RecordingMocks) -> list[dict[str, Any]]:
+@pytest.fixture(scope="module")
+def pipelines_program() -> RecordingMocks:
+    return run_program("pipelines")
+
+
+def pod_specs(mocks: RecordingMocks) -> list[tuple[str, dict[str, Any]]]:
+    """(namespace, pod spec) of every workload the program defines itself."""
     return [
-        obj["spec"]["template"]["spec"]
+        (obj["metadata"]["namespace"], obj["spec"]["template"]["spec"])
         for obj in objects(mocks)
         if obj.get("kind") in ("StatefulSet", "Deployment")
     ]
@@ -74,76 +100,208 @@ def test_every_object_is_valid_for_the_sites_kubernetes(deployed: Any) -> None:
     testbed, mocks = deployed
     version = resolve(testbed, site="partner-a").site.kubernetes.kubernetes_version  # type: ignore[union-attr]
     created = objects(mocks)
-    assert len(created) >= 6
+    assert len(created) >= 8
     for obj in created:
         kubernetes_validate.validate(obj, f"{version}.0", strict=True)
 
 
-def test_namespace_is_restricted_and_bounded(deployed: Any) -> None:
+def test_namespaces_are_restricted_unless_they_say_why(deployed: Any) -> None:
     testbed, mocks = deployed
-    (namespace,) = [o for o in objects(mocks) if o["kind"] == "Namespace"]
-    assert namespace["metadata"]["name"] == f"{testbed}-k8s"
-    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
-    (quota,) = [o for o in objects(mocks) if o["kind"] == "ResourceQuota"]
-    assert quota["spec"]["hard"]["requests.cpu"] == "32"
-    assert [o for o in objects(mocks) if o["kind"] == "LimitRange"]
+    namespaces = {n["metadata"]["name"]: n["metadata"] for n in of_kind(mocks, "Namespace")}
+    main = namespaces[f"{testbed}-k8s"]
+    assert main["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    for meta in namespaces.values():
+        if meta["labels"]["pod-security.kubernetes.io/enforce"] != "restricted":
+            assert len(meta["annotations"][POD_SECURITY_REASON]) > 40, meta["name"]
+    quotas = {q["metadata"]["namespace"]: q for q in of_kind(mocks, "ResourceQuota")}
+    limits = {q["metadata"]["namespace"] for q in of_kind(mocks, "LimitRange")}
+    assert set(quotas) == limits == set(namespaces)
+    assert quotas[f"{testbed}-k8s"]["spec"]["hard"]["requests.cpu"] == "32"
 
 
 def test_network_is_denied_by_default(deployed: Any) -> None:
     _, mocks = deployed
-    policies = {o["metadata"]["name"]: o for o in objects(mocks) if o["kind"] == "NetworkPolicy"}
-    deny = policies["default-deny"]["spec"]
-    assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    denied = {
+        o["metadata"]["namespace"]
+        for o in of_kind(mocks, "NetworkPolicy")
+        if o["metadata"]["name"] == "default-deny"
+        and o["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    }
+    assert denied == {n["metadata"]["name"] for n in of_kind(mocks, "Namespace")}
 
 
 def test_workloads_are_unprivileged_with_requests_and_limits(deployed: Any) -> None:
-    """No privileged container, host path or host namespace; every container has requests
-    and limits; no service-account token is mounted."""
+    """No privileged container, host path or host namespace anywhere; every container has
+    requests and limits; in restricted namespaces every container runs as non-root with
+    all capabilities dropped; API tokens only for TOKEN_EXCEPTIONS."""
     _, mocks = deployed
-    for spec in pod_specs(mocks):
-        assert spec["automountServiceAccountToken"] is False
+    levels = {
+        n["metadata"]["name"]: n["metadata"]["labels"]["pod-security.kubernetes.io/enforce"]
+        for n in of_kind(mocks, "Namespace")
+    }
+    specs = pod_specs(mocks)
+    assert specs
+    for namespace, spec in specs:
+        assert spec["automountServiceAccountToken"] is (
+            spec["serviceAccountName"] in TOKEN_EXCEPTIONS
+        )
         assert not any("hostPath" in v for v in spec.get("volumes", []))
         assert not any(spec.get(k) for k in ("hostNetwork", "hostPID", "hostIPC"))
         for container in spec["containers"]:
             security = container["securityContext"]
             assert security.get("privileged") is not True
             assert security["allowPrivilegeEscalation"] is False
-            assert security["capabilities"] == {"drop": ["ALL"]}
+            assert "ALL" in security["capabilities"]["drop"]
             assert {"requests", "limits"} <= set(container["resources"])
-    for account in (o for o in objects(mocks) if o["kind"] == "ServiceAccount"):
-        assert account["automountServiceAccountToken"] is False
+            if levels[namespace] == "restricted":
+                assert security["runAsNonRoot"] or spec["securityContext"]["runAsNonRoot"]
+                assert set(security["capabilities"].get("add", [])) <= {"NET_BIND_SERVICE"}
+    for account in of_kind(mocks, "ServiceAccount"):
+        expected = account["metadata"]["name"] in TOKEN_EXCEPTIONS
+        assert account["automountServiceAccountToken"] is expected
 
 
 def test_charts_pinned_and_secrets_generated(deployed: Any) -> None:
-    """Every chart comes from a named repository at an exact version; passwords are
-    generated and reach the releases and Secrets, never a fixed string. (Whether a value
-    arrives marked secret is not asserted: under Pulumi's mocks that marking is not
+    """Every chart comes from a named repository at an exact version; passwords, tokens
+    and connection URLs are generated and reach the workloads through Secrets. (Whether a
+    value arrives marked secret is not asserted: under Pulumi's mocks that marking is not
     reliable from one run to the next.)"""
     testbed, mocks = deployed
     releases = {r["name"]: r for r in states(mocks, RELEASE)}
-    expected = {"data-movement": {"rucio-server", "rucio-daemons"}, "hpc-access": {"jupyterhub"}}
-    assert set(releases) == expected[testbed]
+    assert set(releases) == CHARTS[testbed]
     for release in releases.values():
         assert re.fullmatch(r"\d+\.\d+\.\d+", release["version"])
         assert release["repositoryOpts"]["repo"].startswith("https://")
         assert "resources" in str(release["values"])
-    secrets = mocks.of_type("core/v1:Secret")
+    secrets = of_kind(mocks, "Secret")
     assert secrets
-    for _, secret in secrets:
-        for value in secret["stringData"].values():
-            assert str(value).startswith(("generated-", "postgresql+psycopg://"))
+    for secret in secrets:
+        for key, value in secret["stringData"].items():
+            if re.search(r"password|token|url", key, re.IGNORECASE):
+                assert re.search(r"generated-|token-from-login-node", str(value)), key
 
 
 def test_xrootd_endpoints_follow_the_definition() -> None:
     """data-movement's three XRootD nodes become three StatefulSets with volumes and a
     policy admitting their two exposed ports."""
     mocks = run_program("data-movement")
-    names = sorted(o["metadata"]["name"] for o in objects(mocks) if o["kind"] == "StatefulSet")
-    assert names == ["hpc", "rucio-db", "site1", "site2"]
-    exposed = [
-        o
-        for o in objects(mocks)
-        if o["kind"] == "NetworkPolicy" and "exposed" in o["metadata"]["name"]
-    ]
+    names = sorted(o["metadata"]["name"] for o in of_kind(mocks, "StatefulSet"))
+    assert names == ["fts3-db", "hpc", "rucio-db", "site1", "site2"]
+    exposed = [o for o in of_kind(mocks, "NetworkPolicy") if "exposed" in o["metadata"]["name"]]
     ports = {p["port"] for o in exposed for rule in o["spec"]["ingress"] for p in rule["ports"]}
     assert ports == {1094, 8443, 443}
+
+
+def test_rucio_transfers_go_to_fts3_in_its_own_namespace() -> None:
+    """FTS3 runs in `<instance>-fts3`; Rucio's conveyor is pointed at it, only the testbed
+    namespace reaches its REST port, and FTS3 reaches only the endpoints' ports."""
+    mocks = run_program("data-movement")
+    (daemons,) = [r for r in states(mocks, RELEASE) if r["name"] == "rucio-daemons"]
+    conveyor = daemons["values"]["config"]["conveyor"]
+    assert conveyor["transfertool"] == "fts3"
+    assert conveyor["ftshosts"] == "https://fts3.data-movement-k8s-fts3.svc:8446"
+    (fts3,) = [d for d in of_kind(mocks, "Deployment") if d["metadata"]["name"] == "fts3"]
+    assert fts3["metadata"]["namespace"] == "data-movement-k8s-fts3"
+    policies = {p["metadata"]["name"]: p["spec"] for p in of_kind(mocks, "NetworkPolicy")}
+    (rule,) = policies["fts3-from-testbed"]["ingress"]
+    assert rule["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "data-movement-k8s"}}}
+    ]
+    (out,) = policies["fts3-to-endpoints"]["egress"]
+    assert {p["port"] for p in out["ports"]} == {1094, 8443}
+
+
+def test_sample_workflow_runs_the_pipeline_file_in_order(pipelines_program: RecordingMocks) -> None:
+    """The WorkflowTemplate has the sample's jobs in its order, each after the previous
+    one succeeded; the gpu-tagged job asks for a GPU; every container is restricted with
+    requests and limits; the registry password comes from a Secret."""
+    (template,) = states(pipelines_program, CUSTOM)
+    pipeline = yaml.safe_load((SAMPLE / ".wp5-pipeline.yml").read_text())["jobs"]
+    spec = template["spec"]
+    dag = next(t for t in spec["templates"] if t["name"] == "pipeline")["dag"]["tasks"]
+    assert [t["name"] for t in dag] == [job["name"] for job in pipeline]
+    assert [t.get("depends") for t in dag] == [None, "test.Succeeded", "train.Succeeded"]
+    jobs = {t["name"]: t for t in spec["templates"] if "container" in t}
+    for job in pipeline:
+        container = jobs[job["name"]]["container"]
+        assert container["args"][0].endswith("\n".join(job["script"]))
+        gpus = container["resources"]["limits"].get("nvidia.com/gpu")
+        assert gpus == (1 if "gpu" in job.get("tags", []) else None)
+        for part in (container, *jobs[job["name"]]["initContainers"]):
+            assert part["securityContext"]["runAsNonRoot"] is True
+            assert {"requests", "limits"} <= set(part["resources"])
+        env = {e["name"]: e for e in container["env"]}
+        assert (
+            env["CI_REGISTRY_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"]
+            == "registry-credentials"
+        )
+        assert "mlflow-skinny==3.17.2" in container["args"][0]
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["arguments"]["parameters"][0]["value"].startswith("https://git.partner-a")
+
+
+def test_pipeline_services_are_wired(pipelines_program: RecordingMocks) -> None:
+    """Argo keeps to its namespace and stores artifacts in MinIO; MLflow reads its
+    database URL and the MinIO keys from Secrets; the registry's htpasswd is a bcrypt hash
+    of the generated password."""
+    releases = {r["name"]: r["values"] for r in states(pipelines_program, RELEASE)}
+    argo = releases["argo-workflows"]
+    assert argo["singleNamespace"] is True
+    assert argo["controller"]["workflowNamespaces"] == ["pipelines-k8s"]
+    assert argo["artifactRepository"]["s3"]["accessKeySecret"]["name"] == "minio-root"
+    assert (
+        releases["registry"]["secrets"]["htpasswd"] == "ci:$2a$10$generated-pipelines-k8s-registry"
+    )
+    (mlflow,) = [
+        d for d in of_kind(pipelines_program, "Deployment") if d["metadata"]["name"] == "mlflow"
+    ]
+    env = {e["name"]: e for e in mlflow["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MLFLOW_BACKEND_STORE_URI"]["valueFrom"]["secretKeyRef"] == {
+        "name": "mlflow-db",
+        "key": "url",
+    }
+    assert "--serve-artifacts" in mlflow["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def test_interlink_virtual_node_is_configured_from_site_and_definition() -> None:
+    """The virtual kubelet points at the site's interLink endpoint, offers the Slurm
+    compute nodes' capacity, presents the login node's token from a Secret, and may
+    change only its own Node."""
+    mocks = run_program("hpc-access")
+    (config,) = [
+        c for c in of_kind(mocks, "ConfigMap") if c["metadata"]["name"] == "interlink-vk-config"
+    ]
+    settings = yaml.safe_load(config["data"]["InterLinkConfig.yaml"])
+    plan = resolve("hpc-access", site="partner-a")
+    compute = [n for n in plan.nodes if "slurm_compute" in n.roles]
+    assert settings["InterlinkURL"] == "https://login.hpc.partner-a.example.org"
+    assert settings["InterlinkPort"] == "3443"
+    assert settings["CPU"] == str(sum(n.traits.cpus for n in compute))
+    (token,) = [
+        s for s in of_kind(mocks, "Secret") if s["metadata"]["name"] == "interlink-vk-token"
+    ]
+    assert token["stringData"]["token"] == "token-from-login-node"
+    (role,) = of_kind(mocks, "ClusterRole")
+    for rule in role["rules"]:
+        if {"update", "patch", "delete"} & set(rule["verbs"]) and rule["resources"][0].startswith(
+            "node"
+        ):
+            assert rule["resourceNames"] == ["hpc-access-k8s-slurm"]
+
+
+def test_offloading_without_a_site_endpoint_names_the_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A site whose kubernetes section lacks `interlink` stops hpc-access before anything
+    is created, naming the file and field."""
+    from testbeds.cloud.sites import kubernetes_site
+
+    plan = resolve("hpc-access", site="partner-a")
+    site = plan.site.model_copy(
+        update={"kubernetes": plan.site.kubernetes.model_copy(update={"interlink": None})}
+    )  # type: ignore[union-attr]
+    with pytest.raises(DefinitionError) as error:
+        kubernetes_site(replace(plan, site=site))
+    assert "partner-a/site.yml" in str(error.value)
+    assert "kubernetes.interlink.url" in str(error.value)

@@ -1,0 +1,95 @@
+"""The cloud-native side of a testbed on a site's Kubernetes cluster, as a Pulumi component.
+
+Per testbed instance one namespace (Pod Security `restricted`, a quota and default limits
+from the site profile, a NetworkPolicy that denies all traffic and then the allows each
+service needs, one service account per workload with no API token unless it needs one,
+generated secrets). The workloads follow the definition's roles:
+
+- `rucio` -> the Rucio server and daemon charts with a PostgreSQL of their own, and FTS3
+  with MySQL in a second namespace (see data_movement.FTS3_POD_SECURITY);
+- each `xrootd` node -> an XRootD StatefulSet with a persistent volume;
+- `jupyterhub` -> the JupyterHub chart; `slurm_login` -> an interLink virtual node that
+  runs pods as Slurm jobs on the hpc-access cluster;
+- `buildbot_master` -> Argo Workflows with MinIO, MLflow with PostgreSQL, an OCI registry
+  and the sample pipeline as a WorkflowTemplate.
+
+Third-party services come from upstream charts pinned in charts.py; the glue is typed
+resources."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from testbeds.cloud.kubernetes import data_movement, hpc_access, pipelines
+from testbeds.cloud.kubernetes.scope import NODE_GROUP, Scope
+from testbeds.plan import Plan
+from testbeds.schema import KubernetesSite
+
+
+@dataclass(frozen=True)
+class KubernetesTestbedArgs:
+    plan: Plan
+    site: KubernetesSite
+    # Bearer token the interLink virtual kubelet presents (hpc-access only).
+    interlink_token: pulumi.Input[str] | None = None
+
+
+class KubernetesTestbed(pulumi.ComponentResource):
+    """Namespaces, policies, secrets and workloads of one testbed instance."""
+
+    namespace: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: KubernetesTestbedArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("testbeds:kubernetes:Testbed", name, None, opts)
+        plan, site = args.plan, args.site
+        roles = {role for node in plan.nodes for role in node.roles}
+        if "slurm_login" in roles and args.interlink_token is None:
+            raise ValueError(f"{plan.name} offloads pods through interLink: pass interlink_token")
+        main = Scope(self, plan, site, plan.instance)
+        _exposed_ports(main)
+        if "rucio" in roles:
+            fts = Scope(
+                self,
+                plan,
+                site,
+                f"{plan.instance}-fts3",
+                pod_security="baseline",
+                reason=data_movement.FTS3_POD_SECURITY,
+            )
+            data_movement.fts3(fts, main)
+            data_movement.rucio(main, fts)
+        for node in (n for n in plan.nodes if "xrootd" in n.roles):
+            data_movement.xrootd(main, node.name, node.group)
+        if "jupyterhub" in roles:
+            hpc_access.jupyterhub(main)
+        if "slurm_login" in roles and site.interlink and args.interlink_token is not None:
+            hpc_access.interlink(main, site.interlink, args.interlink_token)
+        if "buildbot_master" in roles:
+            pipelines.pipelines(main)
+        self.namespace = main.ns
+        self.register_outputs({"namespace": self.namespace})
+
+
+def _exposed_ports(scope: Scope) -> None:
+    """The ports the definition exposes, open to anyone, on the pods of the group."""
+    for group in scope.plan.definition.node_groups:
+        if not group.expose:
+            continue
+        scope.policy(
+            f"{group.name}-exposed",
+            {
+                "podSelector": {"matchLabels": {NODE_GROUP: group.name}},
+                "policyTypes": ["Ingress"],
+                "ingress": [
+                    {
+                        "ports": [
+                            {"protocol": p.protocol.upper(), "port": p.port} for p in group.expose
+                        ]
+                    }
+                ],
+            },
+        )

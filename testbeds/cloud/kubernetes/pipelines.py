@@ -1,0 +1,309 @@
+"""pipelines on Kubernetes: Argo Workflows runs the pipeline, MinIO holds workflow and
+MLflow artifacts, MLflow tracks experiments in a PostgreSQL of its own, and an OCI
+registry (the distribution chart) receives the images jobs build.
+
+Argo Workflows rather than Tekton: a pipeline here is a short DAG of containers over one
+git checkout, which is exactly a Workflow; Argo needs one controller and passes files
+between steps through the artifact store the testbed has anyway, while Tekton would add
+its pipelines, triggers and dashboard projects for the same DAG.
+
+The sample WorkflowTemplate is generated from the sample repository's `.wp5-pipeline.yml`,
+the file Buildbot reads on the local target, so both run the same jobs in the same order;
+jobs tagged `gpu` ask for an `nvidia.com/gpu`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import yaml
+
+from testbeds import paths
+from testbeds.cloud import charts
+from testbeds.cloud.kubernetes.scope import RESTRICTED_CONTAINER, SMALL, Scope
+
+SAMPLE = paths.PACKAGE_DIR / "samples" / "research-pipeline"
+WORKFLOW_ACCOUNT = "wp5-pipeline"
+MLFLOW_PORT, MINIO_PORT, REGISTRY_PORT = 5000, 9000, 5000
+RUN_AS = 1000
+# Job containers get crane (an unprivileged OCI image tool) on PATH: buildah, which the
+# local workers use, needs user namespaces that restricted Pod Security does not allow.
+TOOLS = "/opt/wp5-tools"
+
+
+def toolchain() -> list[str]:
+    """The packages the local CI workers pin, so jobs see the same versions here."""
+    defaults = paths.roles_dir() / "buildbot_worker" / "defaults" / "main.yml"
+    return list(yaml.safe_load(defaults.read_text())["buildbot_worker_python_packages"])
+
+
+def pipelines(scope: Scope) -> None:
+    minio_user, minio_password = scope.password("minio-user"), scope.password("minio-root")
+    scope.secret(
+        "minio-root",
+        {
+            "rootUser": pulumi.Output.concat("wp5-", minio_user.result),
+            "rootPassword": minio_password.result,
+        },
+    )
+    scope.release(
+        "minio",
+        charts.MINIO,
+        {
+            "fullnameOverride": "minio",
+            "mode": "standalone",
+            "replicas": 1,
+            "existingSecret": "minio-root",
+            "buckets": [
+                {"name": "mlflow", "policy": "none"},
+                {"name": "argo-artifacts", "policy": "none"},
+            ],
+            "persistence": _persistence(scope, "20Gi"),
+            "resources": SMALL,
+            "securityContext": {
+                "enabled": True,
+                "runAsUser": RUN_AS,
+                "runAsGroup": RUN_AS,
+                "fsGroup": RUN_AS,
+            },
+            "containerSecurityContext": RESTRICTED_CONTAINER,
+        },
+    )
+    _argo(scope)
+    _mlflow(scope)
+    registry_user = "ci"
+    registry_password = scope.password("registry")
+    scope.secret(
+        "registry-credentials", {"username": registry_user, "password": registry_password.result}
+    )
+    scope.release(
+        "registry",
+        charts.REGISTRY,
+        {
+            "fullnameOverride": "registry",
+            # bcrypt, as the distribution registry's htpasswd auth requires
+            "secrets": {
+                "htpasswd": pulumi.Output.concat(registry_user, ":", registry_password.bcrypt_hash)
+            },
+            "persistence": {"enabled": True, **_persistence(scope, "20Gi")},
+            "resources": SMALL,
+            "securityContext": {"enabled": True, "runAsUser": RUN_AS, "fsGroup": RUN_AS},
+        },
+    )
+    _sample_workflow(scope)
+
+
+def _persistence(scope: Scope, size: str) -> dict[str, Any]:
+    volume: dict[str, Any] = {"size": size}
+    if scope.site.storage_class:
+        volume["storageClass"] = scope.site.storage_class
+    return volume
+
+
+def _argo(scope: Scope) -> None:
+    """The controller watches this namespace only (namespaced Roles, no ClusterRole for
+    workflows); workflows run as WORKFLOW_ACCOUNT, which may only report task results."""
+    scope.release(
+        "argo-workflows",
+        charts.ARGO_WORKFLOWS,
+        {
+            "singleNamespace": True,
+            "controller": {
+                "workflowNamespaces": [scope.ns],
+                "resources": SMALL,
+                "securityContext": RESTRICTED_CONTAINER,
+            },
+            "executor": {"resources": SMALL, "securityContext": RESTRICTED_CONTAINER},
+            "server": {
+                "enabled": True,
+                "authModes": ["client"],
+                "resources": SMALL,
+                "securityContext": RESTRICTED_CONTAINER,
+            },
+            "workflow": {
+                "serviceAccount": {"create": True, "name": WORKFLOW_ACCOUNT},
+                "rbac": {"create": True},
+            },
+            "useStaticCredentials": True,
+            "artifactRepository": {
+                "archiveLogs": True,
+                "s3": {
+                    "bucket": "argo-artifacts",
+                    "endpoint": f"minio:{MINIO_PORT}",
+                    "insecure": True,
+                    "accessKeySecret": {"name": "minio-root", "key": "rootUser"},
+                    "secretKeySecret": {"name": "minio-root", "key": "rootPassword"},
+                },
+            },
+        },
+    )
+
+
+def _mlflow(scope: Scope) -> None:
+    """MLflow serves the artifact store itself (--serve-artifacts): jobs need only the
+    tracking URL, never the MinIO credentials."""
+    db_password = scope.password("mlflow-db")
+    db_url = pulumi.Output.concat("postgresql://mlflow:", db_password.result, "@mlflow-db/mlflow")
+    scope.secret("mlflow-db", {"POSTGRES_PASSWORD": db_password.result, "url": db_url})
+    scope.postgres("mlflow-db", "mlflow")
+    labels = {"app.kubernetes.io/name": "mlflow"}
+    scope.service_account("mlflow")
+    scope.service("mlflow", labels, {"http": MLFLOW_PORT})
+    secret_env = [
+        ("MLFLOW_BACKEND_STORE_URI", "mlflow-db", "url"),
+        ("AWS_ACCESS_KEY_ID", "minio-root", "rootUser"),
+        ("AWS_SECRET_ACCESS_KEY", "minio-root", "rootPassword"),
+    ]
+    container = {
+        "name": "mlflow",
+        "image": scope.site.image("mlflow"),
+        "command": ["mlflow", "server"],
+        "args": [
+            "--host=0.0.0.0",
+            f"--port={MLFLOW_PORT}",
+            "--backend-store-uri=$(MLFLOW_BACKEND_STORE_URI)",
+            "--artifacts-destination=s3://mlflow",
+            "--serve-artifacts",
+            "--allowed-hosts=mlflow,mlflow:5000,localhost,localhost:5000",
+        ],
+        "env": [
+            {"name": "MLFLOW_S3_ENDPOINT_URL", "value": f"http://minio:{MINIO_PORT}"},
+            *(
+                {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+                for name, secret, key in secret_env
+            ),
+        ],
+        "ports": [{"containerPort": MLFLOW_PORT}],
+        "readinessProbe": {"httpGet": {"path": "/health", "port": MLFLOW_PORT}},
+    }
+    scope.deployment("mlflow", labels, scope.pod_spec("mlflow", [container], run_as=RUN_AS))
+
+
+def workflow_template(scope: Scope, pipeline_file: Path) -> dict[str, Any]:
+    """An Argo WorkflowTemplate running the pipeline file's jobs in order, each in a fresh
+    pod on the checkout of the given repository and revision."""
+    jobs = yaml.safe_load(pipeline_file.read_text())["jobs"]
+    packages = " ".join(toolchain())
+    prelude = [
+        # Argo checks the revision out detached, so HEAD is the commit itself.
+        'export CI_COMMIT_SHA="$(cat .git/HEAD)"',
+        'echo "$CI_COMMIT_SHA" | grep -Eq "^[0-9a-f]{40}$"',
+        f'export PATH="{TOOLS}:$HOME/.local/bin:$PATH"',
+        f"python -m pip install --quiet --user {packages}",
+    ]
+    env = [
+        {"name": "HOME", "value": "/tmp/home"},
+        {"name": "CI_PROJECT", "value": "research-pipeline"},
+        {"name": "CI_BRANCH", "value": "{{workflow.parameters.revision}}"},
+        {"name": "CI_REPOSITORY", "value": "{{workflow.parameters.repository}}"},
+        {"name": "CI_BUILD_URL", "value": "argo:{{workflow.name}}"},
+        {"name": "MLFLOW_TRACKING_URI", "value": f"http://mlflow:{MLFLOW_PORT}"},
+        {"name": "CI_REGISTRY", "value": f"registry:{REGISTRY_PORT}"},
+        {"name": "CI_REGISTRY_INSECURE", "value": "true"},
+        *(
+            {
+                "name": name,
+                "valueFrom": {"secretKeyRef": {"name": "registry-credentials", "key": key}},
+            }
+            for name, key in (
+                ("CI_REGISTRY_USER", "username"),
+                ("CI_REGISTRY_PASSWORD", "password"),
+            )
+        ),
+    ]
+    templates: list[dict[str, Any]] = []
+    tasks: list[dict[str, Any]] = []
+    for index, job in enumerate(jobs):
+        gpu = "gpu" in job.get("tags", [])
+        resources: dict[str, Any] = {
+            "requests": {"cpu": "500m", "memory": "1Gi"},
+            "limits": {"cpu": "2", "memory": "4Gi"},
+        }
+        if gpu:
+            resources["limits"]["nvidia.com/gpu"] = 1
+        template: dict[str, Any] = {
+            "name": job["name"],
+            "inputs": {
+                "artifacts": [
+                    {
+                        "name": "source",
+                        "path": "/work/src",
+                        "git": {
+                            "repo": "{{workflow.parameters.repository}}",
+                            "revision": "{{workflow.parameters.revision}}",
+                        },
+                    }
+                ]
+            },
+            "initContainers": [
+                {
+                    "name": "tools",
+                    "image": scope.site.image("crane"),
+                    "command": ["cp", "/ko-app/crane", f"{TOOLS}/crane"],
+                    "mirrorVolumeMounts": True,
+                    "resources": SMALL,
+                    "securityContext": RESTRICTED_CONTAINER,
+                }
+            ],
+            "container": {
+                "image": scope.site.image("ci_job"),
+                "command": ["sh", "-ec"],
+                "args": ["\n".join([*prelude, *job["script"]])],
+                "workingDir": "/work/src",
+                "env": [*env, {"name": "CI_GPU", "value": "hardware" if gpu else "none"}],
+                "volumeMounts": [{"name": "tools", "mountPath": TOOLS}],
+                "resources": resources,
+                "securityContext": RESTRICTED_CONTAINER,
+            },
+        }
+        if gpu:
+            template["tolerations"] = [
+                {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+            ]
+        templates.append(template)
+        task: dict[str, Any] = {"name": job["name"], "template": job["name"]}
+        if index:
+            task["depends"] = f"{jobs[index - 1]['name']}.Succeeded"
+        tasks.append(task)
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "WorkflowTemplate",
+        "metadata": scope.meta("research-pipeline"),
+        "spec": {
+            "entrypoint": "pipeline",
+            "serviceAccountName": WORKFLOW_ACCOUNT,
+            "automountServiceAccountToken": False,
+            "executor": {"serviceAccountName": WORKFLOW_ACCOUNT},
+            "arguments": {
+                "parameters": [
+                    {"name": "repository", "value": scope.site.pipeline_repository or ""},
+                    {"name": "revision", "value": "main"},
+                ]
+            },
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": RUN_AS,
+                "runAsGroup": RUN_AS,
+                "fsGroup": RUN_AS,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "volumes": [{"name": "tools", "emptyDir": {}}],
+            "podGC": {"strategy": "OnWorkflowSuccess"},
+            "activeDeadlineSeconds": 3600,
+            "templates": [{"name": "pipeline", "dag": {"tasks": tasks}}, *templates],
+        },
+    }
+
+
+def _sample_workflow(scope: Scope) -> None:
+    template = workflow_template(scope, SAMPLE / ".wp5-pipeline.yml")
+    k8s.apiextensions.CustomResource(
+        f"{scope.name}-research-pipeline",
+        api_version=template["apiVersion"],
+        kind=template["kind"],
+        metadata=template["metadata"],
+        spec=template["spec"],
+        opts=scope.opts,
+    )

@@ -1,0 +1,117 @@
+"""The Kubernetes target: the Pulumi program in stacks/kubernetes, driven through Pulumi's
+Automation API (one stack per instance). It deploys workloads into a namespace of the
+site's cluster rather than nodes, so there is nothing for Ansible to configure; the
+checks run in the cluster (tests/e2e/test_kubernetes_cluster.py, testinfra over kubectl)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from testbeds import paths
+from testbeds.cloud.sites import kubernetes_site
+from testbeds.errors import PreflightError
+from testbeds.plan import Plan
+from testbeds.progress import say
+from testbeds.state import StateDir
+from testbeds.targets.base import NodeStatus, ProvisionedNode
+
+PROJECT = "wp5-testbeds-kubernetes"
+INTERLINK_TOKEN = "interlink.token"
+
+
+def stack_dir() -> Path:
+    return paths.project_root() / "stacks" / "kubernetes"
+
+
+def interlink_token_file(plan: Plan) -> Path | None:
+    """Where the hpc-access instance's login node left the interLink token, if the plan
+    offloads pods to Slurm; None if it does not."""
+    site = kubernetes_site(plan)
+    if site.interlink is None or not any("slurm_login" in n.roles for n in plan.nodes):
+        return None
+    return StateDir(site.interlink.slurm_instance).secrets_dir / INTERLINK_TOKEN
+
+
+class KubernetesTarget:
+    name = "kubernetes"
+    configures_nodes = False
+    provides_shared_filesystems = False
+    hardware_notes: dict[str, str] = {
+        "gpu": "GPU jobs request nvidia.com/gpu from the cluster's device plugin",
+        "infiniband": "not used: MPI runs on the Slurm cluster the virtual node offloads to",
+    }
+
+    def preflight(self, plan: Plan) -> None:
+        kubernetes_site(plan)  # names a missing site.yml field
+        token = interlink_token_file(plan)
+        if token is not None and not token.is_file():
+            raise PreflightError(
+                f"{plan.name} offloads pods to Slurm through interLink, but {token} does not "
+                f"exist: bring up hpc-access instance {token.parent.parent.name!r} on its "
+                "Slurm target first (its login node's interlink role writes the token)"
+            )
+        if shutil.which("pulumi") is None:
+            raise PreflightError(
+                "the kubernetes target drives stacks/kubernetes through the Pulumi Automation "
+                "API, which needs the Pulumi CLI on PATH; install it, or run `pulumi up` in "
+                "stacks/kubernetes yourself"
+            )
+
+    def provision(self, plan: Plan, state: StateDir) -> list[ProvisionedNode]:
+        from pulumi import automation as auto
+
+        stack = auto.create_or_select_stack(stack_name=plan.instance, work_dir=str(stack_dir()))
+        config = {"testbed": plan.name, "site": plan.site.name, "instance": plan.instance}
+        for key, value in config.items():
+            stack.set_config(f"{PROJECT}:{key}", auto.ConfigValue(value=value))
+        token = interlink_token_file(plan)
+        if token is not None:
+            stack.set_config(
+                f"{PROJECT}:interlinkToken",
+                auto.ConfigValue(value=token.read_text().strip(), secret=True),
+            )
+        context = kubernetes_site(plan).context
+        if context:
+            stack.set_config("kubernetes:context", auto.ConfigValue(value=context))
+        say(f"pulumi up: stack {plan.instance} in {stack_dir()}")
+        result = stack.up(on_output=lambda line: say(f"  {line.rstrip()}"))
+        namespace = result.outputs["namespace"].value
+        state.write_meta({**state.read_meta(), "namespace": namespace})
+        say(
+            f"namespace {namespace} deployed; check it with KUBECONFIG set and "
+            f"WP5_K8S_NAMESPACE={namespace} pytest tests/e2e/test_kubernetes_cluster.py"
+        )
+        return []
+
+    def status(self, instance: str) -> list[NodeStatus]:
+        stack = self._existing(instance)
+        if stack is None:
+            return []
+        outputs: dict[str, Any] = stack.outputs()
+        namespace = outputs.get("namespace")
+        return (
+            [] if namespace is None else [NodeStatus(str(namespace.value), "deployed", "namespace")]
+        )
+
+    def destroy(self, instance: str) -> list[str]:
+        stack = self._existing(instance)
+        if stack is None:
+            return []
+        result = stack.destroy(on_output=lambda line: say(f"  {line.rstrip()}"))
+        stack.workspace.remove_stack(instance)
+        return [f"pulumi stack {instance} ({result.summary.resource_changes or {}})"]
+
+    def leftovers(self, instance: str) -> list[str]:
+        return [] if self._existing(instance) is None else [f"pulumi stack {instance}"]
+
+    def _existing(self, instance: str) -> Any:
+        from pulumi import automation as auto
+
+        if shutil.which("pulumi") is None:
+            raise PreflightError("the kubernetes target needs the Pulumi CLI on PATH")
+        try:
+            return auto.select_stack(stack_name=instance, work_dir=str(stack_dir()))
+        except auto.StackNotFoundError:
+            return None

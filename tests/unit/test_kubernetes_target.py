@@ -1,0 +1,133 @@
+"""`testbed up/down --target kubernetes` with Pulumi's Automation API replaced by a
+recording fake: the Pulumi CLI it drives cannot be installed here. What is checked is
+what the target sends to the stack and keeps in the state, and that it refuses early."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+auto = pytest.importorskip("pulumi.automation", reason="the cloud extras are not installed")
+
+from testbeds import deploy  # noqa: E402
+from testbeds.errors import PreflightError  # noqa: E402
+from testbeds.plan import resolve  # noqa: E402
+from testbeds.state import StateDir  # noqa: E402
+from testbeds.targets import kubernetes  # noqa: E402
+
+
+@dataclass
+class FakeStack:
+    """Records config and calls the way the Automation API's Stack receives them."""
+
+    name: str
+    registry: dict[str, FakeStack]
+    config: dict[str, Any] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+
+    def set_config(self, key: str, value: Any) -> None:
+        self.config[key] = value
+
+    def up(self, on_output: Any) -> Any:
+        self.calls.append("up")
+        on_output("Resources: 31 created")
+        output = auto.OutputValue(
+            value=self.config["wp5-testbeds-kubernetes:instance"].value, secret=False
+        )
+        return auto.UpResult("", "", summary=None, outputs={"namespace": output})  # type: ignore[arg-type]
+
+    def outputs(self) -> dict[str, Any]:
+        return {"namespace": auto.OutputValue(value=self.name, secret=False)}
+
+    def destroy(self, on_output: Any) -> Any:
+        self.calls.append("destroy")
+
+        class Summary:
+            resource_changes = {"delete": 31}
+
+        return type("Result", (), {"summary": Summary()})()
+
+    @property
+    def workspace(self) -> Any:
+        stack = self
+
+        class Workspace:
+            def remove_stack(self, name: str) -> None:
+                stack.calls.append(f"remove {name}")
+                del stack.registry[name]
+
+        return Workspace()
+
+
+@pytest.fixture
+def stacks(monkeypatch: pytest.MonkeyPatch) -> dict[str, FakeStack]:
+    created: dict[str, FakeStack] = {}
+
+    def create_or_select_stack(stack_name: str, work_dir: str) -> FakeStack:
+        assert Path(work_dir) == kubernetes.stack_dir()
+        return created.setdefault(stack_name, FakeStack(stack_name, created))
+
+    def select_stack(stack_name: str, work_dir: str) -> FakeStack:
+        if stack_name not in created:
+            raise auto.StackNotFoundError(Exception(stack_name))
+        return created[stack_name]
+
+    monkeypatch.setattr(auto, "create_or_select_stack", create_or_select_stack)
+    monkeypatch.setattr(auto, "select_stack", select_stack)
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
+    return created
+
+
+def test_up_and_down_drive_the_stack_through_a_mocked_automation_api(
+    stacks: dict[str, FakeStack],
+) -> None:
+    plan = resolve("data-movement", site="partner-a", target="kubernetes", instance="dm-k8s")
+    result = deploy.up(plan)
+    stack = stacks["dm-k8s"]
+    assert {k: v.value for k, v in stack.config.items()} == {
+        "wp5-testbeds-kubernetes:testbed": "data-movement",
+        "wp5-testbeds-kubernetes:site": "partner-a",
+        "wp5-testbeds-kubernetes:instance": "dm-k8s",
+        "kubernetes:context": "partner-a-prod",
+    }
+    assert result.verify is None and result.playbook.changed_total == 0
+    assert StateDir("dm-k8s").read_meta()["namespace"] == "dm-k8s"
+    assert deploy.status("dm-k8s")["nodes"] == [
+        {"name": "dm-k8s", "state": "deployed", "detail": "namespace"}
+    ]
+    deploy.down("dm-k8s")
+    assert stack.calls == ["up", "destroy", "remove dm-k8s"]
+    assert stacks == {}
+
+
+def test_offloading_passes_the_login_nodes_token_as_a_secret(stacks: dict[str, FakeStack]) -> None:
+    token = StateDir("hpc-access").secrets_dir / kubernetes.INTERLINK_TOKEN
+    token.parent.mkdir(parents=True, exist_ok=True)
+    token.write_text("t0ken-from-the-login-node\n")
+    try:
+        plan = resolve("hpc-access", site="partner-a", target="kubernetes", instance="hpc-k8s")
+        deploy.up(plan)
+    finally:
+        token.unlink()
+    secret = stacks["hpc-k8s"].config["wp5-testbeds-kubernetes:interlinkToken"]
+    assert secret.value == "t0ken-from-the-login-node" and secret.secret is True
+
+
+def test_offloading_without_the_slurm_side_stops_before_pulumi(
+    stacks: dict[str, FakeStack],
+) -> None:
+    plan = resolve("hpc-access", site="partner-a", target="kubernetes", instance="hpc-k8s-2")
+    with pytest.raises(PreflightError, match="bring up hpc-access instance 'hpc-access'"):
+        deploy.up(plan)
+    assert stacks == {}
+
+
+def test_without_the_pulumi_cli_it_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    plan = resolve("pipelines", site="partner-a", target="kubernetes")
+    with pytest.raises(PreflightError, match="needs the Pulumi CLI on PATH"):
+        deploy.up(plan)
