@@ -7,13 +7,14 @@ import signal
 import threading
 from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import ansible_runner
+import psutil
 
 from testbeds import paths
 from testbeds.progress import say
@@ -134,6 +135,31 @@ def _interruptible() -> Iterator[threading.Event]:
             signal.signal(signum, handler)
 
 
+def _stop_leftovers(inventory: str, grace_s: float = 3.0) -> int:
+    """Stop every ansible-playbook process still running with this inventory, and what it
+    started: a cancelled runner does not always take the playbook's process down with it,
+    and an orphan would keep working on the nodes. Returns how many were found."""
+    found = [
+        proc
+        for proc in psutil.process_iter(["cmdline"])
+        if proc.pid != os.getpid()
+        and inventory in (proc.info["cmdline"] or [])
+        and any("ansible-playbook" in part for part in proc.info["cmdline"] or [])
+    ]
+    doomed = list(found)
+    for proc in found:
+        with suppress(psutil.Error):
+            doomed += proc.children(recursive=True)
+    for proc in doomed:
+        with suppress(psutil.Error):
+            proc.terminate()
+    _, alive = psutil.wait_procs(doomed, timeout=grace_s)
+    for proc in alive:
+        with suppress(psutil.Error):
+            proc.kill()
+    return len(found)
+
+
 def run_playbook(
     playbook: Path,
     inventories: list[str],
@@ -180,7 +206,8 @@ def run_playbook(
             cmdline=os.environ.get("TESTBED_ANSIBLE_ARGS"),
         )
     if stop.is_set():
-        say("interrupted: ansible-playbook was stopped")
+        stopped = _stop_leftovers(inventories[-1])
+        say(f"interrupted: ansible-playbook was stopped ({stopped} process(es))")
         raise KeyboardInterrupt
     stats: dict[str, dict[str, int]] = runner.stats or {}
     changed = {host: n for host, n in (stats.get("changed") or {}).items()}

@@ -19,6 +19,7 @@ from testbeds.targets import podman
 from testbeds.targets.baked import baked_image_ref
 from testbeds.targets.base import NodeStatus, ProvisionedNode
 from testbeds.targets.image import ensure_base_image
+from testbeds.targets.netstate import cleanup_commands, current_stale_network_state
 
 BOOT_TIMEOUT_S = 90
 
@@ -99,6 +100,15 @@ class LocalTarget:
         self._site(plan)
         podman.podman_binary()
         podman.check_network_backend()
+        stale = current_stale_network_state(podman.network_details)
+        if stale:
+            raise PreflightError(
+                "podman left network state behind for networks that no longer exist; nodes "
+                "on a new network could reach each other only through a stale NAT rule:\n  "
+                + "\n  ".join(stale)
+                + "\nremove it (as root) with:\n  "
+                + "\n  ".join(cleanup_commands(stale))
+            )
         label = instance_label(plan.instance)
         for node in plan.nodes:
             name = container_name(plan.instance, node.name)

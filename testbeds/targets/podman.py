@@ -136,6 +136,11 @@ def networks(label: str) -> list[str]:
     return [line for line in out.splitlines() if line]
 
 
+def network_details() -> list[dict[str, Any]]:
+    """Every podman network with its bridge and subnets (`podman network ls` as JSON)."""
+    return list(json.loads(run("network", "ls", "--format", "json").stdout or "[]"))
+
+
 def network_exists(name: str) -> bool:
     return run("network", "exists", name, check=False).returncode == 0
 

@@ -1,6 +1,7 @@
 """Faults on the local target, each with the smallest testbed (two nodes, common role):
 a node killed in the middle of `up`, Ctrl-C in the middle of `up`, and two instances up at
-once. After each, the next `up` converges and `down` leaves nothing with the label."""
+once; stale network state stops `up` before it starts. After each, the next `up` converges
+and `down` leaves nothing with the label."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+import psutil
 import pytest
 
 from testbeds.targets import podman
@@ -64,8 +66,13 @@ def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 600
 
 
 def ansible_processes(instance: str) -> list[str]:
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if "ansible" in line and f"/{instance}/" in line]
+    """Processes whose full command line names Ansible and the instance's state."""
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        line = " ".join(proc.info["cmdline"] or [])
+        if "ansible" in line and f"/{instance}/" in line:
+            found.append(f"{proc.info['pid']} {line}")
+    return found
 
 
 def converged(instance: str) -> dict[str, object]:
@@ -117,3 +124,21 @@ def test_two_instances_at_once_do_not_interfere(instances: list[str]) -> None:
     run_cli("down", pair[0])
     still = podman.containers(f"{podman.INSTANCE_LABEL}={pair[1]}")
     assert sorted(c["State"] for c in still) == ["running", "running"]
+
+
+def test_stale_network_state_stops_up_before_anything_is_created(instances: list[str]) -> None:
+    """A bridge left by a network podman no longer has (what a killed podman leaves) stops
+    `up` in its preflight, naming the bridge and the command that removes it."""
+    if os.geteuid() != 0:
+        pytest.skip("creating a bridge needs root")
+    instance = "e2e-stale-net"
+    instances.append(instance)
+    subprocess.run(["ip", "link", "add", "podman97", "type", "bridge"], check=True)
+    try:
+        proc = run_cli("up", SMOKE, "--instance", instance, check=False)
+    finally:
+        subprocess.run(["ip", "link", "delete", "podman97"], check=True)
+    assert proc.returncode != 0
+    assert "bridge podman97 (no podman network uses it)" in proc.stderr
+    assert "ip link delete podman97" in proc.stderr
+    assert podman.containers(f"{podman.INSTANCE_LABEL}={instance}") == []
