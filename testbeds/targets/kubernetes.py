@@ -39,7 +39,7 @@ class KubernetesTarget:
     configures_nodes = False
     provides_shared_filesystems = False
     hardware_notes: dict[str, str] = {
-        "gpu": "GPU jobs request nvidia.com/gpu from the cluster's device plugin",
+        "gpus": "GPU jobs request nvidia.com/gpu from the cluster's device plugin",
         "infiniband": "not used: MPI runs on the Slurm cluster the virtual node offloads to",
     }
 
