@@ -25,7 +25,8 @@ KUBELET_PORT = 10250
 
 
 def jupyterhub(scope: Scope) -> None:
-    account = scope.service_account("jupyterhub")
+    """The hub starts each user's server as a pod, so it needs the API: the chart gives its
+    own service account a Role limited to this namespace (pods, PVCs, events)."""
     token = scope.password("jupyterhub-proxy-token")
     scope.secret("jupyterhub-proxy", {"token": token.result})
     scope.release(
@@ -33,7 +34,7 @@ def jupyterhub(scope: Scope) -> None:
         charts.JUPYTERHUB,
         {
             "hub": {
-                "serviceAccount": {"create": False, "name": account.metadata.name},
+                "serviceAccount": {"create": True},
                 "resources": SMALL,
                 "containerSecurityContext": RESTRICTED_CONTAINER,
                 "networkPolicy": {"enabled": True},
@@ -44,6 +45,7 @@ def jupyterhub(scope: Scope) -> None:
                 "memory": {"limit": "1G", "guarantee": "256M"},
                 "uid": 1000,
             },
+            "rbac": {"create": True},
             "scheduling": {"userScheduler": {"enabled": False}},
             "prePuller": {"hook": {"enabled": False}, "continuous": {"enabled": False}},
         },
