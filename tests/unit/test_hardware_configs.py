@@ -133,3 +133,34 @@ def test_gpu_driver_branch_pinned(tmp_path: Path) -> None:
         {"nvidia_gpu_driver_version": "535"},
     )
     assert "Pin: version 535.*" in pin and "Pin-Priority: 1001" in pin
+
+
+def test_interlink_configs_render_for_the_api_and_the_slurm_plugin(tmp_path: Path) -> None:
+    """The interlink role (which cannot run here: no binaries or Apptainer) renders the API's
+    and the plugin's configuration as YAML with their ports on loopback, and an nginx site
+    that refuses requests without the token."""
+    hosts = {"login": {}}
+    groups = {"slurm_login": ["login"]}
+    extra = {"interlink_sbatch_flags": ["--partition=cpu"]}
+    for folder in "apn":
+        (tmp_path / folder).mkdir()
+    api = yaml.safe_load(
+        render_role_template(
+            "interlink", "InterLinkConfig.yaml.j2", tmp_path / "a", hosts, groups, "login"
+        )
+    )
+    assert api["InterlinkAddress"] == "http://127.0.0.1" and api["InterlinkPort"] == "3000"
+    assert api["SidecarPort"] == "4000"
+    plugin = yaml.safe_load(
+        render_role_template(
+            "interlink", "SlurmConfig.yaml.j2", tmp_path / "p", hosts, groups, "login", extra
+        )
+    )
+    assert plugin["SbatchPath"] == "/usr/bin/sbatch" and plugin["SbatchFlags"] == [
+        "--partition=cpu"
+    ]
+    site = render_role_template(
+        "interlink", "nginx-interlink.conf.j2", tmp_path / "n", hosts, groups, "login"
+    )
+    assert "listen 3443 ssl;" in site and "return 401;" in site
+    assert "proxy_pass http://127.0.0.1:3000;" in site
