@@ -100,8 +100,12 @@ def up(plan: Plan, verbose: bool = False, run_verify: bool = True) -> UpResult:
     with timings.phase("provision"):
         nodes = target.provision(plan, state)
     if not target.configures_nodes:
+        checked = None
+        if run_verify:
+            with timings.phase("verify"):
+                checked = verify(plan.instance)
         state.write_timings("up", timings, {})
-        return UpResult(plan.instance, PlaybookResult("not run", 0, {}, []), None, timings)
+        return UpResult(plan.instance, PlaybookResult("not run", 0, {}, []), checked, timings)
     return configure(plan, state, nodes, target, timings, verbose, run_verify)
 
 
@@ -191,9 +195,13 @@ def verify(instance: str, extra_args: list[str] | None = None, quiet: bool = Fal
     state = _require_state(instance)
     meta = state.read_meta()
     definition = load_definition(meta.get("definition") or meta["testbed"])
-    say(f"running checks {', '.join(definition.checks)} against {instance}")
+    suites, env = list(definition.checks), {}
+    if "namespace" in meta:  # deployed as workloads on Kubernetes: checked in the cluster
+        suites = ["kubernetes"]
+        env = {"WP5_K8S_NAMESPACE": meta["namespace"], "WP5_K8S_CONTEXT": meta.get("context", "")}
+    say(f"running checks {', '.join(suites)} against {instance}")
     result = run_checks(
-        list(definition.checks), state.nodes_file, state.report_file, extra_args, quiet=quiet
+        suites, state.nodes_file, state.report_file, extra_args, quiet=quiet, env=env
     )
     say(
         f"checks: {result.tests} run, {result.failures} failed, {result.errors} errors, "

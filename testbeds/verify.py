@@ -44,6 +44,7 @@ def run_checks(
     report: Path,
     extra_args: list[str] | None = None,
     quiet: bool = False,
+    env: dict[str, str] | None = None,
 ) -> VerifyResult:
     report.unlink(missing_ok=True)
     targets = [str(paths.CHECKS_DIR / suite) for suite in suites]
@@ -63,10 +64,9 @@ def run_checks(
         *targets,
         *(extra_args or []),
     ]
-    env = {**os.environ, "TESTBED_NODES_FILE": str(nodes_file)}
     proc = subprocess.run(
         command,
-        env=env,
+        env={**os.environ, "TESTBED_NODES_FILE": str(nodes_file), **(env or {})},
         check=False,
         stdout=subprocess.DEVNULL if quiet else sys.stderr,
         stderr=subprocess.STDOUT if not quiet else subprocess.DEVNULL,

@@ -1,7 +1,7 @@
 """The Kubernetes target: the Pulumi program in stacks/kubernetes, driven through Pulumi's
 Automation API (one stack per instance). It deploys workloads into a namespace of the
-site's cluster rather than nodes, so there is nothing for Ansible to configure; the
-checks run in the cluster (tests/e2e/test_kubernetes_cluster.py, testinfra over kubectl)."""
+site's cluster rather than nodes, so there is nothing for Ansible to configure; `verify`
+runs the `kubernetes` check suite in the cluster (testinfra over kubectl)."""
 
 from __future__ import annotations
 
@@ -78,11 +78,8 @@ class KubernetesTarget:
         say(f"pulumi up: stack {plan.instance} in {stack_dir()}")
         result = stack.up(on_output=lambda line: say(f"  {line.rstrip()}"))
         namespace = result.outputs["namespace"].value
-        state.write_meta({**state.read_meta(), "namespace": namespace})
-        say(
-            f"namespace {namespace} deployed; check it with KUBECONFIG set and "
-            f"WP5_K8S_NAMESPACE={namespace} pytest tests/e2e/test_kubernetes_cluster.py"
-        )
+        state.write_meta({**state.read_meta(), "namespace": namespace, "context": context or ""})
+        say(f"namespace {namespace} deployed")
         return []
 
     def status(self, instance: str) -> list[NodeStatus]:

@@ -1,7 +1,7 @@
-"""A deployed Kubernetes stack, checked in the cluster itself through testinfra's kubectl
-backend: every pod of the testbed's namespace runs and its services answer. Runs only where
-KUBECONFIG points to a cluster with the stack deployed (WP5_K8S_NAMESPACE names it); no
-Kubernetes API server can run on these machines, so here it is skipped, saying so."""
+"""A testbed deployed with `--target kubernetes`, checked in the cluster itself through
+testinfra's kubectl backend: every pod of the testbed's namespace runs and its services
+answer. `testbed verify` runs these for Kubernetes instances with WP5_K8S_NAMESPACE set to
+the instance's namespace; without kubectl or a cluster (KUBECONFIG) they skip, saying so."""
 
 from __future__ import annotations
 
@@ -9,31 +9,42 @@ import json
 import os
 import shutil
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
 import testinfra
 
+NAMESPACE = os.environ.get("WP5_K8S_NAMESPACE", "")
+CONTEXT = os.environ.get("WP5_K8S_CONTEXT", "")
+CLUSTER = bool(os.environ.get("KUBECONFIG")) or (Path.home() / ".kube" / "config").is_file()
+
 pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        not (os.environ.get("KUBECONFIG") and os.environ.get("WP5_K8S_NAMESPACE")),
-        reason="no Kubernetes cluster here: set KUBECONFIG and WP5_K8S_NAMESPACE to run",
-    ),
+    pytest.mark.skipif(not NAMESPACE, reason="not a Kubernetes instance: WP5_K8S_NAMESPACE unset"),
     pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed"),
+    pytest.mark.skipif(not CLUSTER, reason="no cluster configured (KUBECONFIG, ~/.kube/config)"),
 ]
 
 
-def pods(namespace: str) -> list[dict[str, Any]]:
+def kubectl_json(*args: str) -> dict[str, Any]:
+    context = ["--context", CONTEXT] if CONTEXT else []
     out = subprocess.run(
-        ["kubectl", "-n", namespace, "get", "pods", "-o", "json"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    return list(json.loads(out)["items"])
+        ["kubectl", *context, *args, "-o", "json"], capture_output=True, text=True, check=True
+    ).stdout
+    return dict(json.loads(out))
+
+
+def pods(namespace: str) -> list[dict[str, Any]]:
+    return list(kubectl_json("-n", namespace, "get", "pods")["items"])
+
+
+def pod_host(pod: dict[str, Any], namespace: str) -> Any:
+    context = f"&context={CONTEXT}" if CONTEXT else ""
+    return testinfra.get_host(f"kubectl://{pod['metadata']['name']}?namespace={namespace}{context}")
 
 
 def test_every_pod_runs() -> None:
-    namespace = os.environ["WP5_K8S_NAMESPACE"]
+    namespace = NAMESPACE
     found = pods(namespace)
     assert found, f"no pod in namespace {namespace}"
     for pod in found:
@@ -42,27 +53,20 @@ def test_every_pod_runs() -> None:
 
 def test_xrootd_endpoints_listen() -> None:
     """Each XRootD pod listens on root:// and HTTPS (data-movement only)."""
-    namespace = os.environ["WP5_K8S_NAMESPACE"]
+    namespace = NAMESPACE
     endpoints = [p for p in pods(namespace) if p["spec"]["containers"][0]["name"] == "xrootd"]
     if not endpoints:
         pytest.skip("this namespace has no XRootD endpoint")
     for pod in endpoints:
-        host = testinfra.get_host(f"kubectl://{pod['metadata']['name']}?namespace={namespace}")
+        host = pod_host(pod, namespace)
         assert host.socket("tcp://0.0.0.0:1094").is_listening
         assert host.socket("tcp://0.0.0.0:8443").is_listening
-
-
-def kubectl_json(*args: str) -> dict[str, Any]:
-    out = subprocess.run(
-        ["kubectl", *args, "-o", "json"], capture_output=True, text=True, check=True
-    ).stdout
-    return dict(json.loads(out))
 
 
 def test_pipeline_services_answer() -> None:
     """pipelines: MLflow answers its health check from inside its pod, and the sample
     WorkflowTemplate is there for Argo to run."""
-    namespace = os.environ["WP5_K8S_NAMESPACE"]
+    namespace = NAMESPACE
     mlflow = [
         p
         for p in pods(namespace)
@@ -70,7 +74,7 @@ def test_pipeline_services_answer() -> None:
     ]
     if not mlflow:
         pytest.skip("this namespace has no pipelines services")
-    host = testinfra.get_host(f"kubectl://{mlflow[0]['metadata']['name']}?namespace={namespace}")
+    host = pod_host(mlflow[0], namespace)
     health = host.run(
         "python3 -c \"import urllib.request;print(urllib.request.urlopen('http://localhost:5000/health').read().decode())\""
     )
@@ -85,7 +89,7 @@ def test_pipeline_services_answer() -> None:
 def test_interlink_virtual_node_is_ready() -> None:
     """hpc-access: the interLink virtual kubelet registered its node and the node is Ready
     (which needs the login node's interLink API to answer)."""
-    namespace = os.environ["WP5_K8S_NAMESPACE"]
+    namespace = NAMESPACE
     if not [p for p in pods(namespace) if p["metadata"]["name"].startswith("interlink-vk")]:
         pytest.skip("this namespace offloads nothing to Slurm")
     node = kubectl_json("get", "node", f"{namespace}-slurm")
