@@ -6,6 +6,7 @@ runs the `kubernetes` check suite in the cluster (testinfra over kubectl)."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,21 @@ def interlink_token_file(plan: Plan) -> Path | None:
     if site.interlink is None or not any("slurm_login" in n.roles for n in plan.nodes):
         return None
     return StateDir(site.interlink.slurm_instance).secrets_dir / INTERLINK_TOKEN
+
+
+def set_secret_config(stack: str, key: str, value: str) -> None:
+    """Store a stack secret, the value passed on stdin: the Automation API's set_config
+    would put it on `pulumi config set`'s command line, readable by anyone on the host."""
+    proc = subprocess.run(
+        ["pulumi", "config", "set", "--secret", "--stack", stack, f"{PROJECT}:{key}"],
+        input=value,
+        cwd=stack_dir(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise PreflightError(f"pulumi config set {key} failed: {proc.stderr.strip()[-500:]}")
 
 
 class KubernetesTarget:
@@ -68,10 +84,7 @@ class KubernetesTarget:
             stack.set_config(f"{PROJECT}:{key}", auto.ConfigValue(value=value))
         token = interlink_token_file(plan)
         if token is not None:
-            stack.set_config(
-                f"{PROJECT}:interlinkToken",
-                auto.ConfigValue(value=token.read_text().strip(), secret=True),
-            )
+            set_secret_config(plan.instance, "interlinkToken", token.read_text().strip())
         context = kubernetes_site(plan).context
         if context:
             stack.set_config("kubernetes:context", auto.ConfigValue(value=context))

@@ -4,6 +4,7 @@ what the target sends to the stack and keeps in the state, and that it refuses e
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,7 +108,16 @@ def test_up_and_down_drive_the_stack_through_a_mocked_automation_api(
     assert stacks == {}
 
 
-def test_offloading_passes_the_login_nodes_token_as_a_secret(stacks: dict[str, FakeStack]) -> None:
+def test_offloading_passes_the_login_nodes_token_as_a_secret_on_stdin(
+    stacks: dict[str, FakeStack], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The token reaches `pulumi config set --secret` on stdin, never on a command line."""
+    record = tmp_path / "pulumi-calls"
+    fake = tmp_path / "bin" / "pulumi"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\necho "argv: $*" >> {record}\necho "stdin: $(cat)" >> {record}\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
     token = StateDir("hpc-access").secrets_dir / kubernetes.INTERLINK_TOKEN
     token.parent.mkdir(parents=True, exist_ok=True)
     token.write_text("t0ken-from-the-login-node\n")
@@ -116,8 +126,12 @@ def test_offloading_passes_the_login_nodes_token_as_a_secret(stacks: dict[str, F
         deploy.up(plan, run_verify=False)
     finally:
         token.unlink()
-    secret = stacks["hpc-k8s"].config["wp5-testbeds-kubernetes:interlinkToken"]
-    assert secret.value == "t0ken-from-the-login-node" and secret.secret is True
+    argv, stdin = record.read_text().splitlines()
+    assert argv == (
+        "argv: config set --secret --stack hpc-k8s wp5-testbeds-kubernetes:interlinkToken"
+    )
+    assert stdin == "stdin: t0ken-from-the-login-node"
+    assert "t0ken" not in str(stacks["hpc-k8s"].config)
 
 
 def test_offloading_without_the_slurm_side_stops_before_pulumi(
