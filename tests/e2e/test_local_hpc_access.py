@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from testbeds.inventory import inventory_sources
+from testbeds.runner import run_playbook
+from testbeds.state import StateDir
 from testbeds.targets import podman
 from tests.e2e.live import LiveTestbed, bring_up, run_cli
 
@@ -99,3 +102,32 @@ def test_down_leaves_nothing(live: LiveTestbed) -> None:
     run_cli("down", INSTANCE)
     assert live.leftovers() == []
     assert run_cli("status", INSTANCE, check=False).returncode == 3
+
+
+def test_interlink_role_checks_the_login_node_before_installing(
+    live: LiveTestbed, tmp_path: Path
+) -> None:
+    """The interlink role's preflight, run for real on the login node: sbatch is found, and
+    with no Apptainer or Singularity (none is installable here) it stops with a message
+    saying what the Slurm plugin needs, before anything is installed."""
+    playbook = tmp_path / "interlink.yml"
+    playbook.write_text(
+        "- hosts: slurm_login\n  roles:\n    - role: interlink\n"
+        "      vars: {interlink_binaries_dir: /nonexistent}\n"
+    )
+    result = run_playbook(
+        playbook,
+        inventory_sources("local", StateDir(INSTANCE).inventory_file),
+        tmp_path / "runner",
+        forks=1,
+        tags=["interlink_preflight"],
+    )
+    assert not result.ok
+    assert any(
+        "node login" in failure and "neither apptainer nor singularity is on login" in failure
+        for failure in result.failures
+    ), result.failures
+    installed = podman.run(
+        "exec", f"{INSTANCE}-login", "test", "-e", "/usr/local/bin/interlink", check=False
+    )
+    assert installed.returncode != 0
