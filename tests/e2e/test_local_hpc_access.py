@@ -97,13 +97,6 @@ def test_name_clash_refused_before_anything_is_created(live: LiveTestbed) -> Non
         podman.run("rm", "--force", "e2e-clash-login")
 
 
-def test_down_leaves_nothing(live: LiveTestbed) -> None:
-    """down removes every container, network and volume with the instance's label."""
-    run_cli("down", INSTANCE)
-    assert live.leftovers() == []
-    assert run_cli("status", INSTANCE, check=False).returncode == 3
-
-
 def test_interlink_role_checks_the_login_node_before_installing(
     live: LiveTestbed, tmp_path: Path
 ) -> None:
@@ -131,3 +124,10 @@ def test_interlink_role_checks_the_login_node_before_installing(
         "exec", f"{INSTANCE}-login", "test", "-e", "/usr/local/bin/interlink", check=False
     )
     assert installed.returncode != 0
+
+
+def test_down_leaves_nothing(live: LiveTestbed) -> None:
+    """down removes every container, network and volume with the instance's label."""
+    run_cli("down", INSTANCE)
+    assert live.leftovers() == []
+    assert run_cli("status", INSTANCE, check=False).returncode == 3
