@@ -19,7 +19,7 @@ from testbeds.targets import podman
 from testbeds.targets.baked import baked_image_ref
 from testbeds.targets.base import NodeStatus, ProvisionedNode
 from testbeds.targets.image import ensure_base_image
-from testbeds.targets.netstate import cleanup_commands, current_stale_network_state
+from testbeds.targets.netstate import current_stale_network_state
 
 BOOT_TIMEOUT_S = 90
 
@@ -105,9 +105,9 @@ class LocalTarget:
             raise PreflightError(
                 "podman left network state behind for networks that no longer exist; nodes "
                 "on a new network could reach each other only through a stale NAT rule:\n  "
-                + "\n  ".join(stale)
+                + "\n  ".join(item.description for item in stale)
                 + "\nremove it (as root) with:\n  "
-                + "\n  ".join(cleanup_commands(stale))
+                + "\n  ".join(item.command for item in stale)
             )
         label = instance_label(plan.instance)
         for node in plan.nodes:

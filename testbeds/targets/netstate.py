@@ -15,10 +15,19 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 BRIDGE = re.compile(r"^podman\d+$")
 JUMP = re.compile(r"^-A POSTROUTING -s (\S+) -j (NETAVARK-[0-9A-F]+)$")
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """One piece of stale network state and the command that removes it."""
+
+    description: str
+    command: str
 
 
 def stale_network_state(
@@ -26,27 +35,36 @@ def stale_network_state(
     bridges: list[str],
     postrouting: list[str],
     chains: dict[str, list[str]],
-) -> list[str]:
+) -> list[Leftover]:
     """What is left of networks podman no longer has: bridges no network uses, NAT jumps
     for subnets no network has or for one subnet twice, chains masquerading twice."""
     interfaces = {n.get("network_interface") for n in networks}
     subnets = {s["subnet"] for n in networks for s in n.get("subnets") or []}
     found = [
-        f"bridge {b} (no podman network uses it)"
+        Leftover(f"bridge {b} (no podman network uses it)", f"ip link delete {b}")
         for b in bridges
         if BRIDGE.match(b) and b not in interfaces
     ]
     jumps = [m.groups() for m in map(JUMP.match, postrouting) if m]
     seen = Counter(subnet for subnet, _ in jumps)
     for subnet, chain in jumps:
+        remove = f"iptables -t nat -D POSTROUTING -s {subnet} -j {chain}"
         if subnet not in subnets:
-            found.append(f"NAT rule for {subnet} -> {chain} (no podman network has that subnet)")
+            why = "no podman network has that subnet"
         elif seen[subnet] > 1:
-            found.append(f"NAT rule for {subnet} -> {chain} (the subnet has {seen[subnet]} rules)")
+            why = f"the subnet has {seen[subnet]} rules"
+        else:
+            continue
+        found.append(Leftover(f"NAT rule for {subnet} -> {chain} ({why})", remove))
     for chain, rules in chains.items():
         masquerades = sum("-j MASQUERADE" in rule for rule in rules)
         if masquerades > 1:
-            found.append(f"NAT chain {chain} masquerades {masquerades} times (once is normal)")
+            found.append(
+                Leftover(
+                    f"NAT chain {chain} masquerades {masquerades} times (once is normal)",
+                    f"iptables -t nat -F {chain}  # then `podman network reload --all`",
+                )
+            )
     return found
 
 
@@ -57,7 +75,7 @@ def _lines(*command: str) -> list[str]:
     return proc.stdout.splitlines() if proc.returncode == 0 else []
 
 
-def _snapshot(list_networks: Callable[[], list[dict[str, Any]]]) -> list[str]:
+def _snapshot(list_networks: Callable[[], list[dict[str, Any]]]) -> list[Leftover]:
     links = json.loads("\n".join(_lines("ip", "-j", "link", "show", "type", "bridge")) or "[]")
     postrouting = _lines("iptables", "-t", "nat", "-S", "POSTROUTING")
     chains = {
@@ -71,7 +89,7 @@ def _snapshot(list_networks: Callable[[], list[dict[str, Any]]]) -> list[str]:
 
 def current_stale_network_state(
     list_networks: Callable[[], list[dict[str, Any]]], settle_s: float = 2.0
-) -> list[str]:
+) -> list[Leftover]:
     """stale_network_state() of this machine (empty where `ip` or `iptables` are missing).
 
     Another testbed coming up or going down at the same moment changes bridges and rules
@@ -82,17 +100,3 @@ def current_stale_network_state(
     time.sleep(settle_s)
     second = set(_snapshot(list_networks))
     return [item for item in first if item in second]
-
-
-def cleanup_commands(stale: list[str]) -> list[str]:
-    """Shell commands that remove what stale_network_state() reported."""
-    commands = []
-    for item in stale:
-        words = item.split()
-        if words[0] == "bridge":
-            commands.append(f"ip link delete {words[1]}")
-        elif words[:2] == ["NAT", "rule"]:
-            commands.append(f"iptables -t nat -D POSTROUTING -s {words[3]} -j {words[5]}")
-        elif words[:2] == ["NAT", "chain"]:
-            commands.append(f"iptables -t nat -F {words[2]}  # then `podman network reload --all`")
-    return commands

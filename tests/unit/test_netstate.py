@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from testbeds.targets.netstate import cleanup_commands, stale_network_state
+from testbeds.targets.netstate import stale_network_state
 
 NETWORKS = [
     {"name": "podman", "network_interface": "podman0", "subnets": [{"subnet": "10.88.0.0/16"}]},
@@ -31,12 +31,12 @@ def test_leftovers_of_a_deleted_network_are_named_with_how_to_remove_them() -> N
     found = stale_network_state(
         NETWORKS, ["podman1", "podman2"], postrouting, {"NETAVARK-CF06": shared}
     )
-    assert found == [
+    assert [item.description for item in found] == [
         "bridge podman2 (no podman network uses it)",
         "NAT rule for 10.89.1.0/24 -> NETAVARK-1D87 (no podman network has that subnet)",
         "NAT chain NETAVARK-CF06 masquerades 2 times (once is normal)",
     ]
-    assert cleanup_commands(found) == [
+    assert [item.command for item in found] == [
         "ip link delete podman2",
         "iptables -t nat -D POSTROUTING -s 10.89.1.0/24 -j NETAVARK-1D87",
         "iptables -t nat -F NETAVARK-CF06  # then `podman network reload --all`",
@@ -47,4 +47,4 @@ def test_two_rules_for_one_subnet_are_reported() -> None:
     postrouting = ["-A POSTROUTING -s 10.89.0.0/24 -j NETAVARK-CF06",
                    "-A POSTROUTING -s 10.89.0.0/24 -j NETAVARK-AB12"]  # fmt: skip
     found = stale_network_state(NETWORKS, ["podman1"], postrouting, {})
-    assert len(found) == 2 and all("has 2 rules" in item for item in found)
+    assert len(found) == 2 and all("has 2 rules" in item.description for item in found)
