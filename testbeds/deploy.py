@@ -100,10 +100,7 @@ def up(plan: Plan, verbose: bool = False, run_verify: bool = True) -> UpResult:
     with timings.phase("provision"):
         nodes = target.provision(plan, state)
     if not target.configures_nodes:
-        checked = None
-        if run_verify:
-            with timings.phase("verify"):
-                checked = verify(plan.instance)
+        checked = _verify_phase(plan.instance, timings, run_verify)
         state.write_timings("up", timings, {})
         return UpResult(plan.instance, PlaybookResult("not run", 0, {}, []), checked, timings)
     return configure(plan, state, nodes, target, timings, verbose, run_verify)
@@ -169,10 +166,7 @@ def configure(
         state.write_timings("up", timings, {"ansible_status": result.status})
         details = "\n  ".join(result.failures) or f"see {result.artifacts}"
         raise DeployError(f"configuring {plan.instance} failed:\n  {details}")
-    checked: VerifyResult | None = None
-    if run_verify:
-        with timings.phase("verify"):
-            checked = verify(plan.instance)
+    checked = _verify_phase(plan.instance, timings, run_verify)
     state.write_timings(
         "up",
         timings,
@@ -182,6 +176,14 @@ def configure(
         },
     )
     return UpResult(plan.instance, result, checked, timings, nodes)
+
+
+def _verify_phase(instance: str, timings: Timings, run_verify: bool) -> VerifyResult | None:
+    """The checks as the last, timed phase of `up` (None when skipped)."""
+    if not run_verify:
+        return None
+    with timings.phase("verify"):
+        return verify(instance)
 
 
 def _require_state(instance: str) -> StateDir:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from testbeds.errors import PreflightError
 from testbeds.plan import Plan
 from testbeds.state import StateDir
 
@@ -61,3 +63,14 @@ class Target(Protocol):
 
     def leftovers(self, instance: str) -> list[str]:
         """Anything still labelled with this instance (empty after destroy)."""
+
+
+def require_pulumi(target: str) -> None:
+    """The cloud targets drive stacks/<target> through the Automation API, which runs the
+    Pulumi CLI."""
+    if shutil.which("pulumi") is None:
+        raise PreflightError(
+            f"the {target} target drives stacks/{target} through the Pulumi Automation API, "
+            "which needs the Pulumi CLI on PATH; install it, or run `pulumi up` in "
+            f"stacks/{target} yourself"
+        )

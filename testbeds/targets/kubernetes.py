@@ -5,7 +5,6 @@ runs the `kubernetes` check suite in the cluster (testinfra over kubectl)."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from testbeds.errors import PreflightError
 from testbeds.plan import Plan
 from testbeds.progress import say
 from testbeds.state import StateDir
-from testbeds.targets.base import NodeStatus, ProvisionedNode
+from testbeds.targets.base import NodeStatus, ProvisionedNode, require_pulumi
 
 PROJECT = "wp5-testbeds-kubernetes"
 INTERLINK_TOKEN = "interlink.token"
@@ -68,12 +67,7 @@ class KubernetesTarget:
                 f"exist: bring up hpc-access instance {token.parent.parent.name!r} on its "
                 "Slurm target first (its login node's interlink role writes the token)"
             )
-        if shutil.which("pulumi") is None:
-            raise PreflightError(
-                "the kubernetes target drives stacks/kubernetes through the Pulumi Automation "
-                "API, which needs the Pulumi CLI on PATH; install it, or run `pulumi up` in "
-                "stacks/kubernetes yourself"
-            )
+        require_pulumi(self.name)
 
     def provision(self, plan: Plan, state: StateDir) -> list[ProvisionedNode]:
         from pulumi import automation as auto
@@ -119,8 +113,7 @@ class KubernetesTarget:
     def _existing(self, instance: str) -> Any:
         from pulumi import automation as auto
 
-        if shutil.which("pulumi") is None:
-            raise PreflightError("the kubernetes target needs the Pulumi CLI on PATH")
+        require_pulumi(self.name)
         try:
             return auto.select_stack(stack_name=instance, work_dir=str(stack_dir()))
         except auto.StackNotFoundError:

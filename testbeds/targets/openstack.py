@@ -3,7 +3,6 @@ Automation API (one stack per instance), with a pre-flight against the cloud fir
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -11,26 +10,16 @@ from testbeds import paths
 from testbeds.cloud.access import cloud_nodes
 from testbeds.cloud.openstack_preflight import check
 from testbeds.cloud.sites import openstack_site
-from testbeds.errors import PreflightError
 from testbeds.plan import Plan
 from testbeds.progress import say
 from testbeds.state import StateDir
-from testbeds.targets.base import NodeStatus, ProvisionedNode
+from testbeds.targets.base import NodeStatus, ProvisionedNode, require_pulumi
 
 PROJECT = "wp5-testbeds-openstack"
 
 
 def stack_dir() -> Path:
     return paths.project_root() / "stacks" / "openstack"
-
-
-def _require_pulumi() -> None:
-    if shutil.which("pulumi") is None:
-        raise PreflightError(
-            "the openstack target drives stacks/openstack through the Pulumi Automation API, "
-            "which needs the Pulumi CLI on PATH; install it, or run `pulumi up` in "
-            "stacks/openstack yourself"
-        )
 
 
 def _stack(instance: str, create: bool) -> Any:
@@ -51,7 +40,7 @@ class OpenStackTarget:
 
     def preflight(self, plan: Plan) -> None:
         site = openstack_site(plan)
-        _require_pulumi()
+        require_pulumi("openstack")
         import openstack
 
         check(openstack.connect(cloud=site.cloud), plan)
@@ -77,7 +66,7 @@ class OpenStackTarget:
         )
 
     def status(self, instance: str) -> list[NodeStatus]:
-        _require_pulumi()
+        require_pulumi("openstack")
         outputs = _stack(instance, create=False).outputs()
         nodes = outputs.get("nodes")
         if nodes is None:
@@ -87,7 +76,7 @@ class OpenStackTarget:
         ]
 
     def destroy(self, instance: str) -> list[str]:
-        _require_pulumi()
+        require_pulumi("openstack")
         stack = _stack(instance, create=False)
         result = stack.destroy(on_output=lambda line: say(f"  {line.rstrip()}"))
         stack.workspace.remove_stack(instance)
