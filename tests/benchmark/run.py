@@ -96,27 +96,26 @@ def bench(name: str, source: str, modes: list[str]) -> dict[str, str]:
         return up()
 
     print(f"{name}: {', '.join(modes)}", file=sys.stderr)
-    steps: list[tuple[str, Callable[[], str]]] = []
+    # (mode, step, take the instance down after it): idempotent runs on the warm instance
+    # and baked after the bake, every other mode starts from nothing.
+    steps: list[tuple[str, Callable[[], str], bool]] = []
     if "cold" in modes:
-        steps.append(("cold", cold))
+        steps.append(("cold", cold, True))
     if "warm" in modes or "idempotent" in modes:
-        steps.append(("warm", up))
+        steps.append(("warm", up, "idempotent" not in modes))
         if "idempotent" in modes:
-            steps.append(("idempotent", lambda: up("--no-verify")))
+            steps.append(("idempotent", lambda: up("--no-verify"), True))
     if "baked" in modes:
-        steps.append(("bake", lambda: f"{testbed('bake', source)[0]:.0f}"))
-        steps.append(("baked", up))
-    for mode, step in steps:
+        steps.append(("bake", lambda: f"{testbed('bake', source)[0]:.0f}", False))
+        steps.append(("baked", up, True))
+    for mode, step, down_after in steps:
         if mode == "baked" and row["bake"].startswith("FAILED"):
             continue
         try:
             row[mode] = step()
         except Failed as failure:
             row[mode] = str(failure)
-        # Each mode starts from nothing, except idempotent (on warm) and baked (after bake).
-        if mode in ("cold", "idempotent", "baked") or (
-            mode == "warm" and "idempotent" not in modes
-        ):
+        if down_after:
             testbed("down", instance)
     remove_images("wp5-testbeds-baked-")
     return row
