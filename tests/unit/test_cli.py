@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -69,14 +68,15 @@ def test_missing_site_value_fails_before_anything_is_created(
     assert not podman.containers(f"{podman.INSTANCE_LABEL}=never-made")
 
 
-@pytest.mark.skipif(
-    shutil.which("pulumi") is not None, reason="the Pulumi CLI is installed: a real deployment"
-)
 def test_openstack_target_without_pulumi_cli_refused_before_anything_is_created(
-    isolated_state: Path, capsys: pytest.CaptureFixture[str]
+    isolated_state: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     """Without the Pulumi CLI (as on these machines) the openstack target says what it needs
     and creates nothing, not even the instance's state directory."""
+    monkeypatch.setenv("PATH", str(tmp_path))  # no pulumi, even where one is installed
     assert main(["up", "hpc-access", "--site", "partner-a", "--target", "openstack"]) == 2
     assert "needs the Pulumi CLI on PATH" in capsys.readouterr().err
     assert not (isolated_state / "hpc-access").exists()

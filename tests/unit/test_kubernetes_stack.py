@@ -14,17 +14,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
+import pulumi
 import pytest
 import yaml
 
-pulumi = pytest.importorskip("pulumi", reason="the cloud extras are not installed")
-kubernetes_validate = pytest.importorskip("kubernetes_validate")
-
-from testbeds.cloud.kubernetes.pipelines import SAMPLE  # noqa: E402
-from testbeds.cloud.kubernetes.scope import POD_SECURITY_REASON  # noqa: E402
-from testbeds.errors import DefinitionError  # noqa: E402
-from testbeds.plan import resolve  # noqa: E402
-from tests.pulumi_mocks import RecordingMocks  # noqa: E402
+from testbeds.cloud.kubernetes.pipelines import SAMPLE
+from testbeds.cloud.kubernetes.scope import POD_SECURITY_REASON
+from testbeds.errors import DefinitionError
+from testbeds.plan import resolve
+from tests.pulumi_mocks import RecordingMocks
 
 PROGRAM = Path(__file__).resolve().parents[2] / "stacks" / "kubernetes" / "__main__.py"
 RELEASE = "kubernetes:helm.sh/v3:Release"

@@ -10,15 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pulumi.automation as auto
 import pytest
 
-auto = pytest.importorskip("pulumi.automation", reason="the cloud extras are not installed")
-
-from testbeds import deploy  # noqa: E402
-from testbeds.errors import PreflightError  # noqa: E402
-from testbeds.plan import resolve  # noqa: E402
-from testbeds.state import StateDir  # noqa: E402
-from testbeds.targets import kubernetes  # noqa: E402
+from testbeds import deploy
+from testbeds.errors import PreflightError
+from testbeds.plan import resolve
+from testbeds.state import StateDir
+from testbeds.targets import kubernetes
 
 
 @dataclass

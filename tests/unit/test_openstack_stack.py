@@ -9,19 +9,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pulumi
 import pytest
 
-pulumi = pytest.importorskip("pulumi", reason="the cloud extras are not installed")
-
-from testbeds.cloud.configure import needs_configuring, tree_hash  # noqa: E402
-from testbeds.cloud.openstack import (  # noqa: E402 - after the importorskip above
-    OpenStackTestbed,
-    OpenStackTestbedArgs,
-)
-from testbeds.cloud.sites import openstack_site  # noqa: E402
-from testbeds.plan import Plan, resolve  # noqa: E402
-from testbeds.targets.base import ProvisionedNode  # noqa: E402
-from tests.pulumi_mocks import RecordingMocks  # noqa: E402
+from testbeds.cloud.configure import needs_configuring, tree_hash
+from testbeds.cloud.openstack import OpenStackTestbed, OpenStackTestbedArgs
+from testbeds.cloud.sites import openstack_site
+from testbeds.plan import Plan, resolve
+from testbeds.targets.base import ProvisionedNode
+from tests.pulumi_mocks import RecordingMocks
 
 FLOATING_IP = "192.0.2.10"
 
