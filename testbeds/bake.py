@@ -18,15 +18,54 @@ from dataclasses import replace
 
 from testbeds.deploy import run_definition_playbook, write_inventory
 from testbeds.errors import DeployError, PreflightError
+from testbeds.locks import instance_lock
 from testbeds.plan import Plan
 from testbeds.progress import say
-from testbeds.state import StateDir, Timings
+from testbeds.state import RESERVED_PREFIX, StateDir, Timings
 from testbeds.targets import get_target, podman
 from testbeds.targets.baked import BAKE_STEPS, baked_image_ref
-from testbeds.targets.local import base_image
+from testbeds.targets.local import base_image, container_name, network_name
 
 # Roles whose install step places per-node credentials: never baked into an image.
 NEVER_BAKED = frozenset({"testbed_ca"})
+# What makes a node itself, removed before its container becomes an image: every node
+# started from the image generates its own host keys (sshd's ExecStartPre), machine id
+# and random seed on first boot.
+NODE_IDENTITY_CLEANUP = (
+    "apt-get clean; rm -rf /root/.cache/pip; "
+    "rm -f /etc/ssh/ssh_host_* /var/lib/systemd/random-seed /var/lib/dbus/machine-id; "
+    ": > /etc/machine-id"
+)
+
+
+def builder_instance(plan: Plan) -> str:
+    """The bake's own instance: a name with a dot, which no user instance can have."""
+    return f"{RESERVED_PREFIX}{plan.name}"
+
+
+def refuse_existing_builder(builder: Plan) -> None:
+    """A bake only ever removes what it made: anything already carrying the builder's
+    names (left by a bake that was killed, or made by hand) stops it."""
+    found: list[str] = []
+    for node in builder.nodes:
+        name = container_name(builder.instance, node.name)
+        if podman.container_by_name(name) is not None:
+            found.append(f"container {name}")
+    net = network_name(builder.instance)
+    if podman.network_exists(net):
+        found.append(f"network {net}")
+    label = f"{podman.INSTANCE_LABEL}={builder.instance}"
+    found += [f"volume {v}" for v in podman.volumes(label)]
+    state = StateDir(builder.instance, reserved_ok=True)
+    if state.path.exists():
+        found.append(f"state {state.path}")
+    if found:
+        raise PreflightError(
+            f"bake's builder instance {builder.instance!r} already exists ({', '.join(found)}), "
+            "left by a bake that was stopped; check and remove it "
+            f"(podman rm -f / podman network rm / podman volume rm, rm -r {state.path}), "
+            "then bake again"
+        )
 
 
 def bake_tags(plan: Plan) -> list[str]:
@@ -34,7 +73,7 @@ def bake_tags(plan: Plan) -> list[str]:
     return [f"{role}_{step}" for role in roles for step in BAKE_STEPS]
 
 
-def bake(plan: Plan, verbose: bool = False) -> dict[str, str]:
+def bake(plan: Plan, verbose: bool = False, command: str = "testbed bake") -> dict[str, str]:
     """Build the baked image of every node group that lacks one; returns group -> tag."""
     if plan.target != "local":
         raise PreflightError(f"bake builds images for the local target, not {plan.target!r}")
@@ -47,11 +86,19 @@ def bake(plan: Plan, verbose: bool = False) -> dict[str, str]:
         return wanted
     builder = replace(
         plan,
-        instance=f"bake-{plan.name}",
+        instance=builder_instance(plan),
         nodes=tuple(next(n for n in plan.nodes if n.group == group) for group in missing),
     )
-    target.preflight(builder)
-    state = StateDir(builder.instance)
+    with instance_lock(builder.instance, command, reserved_ok=True):
+        target.preflight(builder)
+        refuse_existing_builder(builder)
+        _build(plan, builder, missing, verbose)
+    return wanted
+
+
+def _build(plan: Plan, builder: Plan, missing: dict[str, str], verbose: bool) -> None:
+    target = get_target("local")
+    state = StateDir(builder.instance, reserved_ok=True)
     timings = Timings()
     try:
         state.write_meta(
@@ -75,8 +122,8 @@ def bake(plan: Plan, verbose: bool = False) -> dict[str, str]:
         with timings.phase("commit"):
             for node in nodes:
                 container = str(node.facts["container"])
-                # Package lists and caches are not part of what is baked.
-                podman.exec_(container, "sh", "-c", "apt-get clean; rm -rf /root/.cache/pip")
+                # Package caches and the node's own identity are not part of what is baked.
+                podman.exec_(container, "sh", "-c", NODE_IDENTITY_CLEANUP)
                 podman.run(
                     "commit",
                     "--quiet",
@@ -94,4 +141,3 @@ def bake(plan: Plan, verbose: bool = False) -> dict[str, str]:
         target.destroy(builder.instance)
         state.remove()
     say("bake: " + "  ".join(f"{k} {v:.1f}s" for k, v in timings.phases.items()))
-    return wanted

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from testbeds import __version__, deploy
-from testbeds.errors import TestbedError
+from testbeds.errors import DefinitionError, TestbedError, printable
 from testbeds.loader import available_definitions, load_definition
+from testbeds.locks import instance_lock
 from testbeds.plan import resolve
 from testbeds.progress import reset_clock, say
+from testbeds.state import InvalidInstanceName, StateDir
 from testbeds.targets import get_target
 
 
@@ -86,7 +89,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_up(args: argparse.Namespace) -> int:
     plan = resolve(args.name, site=args.site, target=args.target, instance=args.instance)
-    result = deploy.up(plan, verbose=args.verbose, run_verify=not args.no_verify)
+    with instance_lock(plan.instance, args.command_line):
+        result = deploy.up(plan, verbose=args.verbose, run_verify=not args.no_verify)
     ok = result.verify is None or result.verify.ok
     phases = "  ".join(f"{k} {v:.1f}s" for k, v in result.timings.phases.items())
     say(f"{plan.instance} is {'up' if ok else 'up but FAILED its checks'}: {phases}")
@@ -102,13 +106,15 @@ def cmd_bake(args: argparse.Namespace) -> int:
     from testbeds.bake import bake  # imports the deploy machinery only when baking
 
     plan = resolve(args.name, site=args.site, target=args.target, instance=args.instance)
-    images = bake(plan, verbose=args.verbose)
+    images = bake(plan, verbose=args.verbose, command=args.command_line)
     _emit(images, args.json, "\n".join(f"{g:<12} {ref}" for g, ref in sorted(images.items())))
     return 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    result = deploy.verify(args.name, extra_args=args.pytest_args, quiet=args.json)
+    deploy.require_state(args.name)  # before the lock: a missing instance creates nothing
+    with instance_lock(args.name, args.command_line):
+        result = deploy.verify(args.name, extra_args=args.pytest_args, quiet=args.json)
     if args.json:
         print(json.dumps(deploy.verify_dict(result), indent=2))
     return 0 if result.ok else 1
@@ -126,9 +132,17 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    data = deploy.down(args.name)
+    if not StateDir(args.name).exists():  # checked first: a missing instance creates nothing
+        data = deploy.down(args.name)
+    else:
+        with instance_lock(args.name, args.command_line):
+            data = deploy.down(args.name)
+    if data["removed"] is None:
+        _emit(data, args.json, f"{args.name}: no such instance (no state); nothing was removed")
+        return 0
     text = "\n".join(
         [f"removed {item}" for item in data["removed"]]
+        + ([f"secrets kept in {data['secrets_kept']}"] if data["secrets_kept"] else [])
         + [f"{args.name} is down ({data['timings_s']['destroy']:.1f}s)"]
     )
     _emit(data, args.json, text)
@@ -139,7 +153,6 @@ def cmd_graph(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from testbeds.graph import render
-    from testbeds.state import StateDir
 
     plan = resolve(args.name, site=args.site, target=args.target, instance=args.instance)
     state = StateDir(plan.instance)
@@ -152,10 +165,19 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (exit 2), like every other bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {printable(message)} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="testbed", description=__doc__)
+    parser = _Parser(prog="testbed", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
 
     def add(
         name: str, help_text: str, func: Any, takes_plan: bool = False
@@ -215,13 +237,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(exc: TestbedError) -> bool:
+    """Errors about input are one line, its text escaped; others may list their details."""
+    return isinstance(exc, (DefinitionError, InvalidInstanceName))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed
+        return int(exc.code or 0)
+    args.command_line = shlex.join(["testbed", *argv])
     reset_clock()
     try:
         code: int = args.func(args)
     except TestbedError as exc:
-        print(f"testbed: error: {exc}", file=sys.stderr)
+        print(f"testbed: error: {printable(str(exc)) if _one_line(exc) else exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("testbed: interrupted; run the same command again to converge", file=sys.stderr)

@@ -186,7 +186,7 @@ def _verify_phase(instance: str, timings: Timings, run_verify: bool) -> VerifyRe
         return verify(instance)
 
 
-def _require_state(instance: str) -> StateDir:
+def require_state(instance: str) -> StateDir:
     state = StateDir(instance)
     if not state.exists():
         raise TestbedError(f"no testbed instance {instance!r} is up (no state in {state.path})")
@@ -194,7 +194,7 @@ def _require_state(instance: str) -> StateDir:
 
 
 def verify(instance: str, extra_args: list[str] | None = None, quiet: bool = False) -> VerifyResult:
-    state = _require_state(instance)
+    state = require_state(instance)
     meta = state.read_meta()
     definition = load_definition(meta.get("definition") or meta["testbed"])
     suites, env = list(definition.checks), {}
@@ -229,19 +229,33 @@ def status(instance: str) -> dict[str, Any]:
 
 
 def down(instance: str) -> dict[str, Any]:
+    """Remove what the instance's target made for it. An instance with no state has nothing
+    this tool made, so nothing is removed (`removed` is None)."""
     timings = Timings()
     state = StateDir(instance)
-    target_name = state.read_meta()["target"] if state.exists() else "local"
+    if not state.exists():
+        return {"instance": instance, "removed": None, "secrets_kept": None, "timings_s": {}}
+    target_name = state.read_meta()["target"]
     target = get_target(target_name)
     with timings.phase("destroy"):
         removed = target.destroy(instance)
     left = target.leftovers(instance)
     if left:
         raise DeployError(f"down left behind: {', '.join(left)}")
+    kept = None
+    if target.keeps_hosts:
+        # The site's hosts keep using the CA, munge key and service passwords: never
+        # delete the only copy.
+        kept = state.back_up_secrets()
     state.remove()
-    return {"instance": instance, "removed": removed, "timings_s": timings.phases}
+    return {
+        "instance": instance,
+        "removed": removed,
+        "secrets_kept": None if kept is None else str(kept),
+        "timings_s": timings.phases,
+    }
 
 
 def load_nodes(instance: str) -> list[ProvisionedNode]:
-    state = _require_state(instance)
+    state = require_state(instance)
     return [ProvisionedNode.from_dict(d) for d in json.loads(state.nodes_file.read_text())]

@@ -11,6 +11,12 @@ class TestbedError(Exception):
     __test__ = False  # not a pytest test class, despite the name
 
 
+def printable(text: str) -> str:
+    """Text from input, safe on one terminal line: control characters (newlines, ANSI
+    escapes) shown escaped, never acted on."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
 class DefinitionError(TestbedError):
     """A testbed definition or site profile is invalid."""
 
@@ -19,7 +25,7 @@ class DefinitionError(TestbedError):
         self.field = field
         self.message = message
         where = f"{self.path}: {field}" if field else str(self.path)
-        super().__init__(f"{where}: {message}")
+        super().__init__(printable(f"{where}: {message}"))
 
 
 class PreflightError(TestbedError):

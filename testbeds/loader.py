@@ -15,13 +15,61 @@ from testbeds.schema import SiteProfile, TestbedDefinition
 Model = TypeVar("Model", bound=BaseModel)
 
 
+# Definitions and site profiles are small; anything larger is not one.
+MAX_YAML_BYTES = 1024 * 1024
+# Anchors and aliases are allowed for reuse, but a few aliases can expand to gigabytes
+# once the data is walked (a "billion laughs"): past this many the file is refused.
+MAX_YAML_ALIASES = 64
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """safe_load, plus: duplicate keys are an error and aliases are counted."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_YAML_ALIASES:
+                event = self.peek_event()  # type: ignore[no-untyped-call]
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"more than {MAX_YAML_ALIASES} aliases", event.start_mark
+                )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key: the base class says so
+                break
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: Path) -> Any:
     try:
-        text = path.read_text(encoding="utf-8")
+        if path.stat().st_size > MAX_YAML_BYTES:
+            raise DefinitionError(path, "", f"larger than {MAX_YAML_BYTES} bytes")
+        text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise DefinitionError(path, "", "file not found") from None
+    except IsADirectoryError:
+        raise DefinitionError(path, "", "is a folder, not a YAML file") from None
+    except UnicodeDecodeError as exc:
+        raise DefinitionError(path, "", f"not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise DefinitionError(path, "", f"cannot be read: {exc.strerror}") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "syntax"

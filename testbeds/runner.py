@@ -13,11 +13,46 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import ansible_runner
 import psutil
+from ansible_runner.interface import init_runner
 
-from testbeds import paths
+from testbeds import deadlines, paths
+from testbeds.errors import DeployError
 from testbeds.progress import say
+
+# What of the caller's environment ansible-playbook gets: ansible-runner also writes the
+# whole environment into its artifacts (`command`), so cloud passwords, Pulumi
+# passphrases and CI tokens must never reach it.
+_PASSED_VARIABLES = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "LANG",
+        "LANGUAGE",
+        "TERM",
+        "TZ",
+        "TMPDIR",
+        "SHELL",
+        "VIRTUAL_ENV",
+        "SSH_AUTH_SOCK",
+    }
+)
+_PASSED_PREFIXES = ("LC_",)
+
+
+def _runner_environment(env: dict[str, str], ours: dict[str, str]) -> dict[str, str]:
+    """The caller's safe variables, ours, and what ansible-runner itself set."""
+    kept = {
+        key: value
+        for key, value in env.items()
+        if key in _PASSED_VARIABLES or key.startswith(_PASSED_PREFIXES) or key in ours
+    }
+    # ansible-runner adds its own (ANSIBLE_*, RUNNER_*, PYTHONUNBUFFERED, ...) on top of
+    # the copy of os.environ it starts from: keep those, drop the rest of os.environ.
+    added = {k: v for k, v in env.items() if k not in os.environ or os.environ[k] != v}
+    return {**kept, **added}
 
 
 @dataclass
@@ -170,8 +205,14 @@ def run_playbook(
     tags: list[str] | None = None,
 ) -> PlaybookResult:
     """Run the playbook; artifacts of the last runs stay under private_dir/artifacts."""
-    private_dir.mkdir(parents=True, exist_ok=True)
+    private_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # We hold the instance's lock: a playbook still working on this inventory is an
+    # orphan of a run that was killed (even with SIGKILL), and must not race with ours.
+    orphans = _stop_leftovers(inventories[-1])
+    if orphans:
+        say(f"stopped {orphans} ansible-playbook process(es) left by an earlier run")
     progress = _Progress(verbose)
+    timeout_s = deadlines.seconds("ansible")
     envvars = {
         "ANSIBLE_ROLES_PATH": str(paths.roles_dir()),
         "ANSIBLE_PIPELINING": "True",
@@ -190,21 +231,31 @@ def run_playbook(
         "ANSIBLE_LOCAL_TEMP": str(private_dir / "tmp"),
     }
     envvars.update(_strategy_env())
-    with _interruptible() as stop:
-        runner = ansible_runner.run(
-            private_data_dir=str(private_dir),
-            playbook=str(playbook),
-            inventory=inventories,
-            envvars=envvars,
-            quiet=True,
-            event_handler=progress,
-            cancel_callback=stop.is_set,
-            rotate_artifacts=5,
-            limit=limit,
-            tags=",".join(tags) if tags else None,
-            settings={"suppress_ansible_output": True},
-            cmdline=os.environ.get("TESTBED_ANSIBLE_ARGS"),
-        )
+    previous_umask = os.umask(0o077)  # files Ansible writes on the control node: 0600
+    try:
+        with _interruptible() as stop:
+            runner = init_runner(
+                private_data_dir=str(private_dir),
+                playbook=str(playbook),
+                inventory=inventories,
+                envvars=envvars,
+                quiet=True,
+                event_handler=progress,
+                cancel_callback=stop.is_set,
+                rotate_artifacts=5,
+                limit=limit,
+                tags=",".join(tags) if tags else None,
+                timeout=timeout_s,
+                settings={"suppress_ansible_output": True},
+                cmdline=os.environ.get("TESTBED_ANSIBLE_ARGS"),
+            )
+            runner.config.env = _runner_environment(runner.config.env, envvars)
+            runner.run()
+    finally:
+        os.umask(previous_umask)
+    if runner.status == "timeout":
+        _stop_leftovers(inventories[-1])
+        raise DeployError(deadlines.expired("ansible", timeout_s, f"running {playbook.name}"))
     if stop.is_set():
         stopped = _stop_leftovers(inventories[-1])
         say(f"interrupted: ansible-playbook was stopped ({stopped} process(es))")

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 # Names become host names, Ansible group names and container names.
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
@@ -13,7 +21,43 @@ GROUP_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,30}$"
 # Node group names prefix node (host) names, so no underscore.
 NODE_GROUP_PATTERN = r"^[a-z][a-z0-9]{0,20}$"
 
+# Ansible variable names a definition may set (keys of `vars`).
+VAR_NAME_PATTERN = r"^[a-z_][a-z0-9_]*$"
+# Connection, privilege and magic variables (ansible_*) and the tool's own (testbed_*):
+# a definition that set them could point Ansible at another host or run it as another user.
+RESERVED_VAR_PREFIXES = ("ansible_", "testbed_")
+# Login names on nodes and bastions (POSIX portable, as useradd takes them).
+USER_PATTERN = r"^[a-z_][a-z0-9_-]{0,31}$"
+_HOST_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST_NAME = re.compile(rf"^(?=.{{1,253}}$){_HOST_LABEL}(\.{_HOST_LABEL})*\.?$")
+# Mirror URLs reach a shell script (quoted) and apt's sources.list: no quotes or spaces.
+MIRROR_PATTERN = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%+/-]*)?$"
+
+
+def check_host(value: str) -> str:
+    """A host name or an IP address, nothing else (no options, no spaces, no quotes)."""
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    if not _HOST_NAME.match(value):
+        raise ValueError(f"{value[:60]!r} is not a host name or IP address")
+    return value
+
+
+def _file_path(value: str) -> str:
+    """A path written into ssh_config: printable, no quotes, no ssh %-tokens."""
+    if not value or any(c in value for c in '"%') or not value.isprintable():
+        raise ValueError("must be a file path without quotes, '%' or control characters")
+    return value
+
+
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+HostName = Annotated[str, AfterValidator(check_host)]
+UserName = Annotated[str, Field(pattern=USER_PATTERN)]
+FilePath = Annotated[str, AfterValidator(_file_path)]
+IPAddress = Annotated[str, AfterValidator(lambda v: str(ipaddress.ip_address(v)))]
 TargetName = Literal["local", "openstack", "kubernetes", "static"]
 
 
@@ -97,9 +141,20 @@ class TestbedDefinition(Strict):
     entry: str = Field(description="node group users log in to (bastion / floating IP)")
     node_groups: tuple[NodeGroup, ...] = Field(min_length=1)
     shared_filesystems: tuple[SharedFilesystem, ...] = ()
-    vars: dict[str, Any] = Field(
+    vars: dict[Annotated[str, Field(pattern=VAR_NAME_PATTERN)], Any] = Field(
         default_factory=dict, description="Ansible variables for every node (sites may override)"
     )
+
+    @field_validator("vars")
+    @classmethod
+    def _no_reserved_vars(cls, values: dict[str, Any]) -> dict[str, Any]:
+        reserved = sorted(k for k in values if k.startswith(RESERVED_VAR_PREFIXES))
+        if reserved:
+            raise ValueError(
+                f"{reserved[0]!r} may not be set by a definition: ansible_* (connection, "
+                "privilege) and testbed_* variables are the tool's"
+            )
+        return values
 
     @model_validator(mode="after")
     def _names_consistent(self) -> TestbedDefinition:
@@ -133,17 +188,25 @@ class TestbedDefinition(Strict):
         return self
 
 
+def _cidr(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"{value[:60]!r} is not a network in CIDR notation") from None
+    return value
+
+
+CIDR = Annotated[str, Field(pattern=r"^[0-9a-fA-F:.]+/[0-9]{1,3}$"), AfterValidator(_cidr)]
+
+
 class LocalSite(Strict):
     """Values the local podman target needs from a site."""
 
-    debian_mirror: Annotated[str, Field(pattern=r"^https?://\S+$")]
+    debian_mirror: Annotated[str, Field(pattern=MIRROR_PATTERN)]
     debian_suite: Literal["bookworm"] = "bookworm"
-    network_subnet: str | None = Field(
+    network_subnet: CIDR | None = Field(
         default=None, description="CIDR for the testbed network; podman picks one when unset"
     )
-
-
-CIDR = Annotated[str, Field(pattern=r"^[0-9a-fA-F:.]+/[0-9]{1,3}$")]
 
 
 class OpenStackSite(Strict):
@@ -166,25 +229,29 @@ class OpenStackSite(Strict):
         default=(), description="networks allowed to reach exposed ports (default: the SSH ones)"
     )
     subnet_cidr: CIDR = "10.42.0.0/24"
-    dns_nameservers: tuple[str, ...] = ()
-    ssh_user: str = Field(default="debian", description="login user of the image")
+    dns_nameservers: tuple[IPAddress, ...] = ()
+    ssh_user: UserName = Field(default="debian", description="login user of the image")
     volume_type: str | None = None
 
 
 class StaticBastion(Strict):
     """The jump host every node of a static site is reached through."""
 
-    host: str = Field(description="address the control node reaches the bastion on")
-    user: str = "root"
+    host: HostName = Field(description="address the control node reaches the bastion on")
+    user: UserName = "root"
     port: int = Field(default=22, ge=1, le=65535)
 
 
 class StaticSite(Strict):
     """How the control node logs in to a site's existing hosts (listed in its hosts.yml)."""
 
-    user: str = Field(default="root", description="login user on every node (sudo if not root)")
-    private_key: str = Field(description="private key file; relative paths from the site folder")
-    known_hosts: str = Field(
+    user: UserName = Field(
+        default="root", description="login user on every node (sudo if not root)"
+    )
+    private_key: FilePath = Field(
+        description="private key file; relative paths from the site folder"
+    )
+    known_hosts: FilePath = Field(
         description="known_hosts file with every node's and the bastion's host key"
     )
     bastion: StaticBastion | None = None
@@ -219,6 +286,29 @@ class InterLinkSite(Strict):
     )
 
 
+HttpsURL = Annotated[
+    str, Field(pattern=r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%+/-]*)?$")
+]
+
+
+class JupyterHubOAuth(Strict):
+    """The site's OAuth2/OIDC issuer JupyterHub logs users in through (GenericOAuthenticator);
+    nobody else gets in."""
+
+    authorize_url: HttpsURL
+    token_url: HttpsURL
+    userdata_url: HttpsURL
+    callback_url: HttpsURL = Field(description="the hub's public URL + /hub/oauth_callback")
+    client_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,128}$")]
+    client_secret_file: FilePath = Field(
+        description="file with the client secret; relative paths from the site folder"
+    )
+    username_claim: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,64}$")] = "preferred_username"
+    allowed_groups: tuple[Annotated[str, Field(pattern=r"^[A-Za-z0-9._/-]{1,128}$")], ...] = Field(
+        min_length=1, description="groups (the token's `groups` claim) allowed to log in"
+    )
+
+
 class KubernetesSite(Strict):
     """Values the Kubernetes target needs from a site: its cluster and what it may use."""
 
@@ -239,6 +329,25 @@ class KubernetesSite(Strict):
     pipeline_repository: str = Field(
         default="", description="git URL the sample workflow clones unless told otherwise"
     )
+    allowed_service_types: tuple[Literal["LoadBalancer", "NodePort"], ...] = Field(
+        default=(), description="Service types beyond ClusterIP the site allows"
+    )
+    jupyterhub_service_type: Literal["ClusterIP", "LoadBalancer", "NodePort"] = Field(
+        default="ClusterIP", description="the hub proxy's Service (reach it by an ingress)"
+    )
+    ingress_cidrs: tuple[CIDR, ...] = Field(
+        default=(), description="networks whose traffic may reach the hub's proxy"
+    )
+    jupyterhub_oauth: JupyterHubOAuth | None = Field(
+        default=None, description="how users log in to JupyterHub (hpc-access); required there"
+    )
+
+    @model_validator(mode="after")
+    def _service_type_allowed(self) -> KubernetesSite:
+        wanted = self.jupyterhub_service_type
+        if wanted != "ClusterIP" and wanted not in self.allowed_service_types:
+            raise ValueError(f"jupyterhub_service_type {wanted} is not in allowed_service_types")
+        return self
 
     @field_validator("images")
     @classmethod

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from testbeds.state import StateDir
+from testbeds.state import StateDir, write_private
 from testbeds.targets.base import ProvisionedNode
 
 BASTION = "wp5-bastion"
@@ -30,14 +30,23 @@ class Bastion:
     port: int = 22
 
 
+def quoted(value: object) -> str:
+    """One ssh_config argument, double-quoted; a value that could end the quote or the
+    line (and so add an option such as ProxyCommand) is refused, never written."""
+    text = str(value)
+    if '"' in text or not text.isprintable() or not text:
+        raise ValueError(f"refusing to write {text[:60]!r} into ssh_config")
+    return f'"{text}"'
+
+
 def write_ssh_config(
     state: StateDir, hosts: dict[str, tuple[str, int]], login: Login, bastion: Bastion | None
 ) -> Path:
     """One Host block per node, named after it (and one for the bastion)."""
     common = [
-        f"  IdentityFile {login.private_key}",
+        f"  IdentityFile {quoted(login.private_key)}",
         "  IdentitiesOnly yes",
-        f"  UserKnownHostsFile {login.known_hosts}",
+        f"  UserKnownHostsFile {quoted(login.known_hosts)}",
         "  StrictHostKeyChecking yes",
         f"  ConnectTimeout {CONNECT_TIMEOUT_S}",
     ]
@@ -51,21 +60,22 @@ def write_ssh_config(
     prefix = hashlib.sha256(str(state.path).encode()).hexdigest()[:10]
     shared = [
         "  ControlMaster auto",
-        f"  ControlPath {sockets}/wp5-{prefix}-%C",
+        f"  ControlPath {quoted(f'{sockets}/wp5-{prefix}-%C')}",
         "  ControlPersist 120s",
     ]
     lines = []
     if bastion:
-        lines += [f"Host {BASTION}", f"  HostName {bastion.host}", f"  Port {bastion.port}"]
-        lines += [f"  User {bastion.user}", *common, "  ControlMaster no", ""]
+        lines += [f"Host {BASTION}", f"  HostName {quoted(bastion.host)}"]
+        lines += [f"  Port {int(bastion.port)}", f"  User {quoted(bastion.user)}"]
+        lines += [*common, "  ControlMaster no", ""]
     for name, (address, port) in hosts.items():
-        lines += [f"Host {name}", f"  HostName {address}", f"  Port {port}"]
+        lines += [f"Host {name}", f"  HostName {quoted(address)}", f"  Port {int(port)}"]
         if bastion:
             lines.append(f"  ProxyJump {BASTION}")
-        lines += [f"  User {login.user}", *common, *shared, ""]
+        lines += [f"  User {quoted(login.user)}", *common, *shared, ""]
     path = state.path / "ssh_config"
-    state.path.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines), encoding="utf-8")
+    state.create()
+    write_private(path, "\n".join(lines).encode())
     return path
 
 

@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from testbeds.state import StateDir, write_private
+from testbeds.state import StateDir, ensure_private_dir, write_private
 
 
 def ensure_client_key(state: StateDir) -> tuple[Path, Path]:
-    """Private and public key files the control node logs in with, generated once."""
-    private = state.secrets_dir / "ssh_ed25519"
-    public = state.secrets_dir / "ssh_ed25519.pub"
-    if not (private.is_file() and public.is_file()):
+    """Private and public key files the control node logs in with, generated once.
+
+    The pair is one unit: both files are written into a fresh 0700 folder that is then
+    renamed into place, so a run killed half-way leaves either the whole pair or none."""
+    folder = state.secrets_dir / "ssh-client"
+    private, public = folder / "id_ed25519", folder / "id_ed25519.pub"
+    if private.is_file() and public.is_file():
+        return private, public
+    ensure_private_dir(state.secrets_dir)
+    shutil.rmtree(folder, ignore_errors=True)  # a pair can only be whole or absent
+    staging = Path(tempfile.mkdtemp(dir=state.secrets_dir, prefix=".ssh-client-"))
+    try:
         key = Ed25519PrivateKey.generate()
         write_private(
-            private,
+            staging / private.name,
             key.private_bytes(
                 serialization.Encoding.PEM,
                 serialization.PrivateFormat.OpenSSH,
@@ -29,8 +40,13 @@ def ensure_client_key(state: StateDir) -> tuple[Path, Path]:
             serialization.Encoding.OpenSSH,
             serialization.PublicFormat.OpenSSH,
         )
-        public.write_bytes(openssh + f" wp5-testbeds-{state.instance}\n".encode())
-        public.chmod(0o644)
+        write_private(staging / public.name, openssh + f" wp5-testbeds-{state.instance}\n".encode())
+        # Mounted read-only into the nodes as authorized_keys, where sshd reads it as root.
+        (staging / public.name).chmod(0o644)
+        os.rename(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return private, public
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,23 +16,63 @@ from pathlib import Path
 from typing import Any
 
 from testbeds import paths
+from testbeds.errors import TestbedError
+from testbeds.schema import NAME_PATTERN
+
+# Instances the tool makes for itself (a bake's builder): a dot no user name can contain.
+RESERVED_PREFIX = "bake."
+_RESERVED_PATTERN = r"^bake\.[a-z][a-z0-9-]{0,30}$"
+
+
+class InvalidInstanceName(TestbedError):
+    """An instance name that is not a valid name (and so never a state directory)."""
+
+
+def check_instance_name(instance: str, reserved_ok: bool = False) -> str:
+    """The name itself when it may name a state directory; an error otherwise.
+
+    A name is only ever a direct child of the state root: `.`, `..`, `''`, paths and
+    anything outside the schema's name pattern are refused before any file is touched."""
+    if re.fullmatch(NAME_PATTERN, instance) or (
+        reserved_ok and re.fullmatch(_RESERVED_PATTERN, instance)
+    ):
+        return instance
+    shown = instance.encode("unicode_escape").decode("ascii")[:80]
+    raise InvalidInstanceName(
+        f"instance name {shown!r} is not valid: lower-case letters, digits and '-', "
+        "starting with a letter, at most 31 characters"
+    )
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """A directory only its owner can enter (made 0700, or tightened to it)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+    return path
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write through a temporary file in the same directory, created 0600 (mkstemp), then
+    renamed over the target: no reader ever sees a partial or a more open file."""
+    ensure_private_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def write_private(path: Path, data: bytes) -> None:
-    """Write a file readable by its owner only, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    tmp.replace(path)
+    """Write a file readable by its owner only (0600 from its first byte), atomically."""
+    _write_atomically(path, data)
 
 
 def write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    _write_atomically(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 
 
 @dataclass
@@ -53,12 +95,22 @@ class Timings:
 
 
 class StateDir:
-    def __init__(self, instance: str, root: Path | None = None) -> None:
-        self.instance = instance
-        self.path = (root or paths.state_root()) / instance
+    """The state of one instance: always a direct child of the state root, 0700."""
+
+    def __init__(self, instance: str, root: Path | None = None, reserved_ok: bool = False) -> None:
+        self.instance = check_instance_name(instance, reserved_ok)
+        self.root = root or paths.state_root()
+        self.path = self.root / self.instance
+        if self.path.parent != self.root:  # cannot happen for a valid name; never rely on it
+            raise InvalidInstanceName(f"{instance!r} does not name a state directory")
 
     def exists(self) -> bool:
         return (self.path / "meta.json").is_file()
+
+    def create(self) -> None:
+        """Make the state root and this instance's directory, both 0700."""
+        ensure_private_dir(self.root)
+        ensure_private_dir(self.path)
 
     @property
     def nodes_file(self) -> Path:
@@ -81,6 +133,7 @@ class StateDir:
         return self.path / "secrets"
 
     def write_meta(self, meta: dict[str, Any]) -> None:
+        self.create()
         write_json(self.path / "meta.json", meta)
 
     def read_meta(self) -> dict[str, Any]:
@@ -118,4 +171,15 @@ class StateDir:
         return path
 
     def remove(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        """Delete this instance's directory: only ever the one named by a valid name."""
+        if self.path.parent == self.root and self.path.name == self.instance:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+    def back_up_secrets(self) -> Path | None:
+        """Move the secrets to a dated folder beside the state (0700); returns where."""
+        if not self.secrets_dir.is_dir():
+            return None
+        backups = ensure_private_dir(self.root / ".backups")
+        target = backups / f"{self.instance}-{time.strftime('%Y%m%dT%H%M%S')}"
+        shutil.move(str(self.secrets_dir), str(target))
+        return target

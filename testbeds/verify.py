@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from testbeds import paths
+from testbeds import deadlines, paths
 
 
 @dataclass(frozen=True)
@@ -64,12 +64,21 @@ def run_checks(
         *targets,
         *(extra_args or []),
     ]
-    proc = subprocess.run(
-        command,
-        env={**os.environ, "TESTBED_NODES_FILE": str(nodes_file), **(env or {})},
-        check=False,
-        stdout=subprocess.DEVNULL if quiet else sys.stderr,
-        stderr=subprocess.STDOUT if not quiet else subprocess.DEVNULL,
-    )
+    # The caller's own pytest options (a CI report path, say) are not the checks'.
+    caller = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
+    limit_s = deadlines.seconds("verify")
+    try:
+        proc = subprocess.run(
+            command,
+            env={**caller, "TESTBED_NODES_FILE": str(nodes_file), **(env or {})},
+            check=False,
+            stdout=subprocess.DEVNULL if quiet else sys.stderr,
+            stderr=subprocess.STDOUT if not quiet else subprocess.DEVNULL,
+            timeout=limit_s,
+        )
+    except subprocess.TimeoutExpired:
+        raise deadlines.DeadlineExpired(
+            deadlines.expired("verify", limit_s, f"running the checks {', '.join(suites)}")
+        ) from None
     tests, failures, errors, skipped = report_counts(report)
     return VerifyResult(proc.returncode, tests, failures, errors, skipped, report)

@@ -23,6 +23,9 @@ from testbeds.cloud.sites import flavor_for
 from testbeds.plan import Plan, PlannedNode
 from testbeds.schema import NodeGroup, OpenStackSite
 
+# vNIC types that pass the VF straight to the guest: Neutron cannot filter them.
+SRIOV_VNIC_TYPES = frozenset({"direct", "direct-physical"})
+
 SSH_PORT = 22
 
 
@@ -94,13 +97,18 @@ class OpenStackTestbed(pulumi.ComponentResource):
             )
             networks = [openstack.compute.InstanceNetworkArgs(port=ports[node.name].id)]
             if node.traits.infiniband and ib_network is not None:
+                # SR-IOV ports (direct, direct-physical) bypass Neutron's filtering, which
+                # must then be off; every other kind keeps it, open only to the testbed's
+                # own nodes (the internal group).
+                sriov = site.infiniband_vnic_type in SRIOV_VNIC_TYPES
                 ib_port = openstack.networking.Port(
                     f"{name}-{node.name}-ib",
                     network_id=ib_network.id,
                     binding=openstack.networking.PortBindingArgs(
                         vnic_type=site.infiniband_vnic_type
                     ),
-                    port_security_enabled=False,
+                    port_security_enabled=not sriov,
+                    security_group_ids=None if sriov else [internal.id],
                     opts=self._child,
                 )
                 networks.append(openstack.compute.InstanceNetworkArgs(port=ib_port.id))

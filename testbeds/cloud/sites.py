@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from testbeds.errors import DefinitionError
 from testbeds.loader import missing_site_section, site_dir
 from testbeds.plan import Plan
@@ -43,4 +45,20 @@ def kubernetes_site(plan: Plan) -> KubernetesSite:
             f"missing: {plan.name} offloads pods to its Slurm cluster through interLink, "
             "so the site must say where the login node's interLink endpoint is",
         )
+    if site.jupyterhub_oauth is None and any("jupyterhub" in n.roles for n in plan.nodes):
+        raise DefinitionError(
+            site_dir(plan.site.name) / "site.yml",
+            "kubernetes.jupyterhub_oauth",
+            f"missing: {plan.name}'s JupyterHub logs users in only through the site's "
+            "OAuth2/OIDC issuer (the chart's default lets anyone in)",
+        )
     return site
+
+
+def oauth_client_secret_file(plan: Plan) -> Path | None:
+    """The file with JupyterHub's OAuth client secret, where the plan has a hub."""
+    site = kubernetes_site(plan)
+    if site.jupyterhub_oauth is None or not any("jupyterhub" in n.roles for n in plan.nodes):
+        return None
+    path = Path(site.jupyterhub_oauth.client_secret_file).expanduser()
+    return path if path.is_absolute() else site_dir(plan.site.name) / path

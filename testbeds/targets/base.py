@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from testbeds import deadlines
 from testbeds.errors import PreflightError
 from testbeds.plan import Plan
 from testbeds.state import StateDir
@@ -47,6 +52,8 @@ class Target(Protocol):
     # False for targets that deploy workloads (Kubernetes) rather than nodes to configure.
     configures_nodes: bool
     provides_shared_filesystems: bool
+    # True where the nodes outlive `down` (a site's own hosts): their secrets are kept.
+    keeps_hosts: bool
     hardware_notes: dict[str, str]
 
     def preflight(self, plan: Plan) -> None:
@@ -74,3 +81,19 @@ def require_pulumi(target: str) -> None:
             "which needs the Pulumi CLI on PATH; install it, or run `pulumi up` in "
             f"stacks/{target} yourself"
         )
+
+
+def run_stack_operation(stack: Any, operation: str, on_output: Callable[[str], None]) -> Any:
+    """`stack.up()` or `stack.destroy()` with the Pulumi deadline: past it the operation is
+    cancelled (Pulumi leaves the stack consistent) and a one-line error says so."""
+    limit_s = deadlines.seconds("pulumi")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(getattr(stack, operation), on_output=on_output)
+        try:
+            return future.result(timeout=limit_s)
+        except FutureTimeout:
+            with suppress(Exception):
+                stack.cancel()
+            raise deadlines.DeadlineExpired(
+                deadlines.expired("pulumi", limit_s, f"in `pulumi {operation}`")
+            ) from None

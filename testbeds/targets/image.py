@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -17,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from testbeds import paths
+from testbeds import deadlines, paths
 from testbeds.errors import PreflightError
 from testbeds.targets import podman
 
@@ -41,8 +42,10 @@ BASE_PACKAGES = (
 # reaches nodes over SSH, the same path as on every other target.
 SETUP_SCRIPT = r"""
 set -eu
-echo 'deb %(mirror)s %(suite)s main' > /etc/apt/sources.list
-echo 'deb %(mirror)s %(suite)s-updates main' >> /etc/apt/sources.list
+mirror=%(mirror)s
+suite=%(suite)s
+echo "deb $mirror $suite main" > /etc/apt/sources.list
+echo "deb $mirror $suite-updates main" >> /etc/apt/sources.list
 cat > /etc/dpkg/dpkg.cfg.d/01-wp5-nodoc <<'CFG'
 path-exclude /usr/share/doc/*
 path-exclude /usr/share/man/*
@@ -112,23 +115,30 @@ def _build(ref: str, mirror: str, suite: str, cache: Path, say: Callable[[str], 
     say(f"building base image {ref} from {mirror} ({suite}); this happens once per input change")
     with tempfile.TemporaryDirectory(prefix="rootfs-", dir=cache) as tmp:
         rootfs = Path(tmp) / "rootfs"
-        proc = subprocess.run(
-            [
-                debootstrap,
-                "--variant=minbase",
-                f"--include={','.join(BASE_PACKAGES)}",
-                suite,
-                str(rootfs),
-                mirror,
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        limit_s = deadlines.seconds("debootstrap")
+        try:
+            proc = subprocess.run(
+                [
+                    debootstrap,
+                    "--variant=minbase",
+                    f"--include={','.join(BASE_PACKAGES)}",
+                    suite,
+                    str(rootfs),
+                    mirror,
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=limit_s,
+            )
+        except subprocess.TimeoutExpired:
+            raise deadlines.DeadlineExpired(
+                deadlines.expired("debootstrap", limit_s, f"building the base image from {mirror}")
+            ) from None
         if proc.returncode != 0:
             tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-15:])
             raise PreflightError(f"debootstrap of {suite} from {mirror} failed:\n{tail}")
-        script = SETUP_SCRIPT % {"mirror": mirror, "suite": suite}
+        script = SETUP_SCRIPT % {"mirror": shlex.quote(mirror), "suite": shlex.quote(suite)}
         subprocess.run(
             ["chroot", str(rootfs), "/bin/sh", "-c", script], check=True, capture_output=True
         )

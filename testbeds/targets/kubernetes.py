@@ -10,12 +10,18 @@ from pathlib import Path
 from typing import Any
 
 from testbeds import paths
-from testbeds.cloud.sites import kubernetes_site
-from testbeds.errors import PreflightError
+from testbeds.cloud.sites import kubernetes_site, oauth_client_secret_file
+from testbeds.errors import DefinitionError, PreflightError
+from testbeds.loader import site_dir
 from testbeds.plan import Plan
 from testbeds.progress import say
 from testbeds.state import StateDir
-from testbeds.targets.base import NodeStatus, ProvisionedNode, require_pulumi
+from testbeds.targets.base import (
+    NodeStatus,
+    ProvisionedNode,
+    require_pulumi,
+    run_stack_operation,
+)
 
 PROJECT = "wp5-testbeds-kubernetes"
 INTERLINK_TOKEN = "interlink.token"
@@ -53,6 +59,7 @@ class KubernetesTarget:
     name = "kubernetes"
     configures_nodes = False
     provides_shared_filesystems = False
+    keeps_hosts = False
     hardware_notes: dict[str, str] = {
         "gpus": "GPU jobs request nvidia.com/gpu from the cluster's device plugin",
         "infiniband": "not used: MPI runs on the Slurm cluster the virtual node offloads to",
@@ -60,6 +67,13 @@ class KubernetesTarget:
 
     def preflight(self, plan: Plan) -> None:
         kubernetes_site(plan)  # names a missing site.yml field
+        oauth = oauth_client_secret_file(plan)
+        if oauth is not None and not oauth.is_file():
+            raise DefinitionError(
+                site_dir(plan.site.name) / "site.yml",
+                "kubernetes.jupyterhub_oauth.client_secret_file",
+                f"{oauth}: no such file",
+            )
         token = interlink_token_file(plan)
         if token is not None and not token.is_file():
             raise PreflightError(
@@ -79,11 +93,14 @@ class KubernetesTarget:
         token = interlink_token_file(plan)
         if token is not None:
             set_secret_config(plan.instance, "interlinkToken", token.read_text().strip())
+        oauth = oauth_client_secret_file(plan)
+        if oauth is not None:
+            set_secret_config(plan.instance, "jupyterhubOAuthSecret", oauth.read_text().strip())
         context = kubernetes_site(plan).context
         if context:
             stack.set_config("kubernetes:context", auto.ConfigValue(value=context))
         say(f"pulumi up: stack {plan.instance} in {stack_dir()}")
-        result = stack.up(on_output=lambda line: say(f"  {line.rstrip()}"))
+        result = run_stack_operation(stack, "up", lambda line: say(f"  {line.rstrip()}"))
         namespace = result.outputs["namespace"].value
         state.write_meta({**state.read_meta(), "namespace": namespace, "context": context or ""})
         say(f"namespace {namespace} deployed")
@@ -103,7 +120,7 @@ class KubernetesTarget:
         stack = self._existing(instance)
         if stack is None:
             return []
-        result = stack.destroy(on_output=lambda line: say(f"  {line.rstrip()}"))
+        result = run_stack_operation(stack, "destroy", lambda line: say(f"  {line.rstrip()}"))
         stack.workspace.remove_stack(instance)
         return [f"pulumi stack {instance} ({result.summary.resource_changes or {}})"]
 

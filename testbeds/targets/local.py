@@ -87,6 +87,7 @@ class LocalTarget:
     # Shared filesystems are podman volumes mounted into every node, so no NFS is needed.
     configures_nodes = True
     provides_shared_filesystems = True
+    keeps_hosts = False
     # What this target cannot give for real, and what it does instead.
     hardware_notes = {
         "gpus": "emulated GPU: stand-in device files for Slurm GRES, no driver or CUDA",

@@ -13,7 +13,12 @@ from testbeds.cloud.sites import openstack_site
 from testbeds.plan import Plan
 from testbeds.progress import say
 from testbeds.state import StateDir
-from testbeds.targets.base import NodeStatus, ProvisionedNode, require_pulumi
+from testbeds.targets.base import (
+    NodeStatus,
+    ProvisionedNode,
+    require_pulumi,
+    run_stack_operation,
+)
 
 PROJECT = "wp5-testbeds-openstack"
 
@@ -35,6 +40,7 @@ class OpenStackTarget:
     # NFS from the server node: the cloud gives block volumes, not shared filesystems.
     configures_nodes = True
     provides_shared_filesystems = False
+    keeps_hosts = False
     # Real hardware: GPU flavors and IB/RoCE ports are what the site profile names.
     hardware_notes: dict[str, str] = {}
 
@@ -56,7 +62,7 @@ class OpenStackTarget:
         ):
             stack.set_config(f"{PROJECT}:{key}", _config_value(value))
         say(f"pulumi up: stack {plan.instance} in {stack_dir()}")
-        result = stack.up(on_output=lambda line: say(f"  {line.rstrip()}"))
+        result = run_stack_operation(stack, "up", lambda line: say(f"  {line.rstrip()}"))
         outputs = result.outputs
         return cloud_nodes(
             state,
@@ -78,7 +84,7 @@ class OpenStackTarget:
     def destroy(self, instance: str) -> list[str]:
         require_pulumi("openstack")
         stack = _stack(instance, create=False)
-        result = stack.destroy(on_output=lambda line: say(f"  {line.rstrip()}"))
+        result = run_stack_operation(stack, "destroy", lambda line: say(f"  {line.rstrip()}"))
         stack.workspace.remove_stack(instance)
         return [f"pulumi stack {instance} ({result.summary.resource_changes or {}})"]
 

@@ -17,7 +17,7 @@ from testbeds.errors import DefinitionError, PreflightError
 from testbeds.loader import definition_path, missing_site_section, read_yaml, site_dir
 from testbeds.plan import Plan
 from testbeds.progress import say
-from testbeds.schema import StaticSite
+from testbeds.schema import StaticSite, check_host
 from testbeds.sshconfig import (
     BASTION,
     CONNECT_TIMEOUT_S,
@@ -42,18 +42,38 @@ def site_path(plan: Plan, value: str) -> Path:
 
 
 def listed_hosts(plan: Plan) -> dict[str, dict[str, Any]]:
-    """Each plan node's entry in the site's hosts.yml, or an error naming the missing one."""
+    """Each plan node's entry in the site's hosts.yml, checked as data (a host name or IP
+    address, a port number), or an error naming the file and the field at fault."""
     path = site_dir(plan.site.name) / "hosts.yml"
     data = read_yaml(path) or {}
-    children = (data.get("all") or {}).get("children") or {}
     hosts: dict[str, dict[str, Any]] = {}
     for node in plan.nodes:
-        entry = ((children.get(node.group) or {}).get("hosts") or {}).get(node.name)
         field = f"all.children.{node.group}.hosts.{node.name}"
+        entry = _dig(data, ["all", "children", node.group, "hosts", node.name])
         if not isinstance(entry, dict) or not entry.get("ansible_host"):
             raise DefinitionError(path, field, "missing: every node needs an ansible_host")
+        address, port = entry.get("ansible_host"), entry.get("ansible_port", 22)
+        try:
+            check_host(address if isinstance(address, str) else "")
+        except ValueError:
+            raise DefinitionError(
+                path, f"{field}.ansible_host", "must be a host name or an IP address"
+            ) from None
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise DefinitionError(
+                path, f"{field}.ansible_port", "must be a port number from 1 to 65535"
+            )
         hosts[node.name] = entry
     return hosts
+
+
+def _dig(data: Any, keys: list[str]) -> Any:
+    """data[k1][k2]... where every level is a mapping; None where one is not."""
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
 
 
 def ssh_config(plan: Plan, state: StateDir, hosts: dict[str, dict[str, Any]]) -> Path:
@@ -132,6 +152,8 @@ class StaticTarget:
     # Existing hosts: shared filesystems come from the nfs roles or the site's own share.
     configures_nodes = True
     provides_shared_filesystems = False
+    # Down leaves the hosts (and the secrets they use) in place.
+    keeps_hosts = True
     # Real hardware: what the hosts have is what the roles detect.
     hardware_notes: dict[str, str] = {}
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -26,9 +28,16 @@ def podman_usable() -> str | None:
     return None
 
 
-def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
-        ["testbed", *args], capture_output=True, text=True, check=False, timeout=1800
+        ["testbed", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=1800,
+        env={**os.environ, **(env or {})},
     )
     if check and proc.returncode != 0:
         raise AssertionError(
@@ -37,11 +46,42 @@ def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return proc
 
 
+# Stands for what a caller's environment holds and must never be stored: a cloud
+# password, a Pulumi passphrase, a CI token. The first `up` of every live testbed runs
+# with it set.
+LEAK_MARKER = f"wp5-leak-marker-{uuid.uuid4().hex}"
+SECRET_ENVIRONMENT = {
+    "OS_PASSWORD": LEAK_MARKER,
+    "PULUMI_CONFIG_PASSPHRASE": LEAK_MARKER,
+    "CI_JOB_TOKEN": LEAK_MARKER,
+}
+
+
 @dataclass
 class LiveTestbed:
     instance: str
     first_up: dict[str, Any]
     first_up_rc: int
+
+    def state_problems(self) -> list[str]:
+        """What in the instance's state is readable by others or holds the caller's
+        environment: folders not 0700, secrets not 0600, any file with the marker."""
+        from testbeds.state import StateDir
+
+        state = StateDir(self.instance)
+        problems = []
+        for path in [state.root, state.path, *state.path.rglob("*")]:
+            mode = stat.S_IMODE(path.lstat().st_mode)
+            if path.is_symlink():
+                continue
+            if path.is_dir() and path in (state.root, state.path) and mode != 0o700:
+                problems.append(f"{path}: folder mode {mode:o}")
+            elif path.is_file():
+                if state.secrets_dir in path.parents and path.suffix != ".pub" and mode & 0o077:
+                    problems.append(f"{path}: secret mode {mode:o}")
+                if LEAK_MARKER.encode() in path.read_bytes():
+                    problems.append(f"{path}: holds the caller's environment")
+        return problems
 
     def leftovers(self) -> list[str]:
         label = f"{podman.INSTANCE_LABEL}={self.instance}"
@@ -65,7 +105,9 @@ def require_podman() -> None:
 def bring_up(testbed: str, instance: str) -> Iterator[LiveTestbed]:
     require_podman()
     # A previous run killed half-way may have left this instance behind: converge from there.
-    proc = run_cli("up", testbed, "--instance", instance, "--json", check=False)
+    proc = run_cli(
+        "up", testbed, "--instance", instance, "--json", check=False, env=SECRET_ENVIRONMENT
+    )
     try:
         first = json.loads(proc.stdout) if proc.stdout.strip() else {}
         if proc.returncode != 0:

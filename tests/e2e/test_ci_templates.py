@@ -42,6 +42,20 @@ def test_teardown_always_runs() -> None:
     assert down and down[0]["if"] == "always()"
 
 
+def test_github_workflow_never_runs_fork_code_on_the_root_runner() -> None:
+    """The self-hosted (root) runner runs pushes and same-repository pull requests only:
+    no pull_request_target, read-only token, a fork's pull request skipped by the job's if."""
+    text = (TEMPLATES / "github" / "testbed.yml").read_text()
+    workflow = yaml.safe_load(text)
+    triggers = workflow[True]  # YAML 1.1 reads the key `on` as True
+    assert "pull_request_target" not in triggers and "workflow_run" not in triggers
+    assert workflow["permissions"] == {"contents": "read"}
+    job = workflow["jobs"]["testbed"]
+    assert "self-hosted" in job["runs-on"]
+    assert "github.event.pull_request.head.repo.full_name == github.repository" in job["if"]
+    assert job["steps"][0]["with"]["persist-credentials"] is False
+
+
 @pytest.mark.parametrize(
     ("template", "commands"),
     [("gitlab", gitlab_commands()), ("github", github_commands())],

@@ -50,6 +50,12 @@ def test_timings_written(live: LiveTestbed, isolated_state: Path) -> None:
     assert timings["roles_s"]["slurm"] > 0
 
 
+def test_state_is_private_and_holds_no_caller_environment(live: LiveTestbed) -> None:
+    """State folders 0700, secrets 0600, and no file (Ansible's artifacts included) holds
+    the cloud password, Pulumi passphrase or CI token the first up ran with."""
+    assert live.state_problems() == []
+
+
 def test_second_up_changes_nothing(live: LiveTestbed) -> None:
     """Re-running up converges with changed=0 in the Ansible recap."""
     proc = run_cli("up", "hpc-access", "--instance", INSTANCE, "--json", "--no-verify")

@@ -61,6 +61,12 @@ def test_up_configures_and_passes_its_checks(live: LiveTestbed) -> None:
     } <= cases
 
 
+def test_state_is_private_and_holds_no_caller_environment(live: LiveTestbed) -> None:
+    """State folders 0700, secrets 0600, and no file (Ansible's artifacts included) holds
+    the cloud password, Pulumi passphrase or CI token the first up ran with."""
+    assert live.state_problems() == []
+
+
 def test_second_up_changes_nothing(live: LiveTestbed) -> None:
     """Re-running up converges with changed=0 in the Ansible recap."""
     proc = run_cli("up", "pipelines", "--instance", INSTANCE, "--json", "--no-verify")

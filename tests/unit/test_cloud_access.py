@@ -41,7 +41,7 @@ def test_nodes_reached_through_the_entry_node_with_known_keys(tmp_path: Path) ->
         "10.42.0.7 ssh-ed25519 Kcpu2",
     ]
     config = (state.path / "ssh_config").read_text()
-    assert "Host wp5-bastion\n  HostName 192.0.2.10" in config
+    assert 'Host wp5-bastion\n  HostName "192.0.2.10"' in config
     assert config.count("ProxyJump wp5-bastion") == 3
     assert config.count("StrictHostKeyChecking yes") == 4
     assert config.count("ControlMaster auto") == 3  # not for the jumps

@@ -64,6 +64,7 @@ def run_program(testbed: str, site: str = "partner-a") -> RecordingMocks:
             "wp5-testbeds-kubernetes:site": site,
             "wp5-testbeds-kubernetes:instance": f"{testbed}-k8s",
             "wp5-testbeds-kubernetes:interlinkToken": "token-from-login-node",
+            "wp5-testbeds-kubernetes:jupyterhubOAuthSecret": "oauth-secret-from-site-file",
         }
     )
 
@@ -180,6 +181,59 @@ def test_charts_pinned_and_secrets_generated(deployed: Any) -> None:
                 assert re.search(r"generated-|token-from-login-node", str(value)), key
 
 
+def cluster_roles(mocks: RecordingMocks) -> list[dict[str, Any]]:
+    return of_kind(mocks, "ClusterRole")
+
+
+def test_no_cluster_role_grants_secrets_and_no_service_is_exposed_unasked(deployed: Any) -> None:
+    """No ClusterRole the program creates names `secrets` (or `*`); no Service it creates,
+    nor the hub's proxy, is LoadBalancer or NodePort unless the site allows that type."""
+    testbed, mocks = deployed
+    for role in cluster_roles(mocks):
+        for rule in role["rules"]:
+            assert not {"secrets", "*"} & set(rule["resources"]), role["metadata"]["name"]
+    allowed = set(resolve(testbed, site="partner-a").site.kubernetes.allowed_service_types)  # type: ignore[union-attr]
+    for service in of_kind(mocks, "Service"):
+        kind = service["spec"].get("type", "ClusterIP")
+        assert kind == "ClusterIP" or kind in allowed, service["metadata"]["name"]
+    for release in states(mocks, RELEASE):
+        kind = release["values"].get("proxy", {}).get("service", {}).get("type", "ClusterIP")
+        assert kind == "ClusterIP" or kind in allowed, release["name"]
+
+
+def test_jupyterhub_lets_in_only_the_sites_issuer_groups() -> None:
+    """A real authenticator (the site's OIDC issuer, groups it names), never `dummy` or
+    allow_all; proxy and user servers admit no ingress from anywhere."""
+    mocks = run_program("hpc-access")
+    (hub,) = [r for r in states(mocks, RELEASE) if r["name"] == "jupyterhub"]
+    config = hub["values"]["hub"]["config"]
+    assert config["JupyterHub"]["authenticator_class"] == "generic-oauth"
+    assert config["Authenticator"]["allow_all"] is False
+    oauth = config["GenericOAuthenticator"]
+    assert oauth["allowed_groups"] == ["wp5/hpc-users"]
+    assert oauth["client_secret"] == "oauth-secret-from-site-file"
+    assert oauth["authorize_url"].startswith("https://")
+    assert hub["values"]["proxy"]["service"]["type"] == "ClusterIP"
+    chp = hub["values"]["proxy"]["chp"]["networkPolicy"]
+    assert chp["allowedIngressPorts"] == []
+    for rule in chp["ingress"]:
+        for peer in rule["from"]:
+            assert peer["ipBlock"]["cidr"] not in ("0.0.0.0/0", "::/0")
+    assert hub["values"]["singleuser"]["networkPolicy"]["allowedIngressPorts"] == []
+
+
+def test_a_site_without_an_issuer_cannot_deploy_the_hub() -> None:
+    """Without kubernetes.jupyterhub_oauth, hpc-access stops naming the field."""
+    from testbeds.cloud.sites import kubernetes_site
+
+    plan = resolve("hpc-access", site="partner-a")
+    site = plan.site.model_copy(
+        update={"kubernetes": plan.site.kubernetes.model_copy(update={"jupyterhub_oauth": None})}  # type: ignore[union-attr]
+    )
+    with pytest.raises(DefinitionError, match="kubernetes.jupyterhub_oauth"):
+        kubernetes_site(replace(plan, site=site))
+
+
 def test_xrootd_endpoints_follow_the_definition() -> None:
     """data-movement's three XRootD nodes become three StatefulSets with volumes and a
     policy admitting their two exposed ports."""
@@ -283,10 +337,12 @@ def test_interlink_virtual_node_is_configured_from_site_and_definition() -> None
     assert token["stringData"]["token"] == "token-from-login-node"
     (role,) = of_kind(mocks, "ClusterRole")
     for rule in role["rules"]:
-        if {"update", "patch", "delete"} & set(rule["verbs"]) and rule["resources"][0].startswith(
-            "node"
-        ):
+        assert set(rule["resources"]) <= {"nodes", "nodes/status", "leases"}
+        if rule["verbs"] != ["create"]:  # create cannot be limited by name
             assert rule["resourceNames"] == ["hpc-access-k8s-slurm"]
+    (pods,) = [r for r in of_kind(mocks, "Role") if r["metadata"]["name"] == "interlink-vk"]
+    assert pods["metadata"]["namespace"] == "hpc-access-k8s"
+    assert {"pods", "secrets"} <= {res for rule in pods["rules"] for res in rule["resources"]}
 
 
 def test_offloading_without_a_site_endpoint_names_the_field(

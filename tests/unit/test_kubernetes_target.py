@@ -108,9 +108,19 @@ def test_up_and_down_drive_the_stack_through_a_mocked_automation_api(
 
 
 def test_offloading_passes_the_login_nodes_token_as_a_secret_on_stdin(
-    stacks: dict[str, FakeStack], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    stacks: dict[str, FakeStack],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    scratch_home: Path,
 ) -> None:
-    """The token reaches `pulumi config set --secret` on stdin, never on a command line."""
+    """The interLink token and the hub's OAuth client secret reach `pulumi config set
+    --secret` on stdin, never on a command line."""
+    oauth = (
+        scratch_home / "inventories" / "partner-a" / "secrets" / "jupyterhub-oauth-client-secret"
+    )
+    oauth.parent.mkdir()
+    oauth.write_text("oauth-s3cret\n")
+    (scratch_home / "stacks").symlink_to(Path(__file__).resolve().parents[2] / "stacks")
     record = tmp_path / "pulumi-calls"
     fake = tmp_path / "bin" / "pulumi"
     fake.parent.mkdir()
@@ -125,17 +135,24 @@ def test_offloading_passes_the_login_nodes_token_as_a_secret_on_stdin(
         deploy.up(plan, run_verify=False)
     finally:
         token.unlink()
-    argv, stdin = record.read_text().splitlines()
-    assert argv == (
-        "argv: config set --secret --stack hpc-k8s wp5-testbeds-kubernetes:interlinkToken"
-    )
-    assert stdin == "stdin: t0ken-from-the-login-node"
+    assert record.read_text().splitlines() == [
+        "argv: config set --secret --stack hpc-k8s wp5-testbeds-kubernetes:interlinkToken",
+        "stdin: t0ken-from-the-login-node",
+        "argv: config set --secret --stack hpc-k8s wp5-testbeds-kubernetes:jupyterhubOAuthSecret",
+        "stdin: oauth-s3cret",
+    ]
     assert "t0ken" not in str(stacks["hpc-k8s"].config)
+    assert "s3cret" not in str(stacks["hpc-k8s"].config)
 
 
 def test_offloading_without_the_slurm_side_stops_before_pulumi(
-    stacks: dict[str, FakeStack],
+    stacks: dict[str, FakeStack], scratch_home: Path
 ) -> None:
+    oauth = (
+        scratch_home / "inventories" / "partner-a" / "secrets" / "jupyterhub-oauth-client-secret"
+    )
+    oauth.parent.mkdir()
+    oauth.write_text("oauth-s3cret\n")
     plan = resolve("hpc-access", site="partner-a", target="kubernetes", instance="hpc-k8s-2")
     with pytest.raises(PreflightError, match="bring up hpc-access instance 'hpc-access'"):
         deploy.up(plan)

@@ -79,6 +79,27 @@ def test_infiniband_nodes_get_a_port_on_the_fabric(partner_a: Any) -> None:
     for state in ib_ports.values():
         assert state["networkId"] == "net-roce-provider"
         assert state["binding"]["vnicType"] == "direct"
+        # SR-IOV: Neutron cannot filter it, so its port security is off (documented)
+        assert state["portSecurityEnabled"] is False
+
+
+def test_a_filterable_fabric_port_admits_only_the_testbed(mocks: RecordingMocks) -> None:
+    """Where the vNIC type lets Neutron filter (normal, macvtap), the fabric port keeps port
+    security, with the internal group that admits only the testbed's own nodes."""
+    from dataclasses import replace
+
+    plan = resolve("hpc-access", site="partner-a", target="openstack", instance="hpc-n")
+    site = plan.site.openstack.model_copy(update={"infiniband_vnic_type": "normal"})  # type: ignore[union-attr]
+    plan = replace(plan, site=plan.site.model_copy(update={"openstack": site}))
+    settle(build(plan).nodes)
+    ib_ports = [state for name, state in mocks.of_type("port:Port") if name.endswith("-ib")]
+    (internal,) = [
+        name for name, _ in mocks.of_type("networking/secGroup:SecGroup") if "internal" in name
+    ]
+    assert ib_ports
+    for state in ib_ports:
+        assert state["portSecurityEnabled"] is True
+        assert state["securityGroupIds"] == [f"{internal}-id"]
 
 
 def test_ssh_only_to_the_entry_node_and_only_from_allowed_networks(partner_a: Any) -> None:

@@ -2,19 +2,22 @@
 server through the REST API. Prints one JSON line; reads the password from a file."""
 
 import json
+import socket
 import sys
 import time
 
 import requests
 
-BASE = "http://localhost:{port}"
+BASE = "https://{host}:{port}"
+CA_FILE = "/etc/grid-security/ca.pem"
 
 
 def main(port: str, user: str, password_file: str, action: str, timeout: float) -> None:
-    base = BASE.format(port=port)
+    base = BASE.format(host=socket.gethostname(), port=port)
     with open(password_file) as handle:
         password = handle.read().strip()
     session = requests.Session()
+    session.verify = CA_FILE  # the password goes only to the hub the testbed CA vouches for
     session.get(f"{base}/hub/login", timeout=10)
     xsrf = session.cookies.get("_xsrf", "")
     login = session.post(

@@ -51,6 +51,19 @@ def test_hub_running(hub):
     assert_service_running(hub, "jupyterhub")
 
 
+def test_hub_answers_only_over_https_from_the_testbed_ca(testbed, hub):
+    """The hub's public port speaks HTTPS with a certificate the testbed CA signed for the
+    hub's name; plain HTTP gets no login page."""
+    name = testbed.group("jupyterhub")[0]
+    secure = hub.run(
+        "curl -sS -o /dev/null -w '%{http_code}' --cacert /etc/grid-security/ca.pem "
+        f"https://{name}:8000/hub/login"
+    )
+    assert secure.stdout.strip() == "200", secure.stdout + secure.stderr
+    plain = hub.run(f"curl -sS --max-time 10 http://{name}:8000/hub/login")
+    assert "<form" not in plain.stdout, "the login page is served over plain HTTP"
+
+
 def test_notebook_runs_as_slurm_job_and_stops(testbed, hub, hub_session):
     """Logged in as the research user, starting a server submits a Slurm job that runs on a
     compute node; stopping the server ends the job."""

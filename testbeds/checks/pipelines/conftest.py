@@ -16,6 +16,7 @@ import pytest
 
 from testbeds.checks.helpers import wait_for
 from testbeds.checks.pipelines.support import (
+    CA_FILE,
     DEVELOPER,
     MASTER_SECRETS,
     PIPELINE_TIMEOUT_S,
@@ -133,14 +134,23 @@ def red(push: Callable[..., Push]) -> Push:
 
 
 @pytest.fixture(scope="session")
-def mlflow(testbed: Any, service: Any) -> Callable[..., Any]:
-    """Call the tracking server's REST API from the service node."""
-    host = testbed.group("mlflow")[0]
-    base = f"http://{host}:{plan_var(testbed, 'mlflow_port', 5001)}"
+def mlflow_base(testbed: Any) -> str:
+    return f"https://{testbed.group('mlflow')[0]}:{plan_var(testbed, 'mlflow_port', 5001)}"
+
+
+@pytest.fixture(scope="session")
+def mlflow(mlflow_base: str, service: Any) -> Callable[..., Any]:
+    """Call the tracking server's REST API from the service node, over HTTPS verified
+    against the testbed CA, as the CI account (its password read on the node and handed to
+    curl on stdin, never on a command line)."""
 
     def call(path: str, payload: dict[str, Any] | None = None, raw: bool = False) -> Any:
         data = f"-X POST -H 'Content-Type: application/json' -d {shlex.quote(json.dumps(payload))}"
-        out = service.run(f"curl -sS --fail {data if payload else ''} {shlex.quote(base + path)}")
+        credentials = f'printf \'user = "ci:%s"\\n\' "$(cat {MASTER_SECRETS}/mlflow-password)"'
+        out = service.run(
+            f"{credentials} | curl -sS --fail -K - --cacert {CA_FILE} "
+            f"{data if payload else ''} {shlex.quote(mlflow_base + path)}"
+        )
         assert out.rc == 0, f"MLflow {path}: {out.stderr}"
         return out.stdout if raw else json.loads(out.stdout)
 

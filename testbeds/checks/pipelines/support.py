@@ -9,6 +9,7 @@ DEVELOPER = "developer"
 # A green run of the sample pipeline takes about a minute here; leave room for a busy host.
 PIPELINE_TIMEOUT_S = 600
 MASTER_SECRETS = "/var/lib/buildbot/masters/pipelines/secrets"
+CA_FILE = "/etc/grid-security/ca.pem"
 
 
 def plan_var(testbed: Any, name: str, default: Any) -> Any:

@@ -9,7 +9,7 @@ import shlex
 import pytest
 
 from testbeds.checks.helpers import assert_service_running, wait_for
-from testbeds.checks.pipelines.support import http_status, plan_var
+from testbeds.checks.pipelines.support import CA_FILE, http_status, plan_var
 
 SERVICES = {
     "git_server": ["nginx", "fcgiwrap.socket"],
@@ -86,6 +86,56 @@ def test_anonymous_git_push_is_refused(service, repo_url):
     assert service.run(f"git ls-remote {repo_url} refs/heads/anonymous").stdout.strip() == ""
 
 
+# Sends a receive-pack request by hand, as no git client would: the service name and the
+# endpoint percent-encoded, Basic credentials with a wrong password, and a ref update that
+# would create a branch at the current main commit (objects present: an empty pack).
+RAW_PUSH = r"""
+import base64, hashlib, struct, sys, urllib.error, urllib.request
+url, branch, old_main = sys.argv[1], sys.argv[2], sys.argv[3]
+auth = "Basic " + base64.b64encode(b"developer:not-the-password").decode()
+def status(request):
+    request.add_header("Authorization", auth)
+    try:
+        return urllib.request.urlopen(request, timeout=20).status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+refs = status(urllib.request.Request(url + "/info/refs?service=git-receive%2Dpack"))
+command = f"{'0' * 40} {old_main} refs/heads/{branch}\0report-status\n".encode()
+pack = b"PACK" + struct.pack(">II", 2, 0)
+body = b"%04x" % (len(command) + 4) + command + b"0000" + pack + hashlib.sha1(pack).digest()
+request = urllib.request.Request(url + "/git-receive%2Dpack", data=body, method="POST")
+request.add_header("Content-Type", "application/x-git-receive-pack-request")
+print(refs, status(request))
+"""
+
+
+def test_encoded_push_with_a_wrong_password_is_refused(service, repo_url):
+    """A push whose service name is percent-encoded, with Basic credentials that are wrong,
+    is refused (401) at both steps and creates no branch."""
+    branch = "encoded-bypass"
+    main = service.run(f"git ls-remote {repo_url} refs/heads/main").stdout.split()[0]
+    out = service.run(f"python3 -c {shlex.quote(RAW_PUSH)} {repo_url} {branch} {main}")
+    assert out.rc == 0, out.stderr
+    assert out.stdout.split() == ["401", "401"]
+    assert service.run(f"git ls-remote {repo_url} refs/heads/{branch}").stdout.strip() == ""
+
+
+def test_git_push_with_a_wrong_password_is_refused(service, repo_url):
+    """A git push with the developer's name and a wrong password is refused and changes no
+    branch."""
+    work = "/tmp/wrong-password-push"
+    wrong = repo_url.replace("https://", "https://developer:not-the-password@")
+    out = service.run(
+        f"rm -rf {work} && git clone -q {repo_url} {work} && cd {work} && "
+        "git -c user.name=x -c user.email=x@invalid commit -q --allow-empty -m wrong && "
+        f"GIT_TERMINAL_PROMPT=0 git -c credential.helper= push {wrong} HEAD:refs/heads/wrong-pw"
+    )
+    service.run(f"rm -rf {work}")
+    assert out.rc != 0, "a push with a wrong password was accepted"
+    assert "401" in out.stderr or "Authentication failed" in out.stderr, out.stderr
+    assert service.run(f"git ls-remote {repo_url} refs/heads/wrong-pw").stdout.strip() == ""
+
+
 def test_registry_refuses_anonymous_access(registry):
     """The registry's API answers anonymous requests with 401 and a basic-auth challenge."""
     status, _ = http_status(registry("/v2/", anonymous=True))
@@ -112,6 +162,27 @@ def test_anonymous_image_push_is_refused(testbed):
     out = host.run(f"sh -c {shlex.quote(script)}")
     assert out.rc != 0, "an anonymous image push was accepted"
     assert "authentication required" in out.stderr or "unauthorized" in out.stderr, out.stderr
+
+
+def test_anonymous_tracking_server_writes_are_refused(service, mlflow_base):
+    """Without an account the tracking server refuses a write (401) and creates nothing;
+    plain HTTP is not served at all."""
+    name = "anonymous-write-check"
+    payload = shlex.quote(json.dumps({"name": name}))
+    out = service.run(
+        f"curl -sS -o /dev/null -w '%{{http_code}}' --cacert {CA_FILE} -X POST "
+        f"-H 'Content-Type: application/json' -d {payload} "
+        f"{mlflow_base}/api/2.0/mlflow/experiments/create"
+    )
+    assert out.stdout.strip() == "401", out.stdout + out.stderr
+    plain = service.run(f"curl -sS --max-time 10 {mlflow_base.replace('https:', 'http:')}/health")
+    assert "OK" not in plain.stdout
+
+
+def test_tracking_server_has_no_anonymous_write(mlflow):
+    """The experiment an anonymous client tried to create does not exist."""
+    found = mlflow("/api/2.0/mlflow/experiments/search", {"max_results": 1000})
+    assert "anonymous-write-check" not in {e["name"] for e in found.get("experiments", [])}
 
 
 def test_tracking_server_answers(mlflow):

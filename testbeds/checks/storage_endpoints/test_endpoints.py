@@ -4,12 +4,13 @@ third-party copy between every pair of endpoints keeps the adler32 checksum."""
 from __future__ import annotations
 
 import itertools
+import shlex
 import uuid
 import zlib
 
 import pytest
 
-from testbeds.checks.helpers import assert_service_running, endpoint_adler32
+from testbeds.checks.helpers import assert_service_running, endpoint_adler32, wait_for
 
 ROOT_PORT = 1094
 HTTPS_PORT = 8443
@@ -101,6 +102,69 @@ def test_third_party_copy_keeps_checksum(testbed, client, payload, protocol, pai
     assert endpoint_adler32(client, f"root://{src}/{name}") == expected
     assert endpoint_adler32(client, f"root://{dst}/{name}") == expected
     client.run(f"xrdfs root://{src} rm {name}; xrdfs root://{dst} rm {name}")
+
+
+# Listens on a port of the client for a while and prints every peer that connected: the
+# stand-in for a foreign host an endpoint is asked to pull from.
+LISTENER = r"""
+import socket, sys, time
+server = socket.create_server(("0.0.0.0", int(sys.argv[1])), reuse_port=True)
+server.settimeout(1)
+end = time.time() + float(sys.argv[2])
+with open(sys.argv[3], "w") as log:
+    while time.time() < end:
+        try:
+            peer, address = server.accept()
+        except TimeoutError:
+            continue
+        log.write(address[0] + "\n")
+        log.flush()
+        peer.close()
+"""
+
+
+def address_of(client, name: str) -> str:
+    return client.check_output(f"getent ahostsv4 {name}").split()[0]
+
+
+def test_root_third_party_copy_from_an_unlisted_source_is_refused(testbed, client, payload):
+    """Over root://, an endpoint pulls only from sources named as the testbed's endpoints:
+    the same endpoint named by its IP address instead is refused, and nothing is written."""
+    src, dst = endpoints(testbed)[1], endpoints(testbed)[0]
+    path, _ = payload
+    name = f"/data/unlisted-{uuid.uuid4().hex[:8]}"
+    assert client.run(f"xrdcp -f {path} root://{src}:{ROOT_PORT}/{name}").rc == 0
+    copy = client.run(
+        f"timeout 60 xrdcp -f --tpc only root://{address_of(client, src)}:{ROOT_PORT}/{name} "
+        f"root://{dst}:{ROOT_PORT}/{name}"
+    )
+    written = client.run(f"xrdfs root://{dst} stat {name}").rc == 0
+    client.run(f"xrdfs root://{src} rm {name}; xrdfs root://{dst} rm {name}")
+    assert copy.rc != 0, "a third-party copy from an unlisted source was made"
+    assert not written
+
+
+def test_https_third_party_copy_from_a_foreign_host_is_refused(testbed, client):
+    """Over HTTPS, an endpoint asked to pull from a host that is not one of the testbed's
+    endpoints refuses: the copy fails and the endpoint never connects to that host."""
+    dst = endpoints(testbed)[0]
+    foreign = testbed.group("data_client")[0]
+    port = 18443
+    log = f"/tmp/foreign-{uuid.uuid4().hex[:8]}"
+    client.run(f"nohup python3 -c {shlex.quote(LISTENER)} {port} 40 {log} >/dev/null 2>&1 &")
+    assert wait_for(lambda: client.run(f"test -f {log}").rc == 0, timeout=10)
+    name = f"/data/foreign-{uuid.uuid4().hex[:8]}"
+    copy = client.run(
+        "timeout 30 curl -sS --fail-with-body -X COPY -H 'Credential: none' "
+        f"-H 'Source: https://{foreign}:{port}/data/x' https://{dst}:{HTTPS_PORT}{name}"
+    )
+    contacted = client.run(f"cat {log}").stdout.split()
+    client.run(f"pkill -f '[f]oreign-' ; rm -f {log}")
+    # HTTP TPC may answer 201 and report the transfer's failure in the body.
+    refused = copy.rc != 0 or "failure" in copy.stdout.lower()
+    assert refused, f"the copy from {foreign} succeeded: {copy.stdout}"
+    assert address_of(client, dst) not in contacted, f"{dst} connected to {foreign}"
+    assert client.run(f"xrdfs root://{dst} stat {name}").rc != 0
 
 
 def test_hpc_site_endpoint_present(testbed):

@@ -34,6 +34,8 @@ class KubernetesTestbedArgs:
     site: KubernetesSite
     # Bearer token the interLink virtual kubelet presents (hpc-access only).
     interlink_token: pulumi.Input[str] | None = None
+    # JupyterHub's client secret at the site's OAuth issuer (hpc-access only).
+    oauth_client_secret: pulumi.Input[str] | None = None
 
 
 class KubernetesTestbed(pulumi.ComponentResource):
@@ -65,7 +67,9 @@ class KubernetesTestbed(pulumi.ComponentResource):
         for node in (n for n in plan.nodes if "xrootd" in n.roles):
             data_movement.xrootd(main, node.name, node.group)
         if "jupyterhub" in roles:
-            hpc_access.jupyterhub(main)
+            if site.jupyterhub_oauth is None or args.oauth_client_secret is None:
+                raise ValueError(f"{plan.name} has JupyterHub: pass its OAuth client secret")
+            hpc_access.jupyterhub(main, site.jupyterhub_oauth, args.oauth_client_secret)
         if "slurm_login" in roles and site.interlink and args.interlink_token is not None:
             hpc_access.interlink(main, site.interlink, args.interlink_token)
         if "buildbot_master" in roles:

@@ -17,18 +17,24 @@ import yaml
 
 from testbeds.cloud import charts
 from testbeds.cloud.kubernetes.scope import RESTRICTED_CONTAINER, SMALL, Scope
-from testbeds.schema import InterLinkSite
+from testbeds.schema import InterLinkSite, JupyterHubOAuth
 
 VIRTUAL_KUBELET = "interlink-vk"
 OFFLOAD_TAINT = "virtual-node.interlink/no-schedule"
 KUBELET_PORT = 10250
 
 
-def jupyterhub(scope: Scope) -> None:
+def jupyterhub(scope: Scope, oauth: JupyterHubOAuth, client_secret: pulumi.Input[str]) -> None:
     """The hub starts each user's server as a pod, so it needs the API: the chart gives its
-    own service account a Role limited to this namespace (pods, PVCs, events)."""
+    own service account a Role limited to this namespace (pods, PVCs, events).
+
+    Users log in only through the site's OAuth2/OIDC issuer, in the groups it names (the
+    chart's default authenticator lets anyone in). The proxy's Service is ClusterIP unless
+    the site allows another type, and its NetworkPolicy admits only the site's networks."""
     token = scope.password("jupyterhub-proxy-token")
     scope.secret("jupyterhub-proxy", {"token": token.result})
+    site = scope.site
+    peers = [{"ipBlock": {"cidr": cidr}} for cidr in site.ingress_cidrs]
     scope.release(
         "jupyterhub",
         charts.JUPYTERHUB,
@@ -37,13 +43,41 @@ def jupyterhub(scope: Scope) -> None:
                 "serviceAccount": {"create": True},
                 "resources": SMALL,
                 "containerSecurityContext": RESTRICTED_CONTAINER,
-                "networkPolicy": {"enabled": True},
+                "networkPolicy": {"enabled": True, "allowedIngressPorts": []},
+                "config": {
+                    "JupyterHub": {"authenticator_class": "generic-oauth"},
+                    "Authenticator": {"allow_all": False, "admin_users": []},
+                    "GenericOAuthenticator": {
+                        "client_id": oauth.client_id,
+                        "client_secret": client_secret,
+                        "oauth_callback_url": oauth.callback_url,
+                        "authorize_url": oauth.authorize_url,
+                        "token_url": oauth.token_url,
+                        "userdata_url": oauth.userdata_url,
+                        "scope": ["openid", "profile", "groups"],
+                        "username_claim": oauth.username_claim,
+                        "claim_groups_key": "groups",
+                        "allowed_groups": list(oauth.allowed_groups),
+                    },
+                },
             },
-            "proxy": {"secretToken": token.result, "chp": {"resources": SMALL}},
+            "proxy": {
+                "secretToken": token.result,
+                "service": {"type": site.jupyterhub_service_type},
+                "chp": {
+                    "resources": SMALL,
+                    "networkPolicy": {
+                        "enabled": True,
+                        "allowedIngressPorts": [],
+                        "ingress": [{"from": peers, "ports": [{"port": "http"}]}] if peers else [],
+                    },
+                },
+            },
             "singleuser": {
                 "cpu": {"limit": 1, "guarantee": 0.1},
                 "memory": {"limit": "1G", "guarantee": "256M"},
                 "uid": 1000,
+                "networkPolicy": {"enabled": True, "allowedIngressPorts": []},
             },
             "rbac": {"create": True},
             "scheduling": {"userScheduler": {"enabled": False}},
@@ -131,16 +165,17 @@ def interlink(scope: Scope, interlink: InterLinkSite, token: pulumi.Input[str]) 
 
 
 def _kubelet_rbac(scope: Scope, node: str) -> None:
-    """What a virtual kubelet needs and no more: its own Node and lease, the pods bound to
-    it (and their status), and reading what those pods mount. Nodes and leases are
-    cluster-scoped or live in kube-node-lease, hence the cluster role."""
-    rules = [
-        {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch", "create"]},
+    """What a virtual kubelet needs and no more. Cluster-wide: only its own Node and its
+    lease (by name; `create` cannot be limited by name, so registering is the one unnamed
+    verb). Pods, what they mount and events: a Role in the namespace that offloads, never
+    across the cluster, and never a secret outside it."""
+    cluster_rules = [
+        {"apiGroups": [""], "resources": ["nodes"], "verbs": ["create"]},
         {
             "apiGroups": [""],
             "resources": ["nodes"],
             "resourceNames": [node],
-            "verbs": ["update", "patch", "delete"],
+            "verbs": ["get", "list", "watch", "update", "patch", "delete"],
         },
         {
             "apiGroups": [""],
@@ -148,13 +183,15 @@ def _kubelet_rbac(scope: Scope, node: str) -> None:
             "resourceNames": [node],
             "verbs": ["update", "patch"],
         },
-        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
         {
             "apiGroups": ["coordination.k8s.io"],
             "resources": ["leases"],
             "resourceNames": [node],
-            "verbs": ["update", "patch"],
+            "verbs": ["get", "update", "patch"],
         },
+    ]
+    namespace_rules = [
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "delete"]},
         {"apiGroups": [""], "resources": ["pods/status"], "verbs": ["update", "patch"]},
         {
@@ -164,10 +201,11 @@ def _kubelet_rbac(scope: Scope, node: str) -> None:
         },
         {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
     ]
+    subjects = [{"kind": "ServiceAccount", "name": VIRTUAL_KUBELET, "namespace": scope.ns}]
     name = f"{scope.plan.instance}-{VIRTUAL_KUBELET}"
     meta = {"name": name, "labels": scope.meta(name)["labels"]}
-    role = k8s.rbac.v1.ClusterRole(
-        f"{scope.name}-{VIRTUAL_KUBELET}-role", metadata=meta, rules=rules, opts=scope.opts
+    cluster_role = k8s.rbac.v1.ClusterRole(
+        f"{scope.name}-{VIRTUAL_KUBELET}-role", metadata=meta, rules=cluster_rules, opts=scope.opts
     )
     k8s.rbac.v1.ClusterRoleBinding(
         f"{scope.name}-{VIRTUAL_KUBELET}-binding",
@@ -175,8 +213,26 @@ def _kubelet_rbac(scope: Scope, node: str) -> None:
         role_ref={
             "apiGroup": "rbac.authorization.k8s.io",
             "kind": "ClusterRole",
+            "name": cluster_role.metadata.name,
+        },
+        subjects=subjects,
+        opts=scope.opts,
+    )
+    local = scope.meta(VIRTUAL_KUBELET)
+    role = k8s.rbac.v1.Role(
+        f"{scope.name}-{VIRTUAL_KUBELET}-pods",
+        metadata=local,
+        rules=namespace_rules,
+        opts=scope.opts,
+    )
+    k8s.rbac.v1.RoleBinding(
+        f"{scope.name}-{VIRTUAL_KUBELET}-pods-binding",
+        metadata=local,
+        role_ref={
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
             "name": role.metadata.name,
         },
-        subjects=[{"kind": "ServiceAccount", "name": VIRTUAL_KUBELET, "namespace": scope.ns}],
+        subjects=subjects,
         opts=scope.opts,
     )

@@ -1,0 +1,170 @@
+"""Hostile and broken input to the loader and every CLI entry point: the outcome is success
+or exit 2 with one line naming the file (and field), never a traceback, and nothing is
+created in the state root or on the target (the local target's podman is never reached:
+every entry point here must stop before it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from testbeds.cli import main
+
+SETTINGS = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+# Text a hostile file or argument might carry: control characters, ANSI escapes, quotes,
+# path tricks, shell and YAML syntax, long runs.
+nasty_text = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(
+        [
+            "\x1b[31mred\x1b[0m",
+            "\x00",
+            "../../etc",
+            "/",
+            ".",
+            "",
+            "a\nb",
+            "$(id)",
+            "'; rm -rf /; '",
+            "*alias",
+            "&anchor x",
+            "{{ lookup('pipe', 'id') }}",
+            "-x",
+            "--help-me",
+            "9" * 400,
+        ]
+    ),
+)
+scalars = st.one_of(nasty_text, st.integers(), st.floats(allow_nan=True), st.booleans(), st.none())
+shapes = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(nasty_text, inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+DEFINITION_KEYS = ["name", "description", "playbook", "checks", "entry", "node_groups", "vars"]
+
+
+@st.composite
+def definition_like(draw: st.DrawFn) -> Any:
+    """Mostly the right keys with wrong shapes, sometimes something else entirely."""
+    if draw(st.booleans()):
+        return draw(shapes)
+    base = yaml.safe_load((Path(__file__).parents[1] / "fixtures" / "smoke.yaml").read_text())
+    for key in draw(st.lists(st.sampled_from(DEFINITION_KEYS), max_size=3)):
+        base[key] = draw(shapes)
+    if draw(st.booleans()):
+        base["node_groups"] = [{"name": "node", "count": draw(scalars), "roles": ["common"]}]
+    return base
+
+
+def nothing_created(state: Path) -> bool:
+    return not state.exists() or not any(p for p in state.rglob("*") if p.name != ".locks")
+
+
+def assert_clean_outcome(
+    code: int, err: str, state: Path, allowed: tuple[int, ...] = (0, 2)
+) -> None:
+    assert code in allowed, (code, err)
+    assert "Traceback" not in err
+    if code == 2:
+        lines = err.strip().splitlines()
+        assert len(lines) == 1, lines
+        assert lines[0].startswith("testbed"), lines
+        assert "\x1b" not in lines[0]
+    assert nothing_created(state)
+
+
+@SETTINGS
+@given(data=definition_like(), raw=st.one_of(st.none(), st.binary(max_size=200)))
+def test_a_broken_definition_file_is_one_line(
+    data: Any, raw: bytes | None, tmp_path: Path, capsys: Any, isolated_state: Path
+) -> None:
+    """show/graph of a definition file of any shape or bytes (non-UTF-8 included)."""
+    path = tmp_path / "hostile.yaml"
+    if raw is not None:
+        path.write_bytes(raw)
+    else:
+        path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    code = main(["show", str(path)])
+    err = capsys.readouterr().err
+    assert_clean_outcome(code, err, isolated_state)
+    if code == 2:
+        assert f"testbed: error: {path}" in err, err
+
+
+@SETTINGS
+@given(site=definition_like(), hosts=shapes)
+def test_a_broken_site_profile_is_one_line(
+    site: Any, hosts: Any, scratch_home: Path, capsys: Any, isolated_state: Path
+) -> None:
+    """A site profile and hosts.yml of any shape (list-shaped hosts, non-numeric ports):
+    show for every target stops with one line, or succeeds."""
+    folder = scratch_home / "inventories" / "hostile"
+    folder.mkdir(exist_ok=True)
+    if isinstance(site, dict):
+        site = {**site, "name": "hostile"}
+    (folder / "site.yml").write_text(yaml.safe_dump(site, allow_unicode=True))
+    (folder / "hosts.yml").write_text(yaml.safe_dump(hosts, allow_unicode=True))
+    for target in ("local", "static", "openstack", "kubernetes"):
+        code = main(["show", "hpc-access", "--site", "hostile", "--target", target])
+        assert_clean_outcome(code, capsys.readouterr().err, isolated_state)
+
+
+@SETTINGS
+@given(name=nasty_text, command=st.sampled_from(["down", "verify", "status", "graph", "show"]))
+def test_any_instance_name_is_one_line_and_touches_nothing(
+    name: str, command: str, capsys: Any, isolated_state: Path, tmp_path: Path
+) -> None:
+    """Every command that takes a name or --instance, with any text."""
+    argv = (
+        [command, "hpc-access", "--instance", name, "--output", str(tmp_path / "g")]
+        if command == "graph"
+        else [command, "hpc-access", "--instance", name]
+        if command == "show"
+        else [command, name]
+    )
+    code = main(argv)
+    err = capsys.readouterr().err
+    # status answers 3 for an instance that is not up
+    assert_clean_outcome(code, err, isolated_state, (0, 2, 3) if command == "status" else (0, 2))
+
+
+@SETTINGS
+@given(argv=st.lists(nasty_text, max_size=5))
+def test_any_command_line_is_one_line(argv: list[str], capsys: Any, isolated_state: Path) -> None:
+    """Arbitrary arguments never give a traceback (usage errors are one line too)."""
+    if any(a in ("up", "bake") for a in argv[:1]):
+        argv = ["show", *argv[1:]]  # never bring anything up from random input
+    if argv[:1] == ["graph"]:
+        return  # graph writes its picture where it is told; covered above
+    code = main(argv)
+    assert_clean_outcome(code, capsys.readouterr().err, isolated_state, (0, 2, 3))
+
+
+@pytest.mark.parametrize("size", [2 * 1024 * 1024])
+def test_a_huge_definition_is_refused_before_parsing(
+    size: int, tmp_path: Path, capsys: Any
+) -> None:
+    path = tmp_path / "huge.yaml"
+    path.write_text("a: " + "x" * size)
+    assert main(["show", str(path)]) == 2
+    assert "larger than" in capsys.readouterr().err
+
+
+def test_a_folder_named_like_a_definition_is_one_line(tmp_path: Path, capsys: Any) -> None:
+    folder = tmp_path / "folder.yaml"
+    folder.mkdir()
+    assert main(["show", str(folder)]) == 2
+    assert "is a folder" in capsys.readouterr().err
