@@ -77,7 +77,8 @@ class LiveTestbed:
             if path.is_dir() and path in (state.root, state.path) and mode != 0o700:
                 problems.append(f"{path}: folder mode {mode:o}")
             elif path.is_file():
-                if state.secrets_dir in path.parents and path.suffix != ".pub" and mode & 0o077:
+                public = path.suffix == ".pub" or path.read_bytes().startswith(b"-----BEGIN CERT")
+                if state.secrets_dir in path.parents and not public and mode & 0o077:
                     problems.append(f"{path}: secret mode {mode:o}")
                 if LEAK_MARKER.encode() in path.read_bytes():
                     problems.append(f"{path}: holds the caller's environment")

@@ -78,7 +78,7 @@ def test_up_configures_and_passes_its_checks(live: LiveTestbed) -> None:
     assert live.first_up["ansible"]["changed"] > 0
     verify = live.first_up["verify"]
     assert verify["ok"], verify
-    assert verify["tests"] == 66 and verify["failures"] == 0 and verify["errors"] == 0
+    assert verify["tests"] == 68 and verify["failures"] == 0 and verify["errors"] == 0
     cases = {c.get("name") for c in ET.parse(verify["report"]).getroot().iter("testcase")}
     assert {
         "test_rule_replicates_dataset_to_two_more_endpoints",

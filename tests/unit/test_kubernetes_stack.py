@@ -235,14 +235,18 @@ def test_a_site_without_an_issuer_cannot_deploy_the_hub() -> None:
 
 
 def test_xrootd_endpoints_follow_the_definition() -> None:
-    """data-movement's three XRootD nodes become three StatefulSets with volumes and a
-    policy admitting their two exposed ports."""
+    """data-movement's three XRootD nodes become three StatefulSets with volumes; only the
+    Rucio API is exposed (the endpoints are anonymous until storage tokens arrive, so no
+    policy admits anyone outside the namespace to them)."""
     mocks = run_program("data-movement")
     names = sorted(o["metadata"]["name"] for o in of_kind(mocks, "StatefulSet"))
     assert names == ["fts3-db", "hpc", "rucio-db", "site1", "site2"]
     exposed = [o for o in of_kind(mocks, "NetworkPolicy") if "exposed" in o["metadata"]["name"]]
     ports = {p["port"] for o in exposed for rule in o["spec"]["ingress"] for p in rule["ports"]}
-    assert ports == {1094, 8443, 443}
+    assert ports == {443}
+    for policy in exposed:
+        for rule in policy["spec"]["ingress"]:
+            assert [p["ipBlock"]["cidr"] for p in rule["from"]] == ["10.96.0.0/12"]
 
 
 def test_rucio_transfers_go_to_fts3_in_its_own_namespace() -> None:

@@ -79,9 +79,12 @@ class KubernetesTestbed(pulumi.ComponentResource):
 
 
 def _exposed_ports(scope: Scope) -> None:
-    """The ports the definition exposes, open to anyone, on the pods of the group."""
+    """The ports the definition exposes, on the pods of the group, to the site's networks
+    (`ingress_cidrs`: its ingress controller, say), never to anyone; without them the ports
+    stay inside the namespace (reach them with `kubectl port-forward`)."""
+    peers = [{"ipBlock": {"cidr": cidr}} for cidr in scope.site.ingress_cidrs]
     for group in scope.plan.definition.node_groups:
-        if not group.expose:
+        if not group.expose or not peers:
             continue
         scope.policy(
             f"{group.name}-exposed",
@@ -90,9 +93,10 @@ def _exposed_ports(scope: Scope) -> None:
                 "policyTypes": ["Ingress"],
                 "ingress": [
                     {
+                        "from": peers,
                         "ports": [
                             {"protocol": p.protocol.upper(), "port": p.port} for p in group.expose
-                        ]
+                        ],
                     }
                 ],
             },
