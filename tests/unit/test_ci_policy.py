@@ -47,6 +47,7 @@ def run_fake(
 ) -> pytest.RunResult:
     monkeypatch.setenv("PYTHONPATH", str(REPO))
     monkeypatch.delenv("OS_CLOUD", raising=False)
+    monkeypatch.delenv("TESTBED_DESELECTED_FILE", raising=False)  # the outer run's
     if ci:
         monkeypatch.setenv("CI", "true")
     else:
