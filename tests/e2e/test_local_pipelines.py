@@ -47,7 +47,7 @@ def test_up_configures_and_passes_its_checks(live: LiveTestbed) -> None:
     assert live.first_up["ansible"]["changed"] > 0
     verify = live.first_up["verify"]
     assert verify["ok"], verify
-    assert verify["tests"] == 37 and verify["failures"] == 0 and verify["errors"] == 0
+    assert verify["tests"] == 41 and verify["failures"] == 0 and verify["errors"] == 0
     cases = {c.get("name") for c in ET.parse(verify["report"]).getroot().iter("testcase")}
     assert {
         "test_push_runs_the_pipeline_green",
