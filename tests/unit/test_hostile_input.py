@@ -69,12 +69,20 @@ def definition_like(draw: st.DrawFn) -> Any:
     return base
 
 
-def nothing_created(state: Path) -> bool:
-    return not state.exists() or not any(p for p in state.rglob("*") if p.name != ".locks")
+def contents(state: Path) -> set[Path]:
+    """Everything under the state root (other tests of the session may have left state)."""
+    return set(state.rglob("*")) if state.exists() else set()
+
+
+def run(argv: list[str], state: Path) -> tuple[int, set[Path]]:
+    """main(argv), and what it added under the state root."""
+    before = contents(state)
+    code = main(argv)
+    return code, contents(state) - before
 
 
 def assert_clean_outcome(
-    code: int, err: str, state: Path, allowed: tuple[int, ...] = (0, 2)
+    code: int, err: str, created: set[Path], allowed: tuple[int, ...] = (0, 2)
 ) -> None:
     assert code in allowed, (code, err)
     assert "Traceback" not in err
@@ -83,7 +91,7 @@ def assert_clean_outcome(
         assert len(lines) == 1, lines
         assert lines[0].startswith("testbed"), lines
         assert "\x1b" not in lines[0]
-    assert nothing_created(state)
+    assert created == set(), created
 
 
 @SETTINGS
@@ -97,9 +105,9 @@ def test_a_broken_definition_file_is_one_line(
         path.write_bytes(raw)
     else:
         path.write_text(yaml.safe_dump(data, allow_unicode=True))
-    code = main(["show", str(path)])
+    code, created = run(["show", str(path)], isolated_state)
     err = capsys.readouterr().err
-    assert_clean_outcome(code, err, isolated_state)
+    assert_clean_outcome(code, err, created)
     if code == 2:
         assert f"testbed: error: {path}" in err, err
 
@@ -118,8 +126,10 @@ def test_a_broken_site_profile_is_one_line(
     (folder / "site.yml").write_text(yaml.safe_dump(site, allow_unicode=True))
     (folder / "hosts.yml").write_text(yaml.safe_dump(hosts, allow_unicode=True))
     for target in ("local", "static", "openstack", "kubernetes"):
-        code = main(["show", "hpc-access", "--site", "hostile", "--target", target])
-        assert_clean_outcome(code, capsys.readouterr().err, isolated_state)
+        code, created = run(
+            ["show", "hpc-access", "--site", "hostile", "--target", target], isolated_state
+        )
+        assert_clean_outcome(code, capsys.readouterr().err, created)
 
 
 @SETTINGS
@@ -135,10 +145,10 @@ def test_any_instance_name_is_one_line_and_touches_nothing(
         if command == "show"
         else [command, name]
     )
-    code = main(argv)
+    code, created = run(argv, isolated_state)
     err = capsys.readouterr().err
     # status answers 3 for an instance that is not up
-    assert_clean_outcome(code, err, isolated_state, (0, 2, 3) if command == "status" else (0, 2))
+    assert_clean_outcome(code, err, created, (0, 2, 3) if command == "status" else (0, 2))
 
 
 @SETTINGS
@@ -149,8 +159,8 @@ def test_any_command_line_is_one_line(argv: list[str], capsys: Any, isolated_sta
         argv = ["show", *argv[1:]]  # never bring anything up from random input
     if argv[:1] == ["graph"]:
         return  # graph writes its picture where it is told; covered above
-    code = main(argv)
-    assert_clean_outcome(code, capsys.readouterr().err, isolated_state, (0, 2, 3))
+    code, created = run(argv, isolated_state)
+    assert_clean_outcome(code, capsys.readouterr().err, created, (0, 2, 3))
 
 
 @pytest.mark.parametrize("size", [2 * 1024 * 1024])
