@@ -24,6 +24,7 @@ from testbeds.progress import say
 from testbeds.state import RESERVED_PREFIX, StateDir, Timings
 from testbeds.targets import get_target, podman
 from testbeds.targets.baked import BAKE_STEPS, baked_image_ref
+from testbeds.targets.base import Target
 from testbeds.targets.local import base_image, container_name, network_name
 
 # Roles whose install step places per-node credentials: never baked into an image.
@@ -92,12 +93,13 @@ def bake(plan: Plan, verbose: bool = False, command: str = "testbed bake") -> di
     with instance_lock(builder.instance, command, reserved_ok=True):
         target.preflight(builder)
         refuse_existing_builder(builder)
-        _build(plan, builder, missing, verbose)
+        _build(target, plan, builder, missing, verbose)
     return wanted
 
 
-def _build(plan: Plan, builder: Plan, missing: dict[str, str], verbose: bool) -> None:
-    target = get_target("local")
+def _build(
+    target: Target, plan: Plan, builder: Plan, missing: dict[str, str], verbose: bool
+) -> None:
     state = StateDir(builder.instance, reserved_ok=True)
     timings = Timings()
     try:

@@ -7,6 +7,7 @@ import json
 import shlex
 import sys
 from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import Any, NoReturn
 
 from testbeds import __version__, deploy
@@ -132,11 +133,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    if not StateDir(args.name).exists():  # checked first: a missing instance creates nothing
+    # A missing instance takes no lock: it creates nothing, not even a lock file.
+    held = StateDir(args.name).exists()
+    with instance_lock(args.name, args.command_line) if held else nullcontext():
         data = deploy.down(args.name)
-    else:
-        with instance_lock(args.name, args.command_line):
-            data = deploy.down(args.name)
     if data["removed"] is None:
         _emit(data, args.json, f"{args.name}: no such instance (no state); nothing was removed")
         return 0

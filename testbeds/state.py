@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from testbeds import paths
-from testbeds.errors import TestbedError
+from testbeds.errors import TestbedError, printable
 from testbeds.schema import NAME_PATTERN
 
 # Instances the tool makes for itself (a bake's builder): a dot no user name can contain.
 RESERVED_PREFIX = "bake."
-_RESERVED_PATTERN = r"^bake\.[a-z][a-z0-9-]{0,30}$"
+_RESERVED_PATTERN = re.escape(RESERVED_PREFIX) + NAME_PATTERN.removeprefix("^")
 
 
 class InvalidInstanceName(TestbedError):
@@ -37,10 +37,9 @@ def check_instance_name(instance: str, reserved_ok: bool = False) -> str:
         reserved_ok and re.fullmatch(_RESERVED_PATTERN, instance)
     ):
         return instance
-    shown = instance.encode("unicode_escape").decode("ascii")[:80]
     raise InvalidInstanceName(
-        f"instance name {shown!r} is not valid: lower-case letters, digits and '-', "
-        "starting with a letter, at most 31 characters"
+        f"instance name {printable(instance[:80])!r} is not valid: lower-case letters, "
+        "digits and '-', starting with a letter, at most 31 characters"
     )
 
 
@@ -52,9 +51,10 @@ def ensure_private_dir(path: Path) -> Path:
     return path
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write through a temporary file in the same directory, created 0600 (mkstemp), then
-    renamed over the target: no reader ever sees a partial or a more open file."""
+def write_private(path: Path, data: bytes) -> None:
+    """Write a file readable by its owner only, atomically: through a temporary file in
+    the same directory, created 0600 (mkstemp), then renamed over the target, so no reader
+    ever sees a partial or a more open file."""
     ensure_private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
@@ -66,13 +66,8 @@ def _write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
-def write_private(path: Path, data: bytes) -> None:
-    """Write a file readable by its owner only (0600 from its first byte), atomically."""
-    _write_atomically(path, data)
-
-
 def write_json(path: Path, data: Any) -> None:
-    _write_atomically(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+    write_private(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 
 
 @dataclass
