@@ -15,6 +15,8 @@ from pydantic import (
     model_validator,
 )
 
+from testbeds.errors import printable
+
 # Names become host names, Ansible group names and container names.
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
 GROUP_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,30}$"
@@ -257,9 +259,10 @@ class StaticSite(Strict):
     bastion: StaticBastion | None = None
 
 
-# Images of the workloads the Kubernetes program defines itself (not through a chart).
-# The tags are the ones these definitions are written for; a site overrides any of them
-# under `kubernetes.images` (for a mirror, or a tag it has tested) and keeps the rest.
+# Every image the Kubernetes program runs, its own workloads' and the charts' alike. The
+# tags are the ones these definitions are written for (for a chart, the one its release
+# ships); a site overrides any of them under `kubernetes.images` (for a mirror, or a tag it
+# has tested) and keeps the rest. Each is registry/repository:tag, never `latest`.
 KUBERNETES_IMAGES: dict[str, str] = {
     "postgresql": "docker.io/library/postgres:15",
     "mysql": "docker.io/library/mysql:8.0",
@@ -269,7 +272,22 @@ KUBERNETES_IMAGES: dict[str, str] = {
     "ci_job": "docker.io/library/python:3.11-slim",
     "crane": "gcr.io/go-containerregistry/crane:debug",
     "interlink_vk": "ghcr.io/interlink-hq/interlink/virtual-kubelet-inttw:0.5.1",
+    # Server and daemons share one database schema, so they run the same Rucio release
+    # (the server chart's; the daemons chart ships an older one).
+    "rucio_server": "docker.io/rucio/rucio-server:release-36.2.0",
+    "rucio_daemons": "docker.io/rucio/rucio-daemons:release-36.2.0",
+    "jupyterhub_hub": "quay.io/jupyterhub/k8s-hub:4.2.0",
+    "jupyterhub_proxy": "quay.io/jupyterhub/configurable-http-proxy:4.6.3",
+    "jupyterhub_singleuser": "quay.io/jupyterhub/k8s-singleuser-sample:4.2.0",
+    "argo_controller": "quay.io/argoproj/workflow-controller:v3.6.2",
+    "argo_executor": "quay.io/argoproj/argoexec:v3.6.2",
+    "argo_server": "quay.io/argoproj/argocli:v3.6.2",
+    "minio": "quay.io/minio/minio:RELEASE.2024-12-18T13-15-44Z",
+    "minio_client": "quay.io/minio/mc:RELEASE.2024-11-21T17-21-54Z",
+    "registry": "docker.io/library/registry:2.8.1",
 }
+# registry[:port]/repository:tag, the tag never `latest`.
+IMAGE_PATTERN = r"^[a-z0-9.-]+(:[0-9]{1,5})?/[a-z0-9._/-]+:(?!latest$)[A-Za-z0-9._-]{1,128}$"
 
 
 class InterLinkSite(Strict):
@@ -338,6 +356,11 @@ class KubernetesSite(Strict):
     ingress_cidrs: tuple[CIDR, ...] = Field(
         default=(), description="networks whose traffic may reach the hub's proxy"
     )
+    api_server_cidrs: tuple[CIDR, ...] = Field(
+        default=(),
+        description="the API server's addresses, which call the interLink virtual kubelet "
+        "(hpc-access) for pod logs; without them `kubectl logs` of offloaded pods fails",
+    )
     jupyterhub_oauth: JupyterHubOAuth | None = Field(
         default=None, description="how users log in to JupyterHub (hpc-access); required there"
     )
@@ -355,6 +378,12 @@ class KubernetesSite(Strict):
         unknown = sorted(set(images) - set(KUBERNETES_IMAGES))
         if unknown:
             raise ValueError(f"unknown image key(s) {unknown}; known: {sorted(KUBERNETES_IMAGES)}")
+        for key, image in images.items():
+            if not re.match(IMAGE_PATTERN, image):
+                raise ValueError(
+                    f"{key}: {printable(image)} is not registry/repository:tag "
+                    "with a tag other than latest"
+                )
         return images
 
     def image(self, name: str) -> str:

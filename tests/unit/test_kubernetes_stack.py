@@ -8,14 +8,12 @@ below with a reason, charts pinned, secrets generated and wired through Secrets.
 from __future__ import annotations
 
 import re
-import runpy
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
-import pulumi
 import pytest
 import yaml
 
@@ -23,12 +21,17 @@ from testbeds.cloud.kubernetes.pipelines import SAMPLE
 from testbeds.cloud.kubernetes.scope import POD_SECURITY_REASON
 from testbeds.errors import DefinitionError
 from testbeds.plan import resolve
+from tests.kubernetes_program import (
+    CUSTOM,
+    RELEASE,
+    TESTBEDS,
+    objects,
+    of_kind,
+    run_program,
+    states,
+)
 from tests.pulumi_mocks import RecordingMocks
 
-PROGRAM = Path(__file__).resolve().parents[2] / "stacks" / "kubernetes" / "__main__.py"
-RELEASE = "kubernetes:helm.sh/v3:Release"
-CUSTOM = "kubernetes:argoproj.io/v1alpha1:WorkflowTemplate"
-TESTBEDS = ["data-movement", "hpc-access", "pipelines"]
 # Service accounts that get an API token, and why.
 TOKEN_EXCEPTIONS = {"interlink-vk": "a virtual kubelet registers its node and updates pods"}
 CHARTS = {
@@ -36,44 +39,6 @@ CHARTS = {
     "hpc-access": {"jupyterhub"},
     "pipelines": {"argo-workflows", "minio", "registry"},
 }
-
-
-def objects(mocks: RecordingMocks) -> list[dict[str, Any]]:
-    """Kubernetes objects of built-in kinds the program creates directly."""
-    return [
-        state
-        for typ, _, state in mocks.resources
-        if typ.startswith("kubernetes:") and typ not in (RELEASE, CUSTOM)
-    ]
-
-
-def states(mocks: RecordingMocks, suffix: str) -> list[dict[str, Any]]:
-    return [state for _, state in mocks.of_type(suffix)]
-
-
-def of_kind(mocks: RecordingMocks, kind: str) -> list[dict[str, Any]]:
-    return [o for o in objects(mocks) if o.get("kind") == kind]
-
-
-def run_program(testbed: str, site: str = "partner-a") -> RecordingMocks:
-    mocks = RecordingMocks()
-    pulumi.runtime.set_mocks(mocks, project="wp5-testbeds-kubernetes", stack="unit", preview=False)
-    pulumi.runtime.set_all_config(
-        {
-            "wp5-testbeds-kubernetes:testbed": testbed,
-            "wp5-testbeds-kubernetes:site": site,
-            "wp5-testbeds-kubernetes:instance": f"{testbed}-k8s",
-            "wp5-testbeds-kubernetes:interlinkToken": "token-from-login-node",
-            "wp5-testbeds-kubernetes:jupyterhubOAuthSecret": "oauth-secret-from-site-file",
-        }
-    )
-
-    @pulumi.runtime.test  # type: ignore[misc]
-    def run() -> None:
-        runpy.run_path(str(PROGRAM), run_name="__main__")
-
-    run()
-    return mocks
 
 
 @pytest.fixture(scope="module", params=TESTBEDS)
@@ -172,7 +137,6 @@ def test_charts_pinned_and_secrets_generated(deployed: Any) -> None:
     for release in releases.values():
         assert re.fullmatch(r"\d+\.\d+\.\d+", release["version"])
         assert release["repositoryOpts"]["repo"].startswith("https://")
-        assert "resources" in str(release["values"])
     secrets = of_kind(mocks, "Secret")
     assert secrets
     for secret in secrets:
@@ -249,23 +213,33 @@ def test_xrootd_endpoints_follow_the_definition() -> None:
             assert [p["ipBlock"]["cidr"] for p in rule["from"]] == ["10.96.0.0/12"]
 
 
-def test_rucio_transfers_go_to_fts3_in_its_own_namespace() -> None:
-    """FTS3 runs in `<instance>-fts3`; Rucio's conveyor is pointed at it, only the testbed
-    namespace reaches its REST port, and FTS3 reaches only the endpoints' ports."""
+def test_rucio_and_fts3_run_in_their_own_namespace_and_reach_only_the_endpoints() -> None:
+    """Rucio and FTS3 run in `<instance>-grid` (baseline, with the reason recorded);
+    Rucio's conveyor submits to FTS3 there, and the grid namespace reaches only the
+    XRootD endpoints' ports in the testbed's namespace, which admit it."""
     mocks = run_program("data-movement")
     (daemons,) = [r for r in states(mocks, RELEASE) if r["name"] == "rucio-daemons"]
     conveyor = daemons["values"]["config"]["conveyor"]
     assert conveyor["transfertool"] == "fts3"
-    assert conveyor["ftshosts"] == "https://fts3.data-movement-k8s-fts3.svc:8446"
+    assert conveyor["ftshosts"] == "https://fts3.data-movement-k8s-grid.svc:8446"
+    assert daemons["values"]["conveyorTransferSubmitterCount"] == 1
+    assert daemons["namespace"] == "data-movement-k8s-grid"
     (fts3,) = [d for d in of_kind(mocks, "Deployment") if d["metadata"]["name"] == "fts3"]
-    assert fts3["metadata"]["namespace"] == "data-movement-k8s-fts3"
+    assert fts3["metadata"]["namespace"] == "data-movement-k8s-grid"
     policies = {p["metadata"]["name"]: p["spec"] for p in of_kind(mocks, "NetworkPolicy")}
-    (rule,) = policies["fts3-from-testbed"]["ingress"]
-    assert rule["from"] == [
-        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "data-movement-k8s"}}}
-    ]
-    (out,) = policies["fts3-to-endpoints"]["egress"]
+    (out,) = policies["grid-to-endpoints"]["egress"]
     assert {p["port"] for p in out["ports"]} == {1094, 8443}
+    assert out["to"][0]["podSelector"] == {
+        "matchLabels": {"testbeds.wp5/storage-endpoint": "xrootd"}
+    }
+    (into,) = policies["endpoints-from-grid"]["ingress"]
+    assert into["from"] == [
+        {
+            "namespaceSelector": {
+                "matchLabels": {"kubernetes.io/metadata.name": "data-movement-k8s-grid"}
+            }
+        }
+    ]
 
 
 def test_sample_workflow_runs_the_pipeline_file_in_order(pipelines_program: RecordingMocks) -> None:

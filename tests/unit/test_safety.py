@@ -330,6 +330,8 @@ SITE = {
         ("local", "debian_mirror", "http://x/'; touch /tmp/pwned; '"),
         ("local", "debian_mirror", "http://x/$(id)"),
         ("openstack", "ssh_user", "debian\nruncmd: [id]"),
+        ("kubernetes", "images", {"mlflow": "ghcr.io/mlflow/mlflow:latest"}),
+        ("kubernetes", "images", {"registry": "registry"}),
     ],
 )
 def test_site_fields_are_validated(
@@ -346,7 +348,7 @@ def test_site_fields_are_validated(
             "flavor": "f",
             "allowed_ssh_cidrs": ["192.0.2.0/24"],
         }
-    site[section][key] = value
+    site.setdefault(section, {})[key] = value
     folder = scratch_home / "inventories" / "evil"
     folder.mkdir()
     (folder / "site.yml").write_text(yaml.safe_dump(site))

@@ -6,7 +6,7 @@ service needs, one service account per workload with no API token unless it need
 generated secrets). The workloads follow the definition's roles:
 
 - `rucio` -> the Rucio server and daemon charts with a PostgreSQL of their own, and FTS3
-  with MySQL in a second namespace (see data_movement.FTS3_POD_SECURITY);
+  with MySQL, in a second namespace (see data_movement.GRID_POD_SECURITY);
 - each `xrootd` node -> an XRootD StatefulSet with a persistent volume;
 - `jupyterhub` -> the JupyterHub chart; `slurm_login` -> an interLink virtual node that
   runs pods as Slurm jobs on the hpc-access cluster;
@@ -54,16 +54,17 @@ class KubernetesTestbed(pulumi.ComponentResource):
         main = Scope(self, plan, site, plan.instance)
         _exposed_ports(main)
         if "rucio" in roles:
-            fts = Scope(
+            grid = Scope(
                 self,
                 plan,
                 site,
-                f"{plan.instance}-fts3",
+                f"{plan.instance}-grid",
                 pod_security="baseline",
-                reason=data_movement.FTS3_POD_SECURITY,
+                reason=data_movement.GRID_POD_SECURITY,
             )
-            data_movement.fts3(fts, main)
-            data_movement.rucio(main, fts)
+            data_movement.fts3(grid)
+            data_movement.rucio(grid)
+            data_movement.connect(grid, main)
         for node in (n for n in plan.nodes if "xrootd" in n.roles):
             data_movement.xrootd(main, node.name, node.group)
         if "jupyterhub" in roles:

@@ -1,6 +1,7 @@
 """data-movement on Kubernetes: the Rucio server and daemons (upstream charts) with their
-PostgreSQL, FTS3 with its MySQL for third-party copies, and one XRootD StatefulSet per
-endpoint node of the definition."""
+PostgreSQL and FTS3 with its MySQL for third-party copies, in a `grid` namespace of their
+own (see GRID_POD_SECURITY), and one XRootD StatefulSet per endpoint node of the definition
+in the testbed's restricted namespace."""
 
 from __future__ import annotations
 
@@ -11,56 +12,80 @@ from testbeds.cloud.kubernetes.scope import NODE_GROUP, SMALL, Scope
 
 FTS3_REST, FTS3_MONITORING = 8446, 8449
 XROOTD_PORTS = {"root": 1094, "https": 8443}
-# FTS3's server image starts Apache and the FTS daemons as root and drops to the fts3 user
-# itself; upstream publishes no image that starts unprivileged.
-FTS3_POD_SECURITY = (
+# Marks the storage endpoints' pods, which the grid services reach.
+ENDPOINT = "testbeds.wp5/storage-endpoint"
+GRID_POD_SECURITY = (
     "FTS3's upstream image starts httpd and the fts_server daemons as root (they switch to "
-    "the fts3 user themselves); the pods still drop all capabilities but the few that "
-    "switching users needs, and run no privileged container or host path"
+    "the fts3 user themselves), and the Rucio charts set no security context (the server "
+    "image starts httpd as root); FTS3 still drops all capabilities but the few that "
+    "switching users needs, no pod is privileged or mounts a host path, and the program's "
+    "own databases here meet restricted"
 )
 # Capabilities Apache and the FTS daemons need to bind and change to their own user.
 FTS3_CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID", "NET_BIND_SERVICE"]
+DAEMONS = (
+    "judgeEvaluator",
+    "judgeRepairer",
+    "judgeCleaner",
+    "conveyorTransferSubmitter",
+    "conveyorPoller",
+    "conveyorFinisher",
+    "reaper",
+)
 
 
 def fts3_url(fts: Scope) -> pulumi.Output[str]:
     return pulumi.Output.concat("https://fts3.", fts.ns, ".svc:", str(FTS3_REST))
 
 
-def rucio(scope: Scope, fts: Scope | None) -> None:
-    """Rucio with a PostgreSQL of its own; transfers go to FTS3 when the program runs it."""
-    db_password = scope.password("rucio-db")
-    root_password = scope.password("rucio-root")
+def rucio(grid: Scope) -> None:
+    """Rucio with a PostgreSQL of its own; its conveyor hands transfers to FTS3."""
+    db_password = grid.password("rucio-db")
+    root_password = grid.password("rucio-root")
     db_url = pulumi.Output.concat(
         "postgresql+psycopg://rucio:", db_password.result, "@rucio-db/rucio"
     )
-    scope.secret("rucio-db", {"POSTGRES_PASSWORD": db_password.result, "url": db_url})
-    scope.secret("rucio-root", {"password": root_password.result})
-    scope.postgres("rucio-db", "rucio")
-    scope.service_account("rucio")
-    config: dict[str, object] = {"database": {"default": db_url}}
-    if fts is not None:
-        config["conveyor"] = {
+    grid.secret("rucio-db", {"POSTGRES_PASSWORD": db_password.result, "url": db_url})
+    grid.secret("rucio-root", {"password": root_password.result})
+    grid.postgres("rucio-db", "rucio")
+    grid.service_account("rucio")
+    config = {
+        "database": {"default": db_url},
+        "conveyor": {
             "scheme": "https,davs,root",
             "transfertool": "fts3",
-            "ftshosts": fts3_url(fts),
-        }
-    common = {"serviceAccountName": "rucio", "resources": SMALL, "config": config}
-    scope.release("rucio-server", charts.RUCIO_SERVER, {**common, "replicaCount": 1})
-    daemons = {
-        "judgeEvaluatorCount": 1,
-        "judgeRepairerCount": 1,
-        "judgeCleanerCount": 1,
-        "conveyorSubmitterCount": 1,
-        "conveyorPollerCount": 1,
-        "conveyorFinisherCount": 1,
-        "reaperCount": 1,
+            "ftshosts": fts3_url(grid),
+        },
     }
-    scope.release("rucio-daemons", charts.RUCIO_DAEMONS, {**common, **daemons})
+    server = grid.image("rucio_server")
+    grid.release(
+        "rucio-server",
+        charts.RUCIO_SERVER,
+        {
+            "serviceAccountName": "rucio",
+            "config": config,
+            "image": {"repository": server.name, "tag": server.tag},
+            "replicaCount": 1,
+            "serverResources": SMALL,
+            # The log sidecar is an unpinned busybox; the logs are the pod's anyway.
+            "exposeErrorLogs": False,
+        },
+    )
+    daemons = grid.image("rucio_daemons")
+    grid.release(
+        "rucio-daemons",
+        charts.RUCIO_DAEMONS,
+        {
+            "serviceAccountName": "rucio",
+            "config": config,
+            "image": {"repository": daemons.name, "tag": daemons.tag},
+            **{f"{daemon}Count": 1 for daemon in DAEMONS},
+        },
+    )
 
 
-def fts3(fts: Scope, main: Scope) -> None:
-    """FTS3 and its MySQL in their own namespace (see FTS3_POD_SECURITY); only the main
-    namespace reaches its REST port, and it reaches only the XRootD endpoints there."""
+def fts3(fts: Scope) -> None:
+    """FTS3 and its MySQL; only the grid namespace reaches its REST port."""
     db_password = fts.password("fts3-db")
     fts.secret(
         "fts3-db", {"MYSQL_PASSWORD": db_password.result, "MYSQL_ROOT_PASSWORD": db_password.result}
@@ -73,7 +98,7 @@ def fts3(fts: Scope, main: Scope) -> None:
         db_labels,
         {
             "name": "mysql",
-            "image": fts.site.image("mysql"),
+            "image": fts.image("mysql").ref,
             "env": [
                 {"name": "MYSQL_DATABASE", "value": "fts3"},
                 {"name": "MYSQL_USER", "value": "fts3"},
@@ -93,7 +118,7 @@ def fts3(fts: Scope, main: Scope) -> None:
     fts.service("fts3", labels, {"rest": FTS3_REST, "monitoring": FTS3_MONITORING})
     container = {
         "name": "fts3",
-        "image": fts.site.image("fts3"),
+        "image": fts.image("fts3").ref,
         "env": [
             {"name": "DATABASE_TYPE", "value": "mysql"},
             {"name": "DATABASE_HOST", "value": "fts3-db"},
@@ -111,35 +136,36 @@ def fts3(fts: Scope, main: Scope) -> None:
         },
     }
     fts.deployment("fts3", labels, fts.pod_spec("fts3", [container], run_as=None))
-    main_namespace = {
-        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": main.ns}}
-    }
-    fts.allow_ingress("fts3-from-testbed", labels, [FTS3_REST, FTS3_MONITORING], [main_namespace])
-    fts.allow_egress(
-        "fts3-to-endpoints",
-        labels,
-        list(XROOTD_PORTS.values()),
-        [
-            {
-                **main_namespace,
-                "podSelector": {"matchExpressions": [{"key": NODE_GROUP, "operator": "Exists"}]},
-            }
-        ],
+
+
+def connect(grid: Scope, main: Scope) -> None:
+    """FTS3 copies and Rucio's reaper deletes on the endpoints: the grid namespace may
+    open their ports, and the endpoints admit it; nothing else crosses."""
+    ports = list(XROOTD_PORTS.values())
+    grid.allow_egress(
+        "grid-to-endpoints",
+        {},
+        ports,
+        [{**namespace(main), "podSelector": {"matchLabels": {ENDPOINT: "xrootd"}}}],
     )
-    fts_namespace = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": fts.ns}}}
-    main.allow_egress("testbed-to-fts3", {}, [FTS3_REST, FTS3_MONITORING], [fts_namespace])
+    main.allow_ingress("endpoints-from-grid", {ENDPOINT: "xrootd"}, ports, [namespace(grid)])
+
+
+def namespace(scope: Scope) -> dict[str, object]:
+    """A peer selecting every pod of the scope's namespace."""
+    return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": scope.ns}}}
 
 
 def xrootd(scope: Scope, node: str, group: str) -> None:
     scope.service_account(node)
-    labels = {"app.kubernetes.io/name": node, NODE_GROUP: group}
+    labels = {"app.kubernetes.io/name": node, NODE_GROUP: group, ENDPOINT: "xrootd"}
     scope.service(node, labels, XROOTD_PORTS)
     scope.stateful_set(
         node,
         labels,
         {
             "name": "xrootd",
-            "image": scope.site.image("xrootd"),
+            "image": scope.image("xrootd").ref,
             "ports": [{"containerPort": p} for p in XROOTD_PORTS.values()],
             "volumeMounts": [{"name": "data", "mountPath": "/data"}],
         },

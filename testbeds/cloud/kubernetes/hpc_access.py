@@ -1,6 +1,3 @@
-# pulumi-kubernetes types its inputs as TypedDicts; these are plain dicts, validated by the
-# tests against the Kubernetes schemas (kubernetes-validate) instead.
-# mypy: disable-error-code="call-overload"
 """hpc-access on Kubernetes: JupyterHub (upstream chart) for interactive analysis, and a
 virtual node backed by the hpc-access Slurm cluster through interLink.
 
@@ -31,6 +28,9 @@ def jupyterhub(scope: Scope, oauth: JupyterHubOAuth, client_secret: pulumi.Input
     Users log in only through the site's OAuth2/OIDC issuer, in the groups it names (the
     chart's default authenticator lets anyone in). The proxy's Service is ClusterIP unless
     the site allows another type, and its NetworkPolicy admits only the site's networks."""
+    hub, proxy, user = (
+        scope.image(key) for key in ("jupyterhub_hub", "jupyterhub_proxy", "jupyterhub_singleuser")
+    )
     token = scope.password("jupyterhub-proxy-token")
     scope.secret("jupyterhub-proxy", {"token": token.result})
     site = scope.site
@@ -40,6 +40,7 @@ def jupyterhub(scope: Scope, oauth: JupyterHubOAuth, client_secret: pulumi.Input
         charts.JUPYTERHUB,
         {
             "hub": {
+                "image": {"name": hub.name, "tag": hub.tag},
                 "serviceAccount": {"create": True},
                 "resources": SMALL,
                 "containerSecurityContext": RESTRICTED_CONTAINER,
@@ -59,12 +60,21 @@ def jupyterhub(scope: Scope, oauth: JupyterHubOAuth, client_secret: pulumi.Input
                         "claim_groups_key": "groups",
                         "allowed_groups": list(oauth.allowed_groups),
                     },
+                    # User servers meet the namespace's `restricted` Pod Security too.
+                    "KubeSpawner": {
+                        "container_security_context": RESTRICTED_CONTAINER,
+                        "pod_security_context": {
+                            "runAsNonRoot": True,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
+                    },
                 },
             },
             "proxy": {
                 "secretToken": token.result,
                 "service": {"type": site.jupyterhub_service_type},
                 "chp": {
+                    "image": {"name": proxy.name, "tag": proxy.tag},
                     "resources": SMALL,
                     "networkPolicy": {
                         "enabled": True,
@@ -74,13 +84,21 @@ def jupyterhub(scope: Scope, oauth: JupyterHubOAuth, client_secret: pulumi.Input
                 },
             },
             "singleuser": {
+                "image": {"name": user.name, "tag": user.tag},
+                # The chart's privileged iptables init container would break `restricted`;
+                # its network policy keeps user servers off the cloud metadata server.
+                "cloudMetadata": {"blockWithIptables": False},
                 "cpu": {"limit": 1, "guarantee": 0.1},
                 "memory": {"limit": "1G", "guarantee": "256M"},
                 "uid": 1000,
                 "networkPolicy": {"enabled": True, "allowedIngressPorts": []},
             },
             "rbac": {"create": True},
-            "scheduling": {"userScheduler": {"enabled": False}},
+            # No user scheduler or placeholders: they serve cluster autoscaling.
+            "scheduling": {
+                "userScheduler": {"enabled": False},
+                "userPlaceholder": {"enabled": False},
+            },
             "prePuller": {"hook": {"enabled": False}, "continuous": {"enabled": False}},
         },
     )
@@ -125,7 +143,7 @@ def interlink(scope: Scope, interlink: InterLinkSite, token: pulumi.Input[str]) 
     labels = {"app.kubernetes.io/name": VIRTUAL_KUBELET}
     container = {
         "name": "virtual-kubelet",
-        "image": scope.site.image("interlink_vk"),
+        "image": scope.image("interlink_vk").ref,
         "env": [
             {"name": "NODENAME", "value": node},
             {"name": "KUBELET_PORT", "value": str(KUBELET_PORT)},
@@ -152,16 +170,20 @@ def interlink(scope: Scope, interlink: InterLinkSite, token: pulumi.Input[str]) 
         scope.pod_spec(VIRTUAL_KUBELET, [container], run_as=65532, token=True, volumes=volumes),
     )
     # The kubelet calls the API server and the login node; the API server calls it back
-    # for logs (port 10250).
+    # for logs (port 10250), from the addresses the site names, never from anywhere.
     scope.allow_egress(
         f"{VIRTUAL_KUBELET}-out",
         labels,
         sorted({443, 6443, interlink.port}),
         [{"ipBlock": {"cidr": "0.0.0.0/0"}}],
     )
-    scope.allow_ingress(
-        f"{VIRTUAL_KUBELET}-logs", labels, [KUBELET_PORT], [{"ipBlock": {"cidr": "0.0.0.0/0"}}]
-    )
+    if scope.site.api_server_cidrs:
+        scope.allow_ingress(
+            f"{VIRTUAL_KUBELET}-logs",
+            labels,
+            [KUBELET_PORT],
+            [{"ipBlock": {"cidr": cidr}} for cidr in scope.site.api_server_cidrs],
+        )
 
 
 def _kubelet_rbac(scope: Scope, node: str) -> None:

@@ -22,12 +22,19 @@ import yaml
 
 from testbeds import paths
 from testbeds.cloud import charts
-from testbeds.cloud.kubernetes.scope import RESTRICTED_CONTAINER, SMALL, Scope
+from testbeds.cloud.kubernetes.scope import RESTRICTED_CONTAINER, SMALL, Image, Scope
 
 SAMPLE = paths.PACKAGE_DIR / "samples" / "research-pipeline"
 WORKFLOW_ACCOUNT = "wp5-pipeline"
 MLFLOW_PORT, MINIO_PORT, REGISTRY_PORT = 5000, 9000, 5000
 RUN_AS = 1000
+RUN_AS_CI = {
+    "runAsUser": RUN_AS,
+    "runAsGroup": RUN_AS,
+    "fsGroup": RUN_AS,
+    "runAsNonRoot": True,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
 # Job containers get crane (an unprivileged OCI image tool) on PATH: buildah, which the
 # local workers use, needs user namespaces that restricted Pod Security does not allow.
 TOOLS = "/opt/wp5-tools"
@@ -48,11 +55,16 @@ def pipelines(scope: Scope) -> None:
             "rootPassword": minio_password.result,
         },
     )
+    minio, client = scope.image("minio"), scope.image("minio_client")
     scope.release(
         "minio",
         charts.MINIO,
         {
+            "image": {"repository": minio.name, "tag": minio.tag},
+            "mcImage": {"repository": client.name, "tag": client.tag},
             "fullnameOverride": "minio",
+            # The chart's default adds a `console` user with a published password.
+            "users": [],
             "mode": "standalone",
             "replicas": 1,
             "existingSecret": "minio-root",
@@ -69,12 +81,20 @@ def pipelines(scope: Scope) -> None:
                 "fsGroup": RUN_AS,
             },
             "containerSecurityContext": RESTRICTED_CONTAINER,
+            # The job that creates the buckets.
+            "postJob": {"securityContext": {"enabled": True, **RUN_AS_CI}},
+            "makeBucketJob": {
+                "securityContext": {"enabled": True},
+                "containerSecurityContext": RESTRICTED_CONTAINER,
+                "resources": SMALL,
+            },
         },
     )
     _argo(scope)
     _mlflow(scope)
     registry_user = "ci"
     registry_password = scope.password("registry")
+    registry = scope.image("registry")
     scope.secret(
         "registry-credentials", {"username": registry_user, "password": registry_password.result}
     )
@@ -87,9 +107,11 @@ def pipelines(scope: Scope) -> None:
             "secrets": {
                 "htpasswd": pulumi.Output.concat(registry_user, ":", registry_password.bcrypt_hash)
             },
+            "image": {"repository": registry.name, "tag": registry.tag},
             "persistence": {"enabled": True, **_persistence(scope, "20Gi")},
             "resources": SMALL,
-            "securityContext": {"enabled": True, "runAsUser": RUN_AS, "fsGroup": RUN_AS},
+            "securityContext": {"enabled": True, **RUN_AS_CI},
+            "containerSecurityContext": {"enabled": True, **RESTRICTED_CONTAINER},
         },
     )
     _sample_workflow(scope)
@@ -102,21 +124,40 @@ def _persistence(scope: Scope, size: str) -> dict[str, Any]:
     return volume
 
 
+def _split(image: Image) -> dict[str, str]:
+    """An image as the Argo chart asks for it."""
+    return {"registry": image.registry, "repository": image.repository, "tag": image.tag}
+
+
 def _argo(scope: Scope) -> None:
     """The controller watches this namespace only (namespaced Roles, no ClusterRole for
     workflows); workflows run as WORKFLOW_ACCOUNT, which may only report task results."""
+    controller, executor, server = (
+        scope.image(key) for key in ("argo_controller", "argo_executor", "argo_server")
+    )
     scope.release(
         "argo-workflows",
         charts.ARGO_WORKFLOWS,
         {
             "singleNamespace": True,
+            # No cluster-wide roles: not the aggregated view/edit/admin ones, nor those
+            # for ClusterWorkflowTemplates, which a testbed does not use.
+            "createAggregateRoles": False,
             "controller": {
+                "image": _split(controller),
+                "clusterWorkflowTemplates": {"enabled": False},
                 "workflowNamespaces": [scope.ns],
                 "resources": SMALL,
                 "securityContext": RESTRICTED_CONTAINER,
             },
-            "executor": {"resources": SMALL, "securityContext": RESTRICTED_CONTAINER},
+            "executor": {
+                "image": _split(executor),
+                "resources": SMALL,
+                "securityContext": RESTRICTED_CONTAINER,
+            },
             "server": {
+                "image": _split(server),
+                "clusterWorkflowTemplates": {"enabled": False},
                 "enabled": True,
                 "authModes": ["client"],
                 "resources": SMALL,
@@ -158,7 +199,7 @@ def _mlflow(scope: Scope) -> None:
     ]
     container = {
         "name": "mlflow",
-        "image": scope.site.image("mlflow"),
+        "image": scope.image("mlflow").ref,
         "command": ["mlflow", "server"],
         "args": [
             "--host=0.0.0.0",
@@ -240,7 +281,7 @@ def workflow_template(scope: Scope, pipeline_file: Path) -> dict[str, Any]:
             "initContainers": [
                 {
                     "name": "tools",
-                    "image": scope.site.image("crane"),
+                    "image": scope.image("crane").ref,
                     "command": ["cp", "/ko-app/crane", f"{TOOLS}/crane"],
                     "mirrorVolumeMounts": True,
                     "resources": SMALL,
@@ -248,7 +289,7 @@ def workflow_template(scope: Scope, pipeline_file: Path) -> dict[str, Any]:
                 }
             ],
             "container": {
-                "image": scope.site.image("ci_job"),
+                "image": scope.image("ci_job").ref,
                 "command": ["sh", "-ec"],
                 "args": ["\n".join([*prelude, *job["script"]])],
                 "workingDir": "/work/src",

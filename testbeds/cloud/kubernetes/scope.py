@@ -1,6 +1,3 @@
-# pulumi-kubernetes types its inputs as TypedDicts; the objects here are plain dicts, checked
-# against the official Kubernetes schemas (kubernetes-validate) by the tests instead.
-# mypy: disable-error-code="call-overload,no-any-return"
 """One namespace of a testbed and the building blocks every workload in it uses.
 
 A Scope creates the namespace with its Pod Security level, quota, default limits and a
@@ -11,6 +8,7 @@ policies that open one path at a time, and pinned Helm releases."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -36,6 +34,31 @@ DNS_EGRESS = {
     "to": [{"namespaceSelector": {}}],
     "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
 }
+
+
+@dataclass(frozen=True)
+class Image:
+    """An image the site profile names (schema.KUBERNETES_IMAGES), split the ways charts
+    ask for it."""
+
+    registry: str
+    repository: str
+    tag: str
+
+    @classmethod
+    def parse(cls, ref: str) -> Image:
+        name, tag = ref.rsplit(":", 1)
+        registry, repository = name.split("/", 1)
+        return cls(registry, repository, tag)
+
+    @property
+    def name(self) -> str:
+        """registry/repository, without the tag."""
+        return f"{self.registry}/{self.repository}"
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.tag}"
 
 
 class Scope:
@@ -110,6 +133,9 @@ class Scope:
             },
             opts=self.opts,
         )
+
+    def image(self, key: str) -> Image:
+        return Image.parse(self.site.image(key))
 
     def meta(self, name: str, **labels: str) -> dict[str, Any]:
         return {
@@ -291,7 +317,7 @@ class Scope:
             labels,
             {
                 "name": "postgresql",
-                "image": self.site.image("postgresql"),
+                "image": self.image("postgresql").ref,
                 "env": [
                     {"name": "POSTGRES_DB", "value": database},
                     {"name": "POSTGRES_USER", "value": database},
