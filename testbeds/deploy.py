@@ -6,11 +6,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from testbeds import paths
 from testbeds.errors import DeployError, TestbedError
 from testbeds.inventory import inventory_sources, render_inventory
 from testbeds.loader import load_definition
 from testbeds.plan import Plan
+from testbeds.playbook import SITE_PLAYBOOK
 from testbeds.progress import say
 from testbeds.runner import PlaybookResult, run_playbook
 from testbeds.state import StateDir, Timings, write_json
@@ -129,7 +129,7 @@ def run_definition_playbook(
 ) -> PlaybookResult:
     """Run the definition's playbook against the instance's inventory."""
     return run_playbook(
-        paths.PLAYBOOKS_DIR / plan.definition.playbook,
+        SITE_PLAYBOOK,
         inventory_sources(plan.site.name, state.inventory_file),
         state.runner_dir,
         forks=max(5, len(nodes)),
@@ -154,7 +154,7 @@ def configure(
     with timings.phase("inventory"):
         write_json(state.path / "plan.json", plan.as_dict())
         write_inventory(plan, state, nodes, target)
-    say(f"configuring with playbook {plan.definition.playbook}")
+    say(f"configuring with {SITE_PLAYBOOK.name}")
     with timings.phase("configure"):
         result = run_definition_playbook(plan, state, nodes, verbose)
     timings.roles = result.role_seconds

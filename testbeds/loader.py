@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from testbeds import paths
 from testbeds.errors import DefinitionError
+from testbeds.playbook import SITE_PLAYBOOK, played_roles
 from testbeds.schema import SiteProfile, TestbedDefinition
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -138,17 +139,21 @@ def load_definition(name_or_path: str, roles_dir: Path | None = None) -> Testbed
     data = read_yaml(path)
     definition = parse(TestbedDefinition, path, data)
     roles = available_roles(roles_dir)
+    played = played_roles()
     for group in definition.node_groups:
+        field = f"node_groups[{group.name}].roles"
         for role in group.roles:
             if role not in roles:
                 raise DefinitionError(
-                    path,
-                    f"node_groups[{group.name}].roles",
-                    f"unknown role {role!r} (roles/ has: {', '.join(sorted(roles))})",
+                    path, field, f"unknown role {role!r} (roles/ has: {', '.join(sorted(roles))})"
                 )
-    playbook = paths.PLAYBOOKS_DIR / definition.playbook
-    if not playbook.is_file():
-        raise DefinitionError(path, "playbook", f"{playbook} does not exist")
+            if role not in played:
+                raise DefinitionError(
+                    path,
+                    field,
+                    f"role {role!r} has no play in {SITE_PLAYBOOK.name}, so it would never run "
+                    "(roles with a play: " + ", ".join(played) + ")",
+                )
     for suite in definition.checks:
         if not (paths.CHECKS_DIR / suite).is_dir():
             raise DefinitionError(path, "checks", f"unknown check suite {suite!r}")

@@ -84,12 +84,31 @@ def build_plan(
     instance = instance or definition.name
     if not valid_name(instance):
         raise DefinitionError("--instance", "instance", f"{instance!r} is not a valid name")
+    offloads = offloads_here(site, target, instance)
     nodes = tuple(
-        PlannedNode(name=name, group=group.name, roles=group.roles, traits=group.traits)
+        PlannedNode(
+            name=name,
+            group=group.name,
+            roles=group.roles
+            + (("interlink",) if offloads and "slurm_login" in group.roles else ()),
+            traits=group.traits,
+        )
         for group in definition.node_groups
         for name in group.node_names()
     )
     return Plan(definition=definition, site=site, target=target, instance=instance, nodes=nodes)
+
+
+def offloads_here(site: SiteProfile, target: str, instance: str) -> bool:
+    """Whether this instance is the Slurm cluster the site's Kubernetes side offloads pods
+    to (`kubernetes.interlink.slurm_instance`): then its login nodes run interLink."""
+    kubernetes = site.kubernetes
+    return (
+        target != "kubernetes"
+        and kubernetes is not None
+        and kubernetes.interlink is not None
+        and kubernetes.interlink.slurm_instance == instance
+    )
 
 
 def resolve(

@@ -138,7 +138,6 @@ class TestbedDefinition(Strict):
 
     name: Name
     description: str
-    playbook: Annotated[str, Field(pattern=r"^[a-z0-9_-]+\.yml$")]
     checks: tuple[Annotated[str, Field(pattern=GROUP_NAME_PATTERN)], ...] = Field(min_length=1)
     entry: str = Field(description="node group users log in to (bastion / floating IP)")
     node_groups: tuple[NodeGroup, ...] = Field(min_length=1)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from testbeds import paths
 from testbeds.plan import Plan
+from testbeds.playbook import plays
 
 BAKED_REPOSITORY = "localhost/wp5-testbeds-baked"
 # Steps of a role that only install software; configure steps (and their secrets) never run.
@@ -29,7 +30,7 @@ def baked_image_ref(plan: Plan, group: str, base_image: str) -> str:
 
     The key covers the base image, every file of the group's roles, the site's inventories
     (package lists live there and in role defaults), the definition's values and the
-    playbook."""
+    group's plays."""
     node_group = next(g for g in plan.definition.node_groups if g.name == group)
     inventories = paths.inventories_dir()
     inputs = {
@@ -41,7 +42,7 @@ def baked_image_ref(plan: Plan, group: str, base_image: str) -> str:
             if (inventories / s).is_dir()
         },
         "values": plan.definition.vars,
-        "playbook": (paths.PLAYBOOKS_DIR / plan.definition.playbook).read_text(),
+        "plays": [(play.name, play.role) for play in plays() if play.role in node_group.roles],
         "steps": BAKE_STEPS,
         "format": 1,
     }

@@ -68,7 +68,6 @@ def scaled_hpc_access(compute_nodes: int, folder: Path) -> str:
     for switch in definition["vars"].get("slurm_topology", []):
         if switch["name"] == "leaf1":
             switch["nodes"] = [f"cpu{i}" for i in range(1, compute_nodes + 1)]
-    definition["playbook"] = "hpc-access.yml"
     path = folder / f"hpc-access-{compute_nodes}cpu.yaml"
     path.write_text(yaml.safe_dump(definition, sort_keys=False))
     return str(path)

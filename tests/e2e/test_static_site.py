@@ -34,7 +34,6 @@ NODES = {"controller": "controller", "cpu1": "cpu", "cpu2": "cpu"}
 DEFINITION = {
     "name": "static-slurm",
     "description": "Slurm core on a partner site's existing hosts",
-    "playbook": "hpc-access.yml",
     "checks": ["slurm_core"],
     "entry": "controller",
     "node_groups": [

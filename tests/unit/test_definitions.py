@@ -14,7 +14,6 @@ from testbeds.plan import resolve
 VALID = {
     "name": "mini",
     "description": "two groups",
-    "playbook": "hpc-access.yml",
     "checks": ["slurm_core"],
     "entry": "login",
     "node_groups": [
@@ -73,7 +72,11 @@ def test_valid_definition_expands_node_names(tmp_path: Path) -> None:
         ),
         ({"node_groups__1__name": "login"}, "", "node group name used twice: login"),
         ({"entry": "bastion"}, "", "entry 'bastion' is not a node group"),
-        ({"playbook": "missing.yml"}, "playbook", "does not exist"),
+        (
+            {"node_groups__1__roles": ["common", "slurm"]},
+            "node_groups[cpu].roles",
+            "role 'slurm' has no play in site.yml, so it would never run",
+        ),
         ({"checks": ["no_such_suite"]}, "checks", "unknown check suite"),
         ({"name": "Bad Name"}, "name", "should match pattern"),
     ],

@@ -53,7 +53,7 @@ shapes = st.recursive(
     ),
     max_leaves=12,
 )
-DEFINITION_KEYS = ["name", "description", "playbook", "checks", "entry", "node_groups", "vars"]
+DEFINITION_KEYS = ["name", "description", "checks", "entry", "node_groups", "vars"]
 
 
 @st.composite
@@ -178,3 +178,19 @@ def test_a_folder_named_like_a_definition_is_one_line(tmp_path: Path, capsys: An
     folder.mkdir()
     assert main(["show", str(folder)]) == 2
     assert "is a folder" in capsys.readouterr().err
+
+
+def test_up_with_a_role_that_would_never_run_creates_nothing(
+    tmp_path: Path, capsys: Any, isolated_state: Path
+) -> None:
+    """`slurm` is a role (others depend on it) without a play of its own in the site
+    playbook: `up` of a definition giving it to a node group stops with one line naming
+    the file and field, before any state or container exists."""
+    data = yaml.safe_load((Path(__file__).parents[1] / "fixtures" / "smoke.yaml").read_text())
+    data["node_groups"][0]["roles"] = [*data["node_groups"][0]["roles"], "slurm"]
+    path = tmp_path / "never-runs.yaml"
+    path.write_text(yaml.safe_dump(data))
+    code, created = run(["up", str(path), "--instance", "never-runs"], isolated_state)
+    err = capsys.readouterr().err
+    assert_clean_outcome(code, err, created, (2,))
+    assert f"{path}: node_groups[{data['node_groups'][0]['name']}].roles: role 'slurm'" in err

@@ -34,7 +34,6 @@ def definitions(draw: st.DrawFn) -> dict[str, Any]:
     return {
         "name": "prop",
         "description": "generated",
-        "playbook": "hpc-access.yml",
         "checks": ["slurm_core"],
         "entry": names[0],
         "node_groups": groups,
@@ -93,7 +92,6 @@ def test_unknown_top_level_keys_are_refused(extra: dict[str, int]) -> None:
     data = {
         "name": "x",
         "description": "d",
-        "playbook": "hpc-access.yml",
         "checks": ["slurm_core"],
         "entry": "a",
         "node_groups": [{"name": "a", "roles": ["common"]}],
