@@ -103,15 +103,7 @@ def _build(
     state = StateDir(builder.instance, reserved_ok=True)
     timings = Timings()
     try:
-        state.write_meta(
-            {
-                "testbed": plan.name,
-                "site": plan.site.name,
-                "target": "local",
-                "instance": builder.instance,
-                "bake": True,
-            }
-        )
+        state.write_record(builder.record(bake=True))
         say(f"baking {len(missing)} group image(s) of {plan.name}: {', '.join(sorted(missing))}")
         with timings.phase("provision"):
             nodes = target.provision(builder, state)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from testbeds.errors import DeployError, TestbedError
@@ -24,7 +24,8 @@ MUNGE_KEY_BYTES = 1024
 @dataclass
 class UpResult:
     instance: str
-    playbook: PlaybookResult
+    # None where the target configures no nodes (it deploys workloads).
+    playbook: PlaybookResult | None
     verify: VerifyResult | None
     timings: Timings
     nodes: list[ProvisionedNode] = field(default_factory=list)
@@ -32,7 +33,9 @@ class UpResult:
     def as_dict(self) -> dict[str, Any]:
         return {
             "instance": self.instance,
-            "ansible": {
+            "ansible": None
+            if self.playbook is None
+            else {
                 "status": self.playbook.status,
                 "rc": self.playbook.rc,
                 "changed": self.playbook.changed_total,
@@ -78,21 +81,13 @@ def up(plan: Plan, verbose: bool = False, run_verify: bool = True) -> UpResult:
     with timings.phase("preflight"):
         target.preflight(plan)
     if state.exists():
-        previous = state.read_meta()
-        if previous.get("testbed") != plan.name:
+        previous = state.read_record()
+        if previous.testbed != plan.name:
             raise TestbedError(
-                f"instance {plan.instance!r} already holds testbed {previous.get('testbed')!r}; "
+                f"instance {plan.instance!r} already holds testbed {previous.testbed!r}; "
                 "bring it down first or choose --instance"
             )
-    state.write_meta(
-        {
-            "testbed": plan.name,
-            "definition": plan.source or plan.name,
-            "site": plan.site.name,
-            "target": plan.target,
-            "instance": plan.instance,
-        }
-    )
+    state.write_record(plan.record())
     if target.configures_nodes:
         say(f"provisioning {len(plan.nodes)} node(s) of {plan.name} on target {plan.target}")
     else:
@@ -102,7 +97,7 @@ def up(plan: Plan, verbose: bool = False, run_verify: bool = True) -> UpResult:
     if not target.configures_nodes:
         checked = _verify_phase(plan.instance, timings, run_verify)
         state.write_timings("up", timings, {})
-        return UpResult(plan.instance, PlaybookResult("not run", 0, {}, []), checked, timings)
+        return UpResult(plan.instance, None, checked, timings)
     return configure(plan, state, nodes, target, timings, verbose, run_verify)
 
 
@@ -195,15 +190,11 @@ def require_state(instance: str) -> StateDir:
 
 def verify(instance: str, extra_args: list[str] | None = None, quiet: bool = False) -> VerifyResult:
     state = require_state(instance)
-    meta = state.read_meta()
-    definition = load_definition(meta.get("definition") or meta["testbed"])
-    suites, env = list(definition.checks), {}
-    if "namespace" in meta:  # deployed as workloads on Kubernetes: checked in the cluster
-        suites = ["kubernetes"]
-        env = {"WP5_K8S_NAMESPACE": meta["namespace"], "WP5_K8S_CONTEXT": meta.get("context", "")}
-    say(f"running checks {', '.join(suites)} against {instance}")
+    record = state.read_record()
+    run = get_target(record.target).checks(load_definition(record.definition), record)
+    say(f"running checks {', '.join(run.suites)} against {instance}")
     result = run_checks(
-        suites, state.nodes_file, state.report_file, extra_args, quiet=quiet, env=env
+        list(run.suites), state.nodes_file, state.report_file, extra_args, quiet=quiet, env=run.env
     )
     say(
         f"checks: {result.tests} run, {result.failures} failed, {result.errors} errors, "
@@ -214,7 +205,9 @@ def verify(instance: str, extra_args: list[str] | None = None, quiet: bool = Fal
 
 def status(instance: str) -> dict[str, Any]:
     state = StateDir(instance)
-    meta = state.read_meta() if state.exists() else {"instance": instance, "target": "local"}
+    meta: dict[str, Any] = (
+        asdict(state.read_record()) if state.exists() else {"instance": instance, "target": "local"}
+    )
     rows: list[NodeStatus] = get_target(meta["target"]).status(instance)
     report = None
     if state.report_file.is_file():
@@ -235,8 +228,7 @@ def down(instance: str) -> dict[str, Any]:
     state = StateDir(instance)
     if not state.exists():
         return {"instance": instance, "removed": None, "secrets_kept": None, "timings_s": {}}
-    target_name = state.read_meta()["target"]
-    target = get_target(target_name)
+    target = get_target(state.read_record().target)
     with timings.phase("destroy"):
         removed = target.destroy(instance)
     left = target.leftovers(instance)

@@ -8,6 +8,7 @@ from typing import Any
 from testbeds.errors import DefinitionError
 from testbeds.loader import definition_path, load_definition, load_site
 from testbeds.schema import SiteProfile, TestbedDefinition, Traits, valid_name
+from testbeds.state import InstanceRecord
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,17 @@ class Plan:
             for role in node.roles:
                 groups.setdefault(role, []).append(node.name)
         return groups
+
+    def record(self, bake: bool = False) -> InstanceRecord:
+        """The instance record of this plan, as `up` (or a bake) starts it."""
+        return InstanceRecord(
+            testbed=self.name,
+            definition=self.source or self.name,
+            site=self.site.name,
+            target=self.target,
+            instance=self.instance,
+            bake=bake,
+        )
 
     def entry_node(self) -> PlannedNode:
         return next(n for n in self.nodes if n.group == self.definition.entry)

@@ -11,7 +11,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,23 @@ class Timings:
         return round(sum(self.phases.values()), 2)
 
 
+@dataclass(frozen=True)
+class InstanceRecord:
+    """What `testbed` keeps about an instance between commands (its state's meta.json)."""
+
+    testbed: str
+    # Where the definition was read from: a shipped name, or a YAML file's absolute path.
+    definition: str
+    site: str
+    target: str
+    instance: str
+    # A throw-away instance that builds baked images.
+    bake: bool = False
+    # Kubernetes: the namespace the workloads went to, and the kubeconfig context.
+    namespace: str | None = None
+    context: str = ""
+
+
 class StateDir:
     """The state of one instance: always a direct child of the state root, 0700."""
 
@@ -100,7 +117,7 @@ class StateDir:
             raise InvalidInstanceName(f"{instance!r} does not name a state directory")
 
     def exists(self) -> bool:
-        return (self.path / "meta.json").is_file()
+        return self.record_file.is_file()
 
     def create(self) -> None:
         """Make the state root and this instance's directory, both 0700."""
@@ -127,13 +144,21 @@ class StateDir:
     def secrets_dir(self) -> Path:
         return self.path / "secrets"
 
-    def write_meta(self, meta: dict[str, Any]) -> None:
-        self.create()
-        write_json(self.path / "meta.json", meta)
+    @property
+    def record_file(self) -> Path:
+        return self.path / "meta.json"
 
-    def read_meta(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads((self.path / "meta.json").read_text(encoding="utf-8"))
-        return data
+    def write_record(self, record: InstanceRecord) -> None:
+        """The one writer of the instance record (creating the state directory)."""
+        if record.instance != self.instance:
+            raise ValueError(f"record of {record.instance!r} written to {self.instance!r}")
+        self.create()
+        write_json(self.record_file, asdict(record))
+
+    def read_record(self) -> InstanceRecord:
+        data = json.loads(self.record_file.read_text(encoding="utf-8"))
+        known = {f.name for f in fields(InstanceRecord)}
+        return InstanceRecord(**{k: v for k, v in data.items() if k in known})
 
     def secret(self, name: str, nbytes: int) -> Path:
         """Path of a generated secret, creating it on first use; its value is never printed."""

@@ -60,14 +60,7 @@ def _run(props: dict[str, Any]) -> dict[str, Any]:
         props["testbed"], site=props["site"], target="openstack", instance=props["instance"]
     )
     state = StateDir(plan.instance)
-    state.write_meta(
-        {
-            "testbed": plan.name,
-            "site": plan.site.name,
-            "target": plan.target,
-            "instance": plan.instance,
-        }
-    )
+    state.write_record(plan.record())
     write_private(state.secrets_dir / "munge.key", base64.b64decode(props["munge_key_b64"]))
     nodes = cloud_nodes(state, props["nodes"], props["ssh_private_key"], props["ssh_user"])
     result = deploy.configure(plan, state, nodes, get_target(plan.target))
@@ -75,6 +68,7 @@ def _run(props: dict[str, Any]) -> dict[str, Any]:
         raise RuntimeError(
             f"testbed {plan.instance} is configured but failed its checks: {result.verify}"
         )
+    assert result.playbook is not None  # configure always runs the playbook
     return {"ansible_changed": result.playbook.changed_total, "checks_passed": result.verify.tests}
 
 

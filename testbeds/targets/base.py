@@ -13,7 +13,8 @@ from typing import Any, Protocol
 from testbeds import deadlines
 from testbeds.errors import PreflightError
 from testbeds.plan import Plan
-from testbeds.state import StateDir
+from testbeds.schema import TestbedDefinition
+from testbeds.state import InstanceRecord, StateDir
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,19 @@ class ProvisionedNode:
 
 
 @dataclass(frozen=True)
+class CheckRun:
+    """Which check suites `verify` runs for an instance, and what they are told."""
+
+    suites: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def node_checks(definition: TestbedDefinition) -> CheckRun:
+    """Targets that configure nodes run the definition's suites against them."""
+    return CheckRun(tuple(definition.checks))
+
+
+@dataclass(frozen=True)
 class NodeStatus:
     name: str
     state: str
@@ -58,6 +72,9 @@ class Target(Protocol):
 
     def preflight(self, plan: Plan) -> None:
         """Raise PreflightError before anything is created if the plan cannot be hosted."""
+
+    def checks(self, definition: TestbedDefinition, record: InstanceRecord) -> CheckRun:
+        """The suites `verify` runs for an instance on this target, with their environment."""
 
     def provision(self, plan: Plan, state: StateDir) -> list[ProvisionedNode]:
         """Create or reuse every node of the plan and return how to reach each over SSH."""

@@ -6,6 +6,7 @@ runs the `kubernetes` check suite in the cluster (testinfra over kubectl)."""
 from __future__ import annotations
 
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,10 @@ from testbeds.errors import DefinitionError, PreflightError
 from testbeds.loader import site_dir
 from testbeds.plan import Plan
 from testbeds.progress import say
-from testbeds.state import StateDir
+from testbeds.schema import TestbedDefinition
+from testbeds.state import InstanceRecord, StateDir
 from testbeds.targets.base import (
+    CheckRun,
     NodeStatus,
     ProvisionedNode,
     require_pulumi,
@@ -65,6 +68,13 @@ class KubernetesTarget:
         "infiniband": "not used: MPI runs on the Slurm cluster the virtual node offloads to",
     }
 
+    def checks(self, definition: TestbedDefinition, record: InstanceRecord) -> CheckRun:
+        """Workloads are checked in the cluster: the namespace, through kubectl."""
+        return CheckRun(
+            ("kubernetes",),
+            {"WP5_K8S_NAMESPACE": record.namespace or "", "WP5_K8S_CONTEXT": record.context},
+        )
+
     def preflight(self, plan: Plan) -> None:
         kubernetes_site(plan)  # names a missing site.yml field
         oauth = oauth_client_secret_file(plan)
@@ -102,7 +112,9 @@ class KubernetesTarget:
         say(f"pulumi up: stack {plan.instance} in {stack_dir()}")
         result = run_stack_operation(stack, "up", lambda line: say(f"  {line.rstrip()}"))
         namespace = result.outputs["namespace"].value
-        state.write_meta({**state.read_meta(), "namespace": namespace, "context": context or ""})
+        state.write_record(
+            replace(state.read_record(), namespace=str(namespace), context=context or "")
+        )
         say(f"namespace {namespace} deployed")
         return []
 

@@ -12,12 +12,12 @@ from testbeds.errors import DeployError, PreflightError
 from testbeds.loader import missing_site_section
 from testbeds.plan import Plan, PlannedNode
 from testbeds.progress import say
-from testbeds.schema import LocalSite
+from testbeds.schema import LocalSite, TestbedDefinition
 from testbeds.sshkeys import ensure_client_key, ssh_args, write_known_hosts
-from testbeds.state import StateDir
+from testbeds.state import InstanceRecord, StateDir
 from testbeds.targets import podman
 from testbeds.targets.baked import baked_image_ref
-from testbeds.targets.base import NodeStatus, ProvisionedNode
+from testbeds.targets.base import CheckRun, NodeStatus, ProvisionedNode, node_checks
 from testbeds.targets.image import ensure_base_image
 from testbeds.targets.netstate import current_stale_network_state
 
@@ -96,6 +96,9 @@ class LocalTarget:
 
     def _site(self, plan: Plan) -> LocalSite:
         return local_site(plan)
+
+    def checks(self, definition: TestbedDefinition, record: InstanceRecord) -> CheckRun:
+        return node_checks(definition)
 
     def preflight(self, plan: Plan) -> None:
         self._site(plan)

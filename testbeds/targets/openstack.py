@@ -12,10 +12,13 @@ from testbeds.cloud.openstack_preflight import check
 from testbeds.cloud.sites import openstack_site
 from testbeds.plan import Plan
 from testbeds.progress import say
-from testbeds.state import StateDir
+from testbeds.schema import TestbedDefinition
+from testbeds.state import InstanceRecord, StateDir
 from testbeds.targets.base import (
+    CheckRun,
     NodeStatus,
     ProvisionedNode,
+    node_checks,
     require_pulumi,
     run_stack_operation,
 )
@@ -43,6 +46,9 @@ class OpenStackTarget:
     keeps_hosts = False
     # Real hardware: GPU flavors and IB/RoCE ports are what the site profile names.
     hardware_notes: dict[str, str] = {}
+
+    def checks(self, definition: TestbedDefinition, record: InstanceRecord) -> CheckRun:
+        return node_checks(definition)
 
     def preflight(self, plan: Plan) -> None:
         site = openstack_site(plan)

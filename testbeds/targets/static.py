@@ -17,7 +17,7 @@ from testbeds.errors import DefinitionError, PreflightError
 from testbeds.loader import definition_path, missing_site_section, read_yaml, site_dir
 from testbeds.plan import Plan
 from testbeds.progress import say
-from testbeds.schema import StaticSite, check_host
+from testbeds.schema import StaticSite, TestbedDefinition, check_host
 from testbeds.sshconfig import (
     BASTION,
     CONNECT_TIMEOUT_S,
@@ -26,8 +26,8 @@ from testbeds.sshconfig import (
     reached_through,
     write_ssh_config,
 )
-from testbeds.state import StateDir
-from testbeds.targets.base import NodeStatus, ProvisionedNode
+from testbeds.state import InstanceRecord, StateDir
+from testbeds.targets.base import CheckRun, NodeStatus, ProvisionedNode, node_checks
 
 
 def static_site(plan: Plan) -> StaticSite:
@@ -156,6 +156,9 @@ class StaticTarget:
     keeps_hosts = True
     # Real hardware: what the hosts have is what the roles detect.
     hardware_notes: dict[str, str] = {}
+
+    def checks(self, definition: TestbedDefinition, record: InstanceRecord) -> CheckRun:
+        return node_checks(definition)
 
     def preflight(self, plan: Plan) -> None:
         site = static_site(plan)

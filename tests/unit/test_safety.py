@@ -25,7 +25,7 @@ from testbeds.plan import resolve
 from testbeds.runner import run_playbook
 from testbeds.sshconfig import Bastion, Login, write_ssh_config
 from testbeds.sshkeys import ensure_client_key
-from testbeds.state import StateDir, write_private
+from testbeds.state import InstanceRecord, StateDir, write_private
 from testbeds.targets.base import run_stack_operation
 from tests.conftest import REPO
 
@@ -39,7 +39,7 @@ def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
 
 def make_instance(root: Path, name: str, target: str = "local") -> StateDir:
     state = StateDir(name, root=root)
-    state.write_meta({"testbed": "smoke", "target": target, "instance": name, "site": "local"})
+    state.write_record(InstanceRecord("smoke", "smoke", "local", target, name))
     write_private(state.secrets_dir / "munge.key", b"k" * 32)
     return state
 
