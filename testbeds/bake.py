@@ -115,7 +115,7 @@ def _build(
             raise DeployError(f"baking {plan.name} failed:\n  {details}")
         with timings.phase("commit"):
             for node in nodes:
-                container = str(node.facts["container"])
+                container = node.container
                 # Package caches and the node's own identity are not part of what is baked.
                 podman.exec_(container, "sh", "-c", NODE_IDENTITY_CLEANUP)
                 podman.run(

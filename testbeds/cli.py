@@ -18,6 +18,7 @@ from testbeds.plan import resolve
 from testbeds.progress import reset_clock, say
 from testbeds.state import InvalidInstanceName, StateDir
 from testbeds.targets import get_target
+from testbeds.targets.base import read_nodes
 
 
 def _emit(data: Any, as_json: bool, text: str) -> None:
@@ -158,7 +159,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     state = StateDir(plan.instance)
     addresses = {}
     if state.nodes_file.is_file():
-        addresses = {n["name"]: n["address"] for n in json.loads(state.nodes_file.read_text())}
+        addresses = {n.name: n.address for n in read_nodes(state.nodes_file)}
     out = Path(args.output) if args.output else Path.cwd() / plan.instance
     written = render(plan, out, addresses, state.report_file, hardware_notes_for(plan.target))
     _emit([str(p) for p in written], args.json, "\n".join(f"wrote {p}" for p in written))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -15,7 +14,7 @@ from testbeds.progress import say
 from testbeds.runner import PlaybookResult, run_playbook
 from testbeds.state import StateDir, Timings, write_json
 from testbeds.targets import get_target
-from testbeds.targets.base import NodeStatus, ProvisionedNode, Target
+from testbeds.targets.base import NodeStatus, ProvisionedNode, Target, read_nodes, write_nodes
 from testbeds.verify import VerifyResult, report_counts, run_checks
 
 MUNGE_KEY_BYTES = 1024
@@ -109,7 +108,7 @@ def write_inventory(
     extra_vars: dict[str, Any] | None = None,
 ) -> None:
     """Record the nodes and render the instance's inventory for them."""
-    write_json(state.nodes_file, [n.as_dict() for n in nodes])
+    write_nodes(state.nodes_file, nodes)
     values = {**generated_vars(plan, state, target), **(extra_vars or {})}
     state.inventory_file.parent.mkdir(parents=True, exist_ok=True)
     state.inventory_file.write_text(render_inventory(plan, nodes, values), encoding="utf-8")
@@ -250,4 +249,4 @@ def down(instance: str) -> dict[str, Any]:
 
 def load_nodes(instance: str) -> list[ProvisionedNode]:
     state = require_state(instance)
-    return [ProvisionedNode.from_dict(d) for d in json.loads(state.nodes_file.read_text())]
+    return read_nodes(state.nodes_file)

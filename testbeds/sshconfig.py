@@ -5,7 +5,7 @@ file, so both take the same path and check the same host keys, strictly."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -89,12 +89,6 @@ def reached_through(config: Path, node: ProvisionedNode, user: str) -> Provision
     }
     if user != "root":
         ansible_vars["ansible_become"] = True
-    return ProvisionedNode(
-        name=node.name,
-        group=node.group,
-        roles=node.roles,
-        address=node.address,
-        testinfra_uri=f"ssh://{node.name}?ssh_config={config}",
-        ansible_vars=ansible_vars,
-        facts=node.facts,
+    return replace(
+        node, testinfra_uri=f"ssh://{node.name}?ssh_config={config}", ansible_vars=ansible_vars
     )

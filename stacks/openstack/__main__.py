@@ -34,6 +34,7 @@ if config.get_bool("configure") is not False:
         site=plan.site.name,
         instance=plan.instance,
         nodes=testbed.nodes,
+        entry_address=testbed.entry_address,
         munge_key_b64=munge_key.base64,
         ssh_private_key=ssh_key.private_key_openssh,
         ssh_user=openstack_site(plan).ssh_user,

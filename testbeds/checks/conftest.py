@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 import testinfra
 
+from testbeds.targets.base import ProvisionedNode, read_nodes
+
 
 class Testbed:
     """The provisioned nodes of the instance under check, read from its state directory."""
@@ -20,7 +22,7 @@ class Testbed:
 
     def __init__(self, nodes_file: Path) -> None:
         self.nodes_file = nodes_file
-        self.nodes: list[dict[str, Any]] = json.loads(nodes_file.read_text())
+        self.nodes: list[ProvisionedNode] = read_nodes(nodes_file)
         plan_file = nodes_file.with_name("plan.json")
         self.plan: dict[str, Any] = json.loads(plan_file.read_text()) if plan_file.is_file() else {}
 
@@ -42,12 +44,12 @@ class Testbed:
         raise KeyError(f"node {node!r} is in no node group of {self.nodes_file.parent}/plan.json")
 
     def group(self, name: str) -> list[str]:
-        return [n["name"] for n in self.nodes if name in n["roles"] or n["group"] == name]
+        return [n.name for n in self.nodes if name in n.roles or n.group == name]
 
     @cache  # noqa: B019 - one testinfra host per node for the whole session
     def host(self, name: str) -> Any:
-        node = next(n for n in self.nodes if n["name"] == name)
-        return testinfra.get_host(node["testinfra_uri"])
+        node = next(n for n in self.nodes if n.name == name)
+        return testinfra.get_host(node.testinfra_uri)
 
 
 @cache

@@ -3,6 +3,7 @@ IP (ProxyJump), with the stack's SSH key, checking the host keys the stack gener
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from testbeds.sshconfig import Bastion, Login, reached_through, write_ssh_config
@@ -10,21 +11,50 @@ from testbeds.state import StateDir, write_private
 from testbeds.targets.base import ProvisionedNode
 
 
+@dataclass(frozen=True)
+class CloudNode:
+    """A node as a cloud stack exports it: its fixed address and the host key it was given."""
+
+    name: str
+    group: str
+    roles: tuple[str, ...]
+    address: str
+    host_key: str
+    # The node the floating IP belongs to (every other node is reached through it).
+    entry: bool
+
+    def as_output(self) -> dict[str, Any]:
+        """The stack output form (Pulumi outputs are JSON)."""
+        return {**asdict(self), "roles": list(self.roles)}
+
+    @classmethod
+    def from_output(cls, data: dict[str, Any]) -> CloudNode:
+        return cls(**{**data, "roles": tuple(data["roles"])})
+
+
 def cloud_nodes(
-    state: StateDir, records: list[dict[str, Any]], private_key: str, user: str
+    state: StateDir,
+    outputs: list[dict[str, Any]],
+    entry_address: str,
+    private_key: str,
+    user: str,
 ) -> list[ProvisionedNode]:
     """Write the key, known_hosts and ssh_config of the instance; return nodes that use them."""
+    nodes = [CloudNode.from_output(o) for o in outputs]
     key_file = state.secrets_dir / "ssh_cloud_ed25519"
     write_private(key_file, private_key.encode())
-    entry = next(r for r in records if r["facts"]["entry"])
+    (entry,) = [n for n in nodes if n.entry]
     known_hosts = state.path / "known_hosts"
-    lines = [f"{entry['facts']['entry_address']} {entry['facts']['host_key']}"]
-    lines += [f"{r['address']} {r['facts']['host_key']}" for r in records]
+    lines = [f"{entry_address} {entry.host_key}"]
+    lines += [f"{n.address} {n.host_key}" for n in nodes]
     known_hosts.write_text("\n".join(lines) + "\n", encoding="utf-8")
     config = write_ssh_config(
         state,
-        {r["name"]: (r["address"], 22) for r in records},
+        {n.name: (n.address, 22) for n in nodes},
         Login(user, key_file, known_hosts),
-        Bastion(entry["facts"]["entry_address"], user),
+        Bastion(entry_address, user),
     )
-    return [reached_through(config, ProvisionedNode.from_dict(r), user) for r in records]
+    return [
+        reached_through(config, ProvisionedNode(n.name, n.group, n.roles, n.address, ""), user)
+        for n in nodes
+    ]

@@ -21,7 +21,7 @@ from testbeds import paths
 from testbeds.loader import definition_path, site_dir
 
 # Inputs whose change means the nodes must be configured again.
-TRIGGERS = ("nodes", "definition_hash", "site_hash", "roles_hash")
+TRIGGERS = ("nodes", "entry_address", "definition_hash", "site_hash", "roles_hash")
 
 
 def tree_hash(*roots: Path) -> str:
@@ -62,7 +62,9 @@ def _run(props: dict[str, Any]) -> dict[str, Any]:
     state = StateDir(plan.instance)
     state.write_record(plan.record())
     write_private(state.secrets_dir / "munge.key", base64.b64decode(props["munge_key_b64"]))
-    nodes = cloud_nodes(state, props["nodes"], props["ssh_private_key"], props["ssh_user"])
+    nodes = cloud_nodes(
+        state, props["nodes"], props["entry_address"], props["ssh_private_key"], props["ssh_user"]
+    )
     result = deploy.configure(plan, state, nodes, get_target(plan.target))
     if result.verify is None or not result.verify.ok:
         raise RuntimeError(
@@ -102,6 +104,7 @@ class TestbedConfiguration(dynamic.Resource):
         site: str,
         instance: str,
         nodes: pulumi.Input[list[dict[str, Any]]],
+        entry_address: pulumi.Input[str],
         munge_key_b64: pulumi.Input[str],
         ssh_private_key: pulumi.Input[str],
         ssh_user: str,
@@ -115,6 +118,7 @@ class TestbedConfiguration(dynamic.Resource):
                 "site": site,
                 "instance": instance,
                 "nodes": nodes,
+                "entry_address": entry_address,
                 "munge_key_b64": pulumi.Output.secret(munge_key_b64),
                 "ssh_private_key": pulumi.Output.secret(ssh_private_key),
                 "ssh_user": ssh_user,

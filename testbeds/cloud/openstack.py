@@ -18,6 +18,7 @@ import pulumi
 import pulumi_openstack as openstack
 import pulumi_tls as tls
 
+from testbeds.cloud.access import CloudNode
 from testbeds.cloud.cloud_init import user_data
 from testbeds.cloud.sites import flavor_for
 from testbeds.plan import Plan, PlannedNode
@@ -140,14 +141,9 @@ class OpenStackTestbed(pulumi.ComponentResource):
         self.entry_address = floating_ip.address
         count = len(plan.nodes)
         self.nodes = pulumi.Output.all(
-            floating_ip.address,
             *(ports[n.name].all_fixed_ips.apply(lambda ips: ips[0]) for n in plan.nodes),
             *(host_keys[n.name].public_key_openssh for n in plan.nodes),
-        ).apply(
-            lambda values: self._inventory_nodes(
-                values[0], values[1 : 1 + count], values[1 + count :]
-            )
-        )
+        ).apply(lambda values: self._inventory_nodes(values[:count], values[count:]))
         self.register_outputs({"nodes": self.nodes, "entry_address": self.entry_address})
 
     def _user_data(self, node: PlannedNode, host_key: tls.PrivateKey) -> pulumi.Output[str]:
@@ -273,26 +269,13 @@ class OpenStackTestbed(pulumi.ComponentResource):
                 opts=self._child,
             )
 
-    def _inventory_nodes(
-        self, entry_address: str, addresses: list[str], host_keys: list[str]
-    ) -> list[dict[str, Any]]:
-        """Nodes in the shape every target returns (ProvisionedNode), each with its host key;
-        testbeds.cloud.access adds how to reach them (through the entry node)."""
+    def _inventory_nodes(self, addresses: list[str], host_keys: list[str]) -> list[dict[str, Any]]:
+        """The nodes as CloudNode outputs; testbeds.cloud.access makes them reachable."""
         plan = self._args.plan
         entry = plan.entry_node().name
         return [
-            {
-                "name": node.name,
-                "group": node.group,
-                "roles": list(node.roles),
-                "address": address,
-                "testinfra_uri": "",
-                "ansible_vars": {},
-                "facts": {
-                    "entry": node.name == entry,
-                    "entry_address": entry_address,
-                    "host_key": key.strip(),
-                },
-            }
+            CloudNode(
+                node.name, node.group, node.roles, address, key.strip(), node.name == entry
+            ).as_output()
             for node, address, key in zip(plan.nodes, addresses, host_keys, strict=True)
         ]

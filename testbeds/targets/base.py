@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from testbeds import deadlines
 from testbeds.errors import PreflightError
 from testbeds.plan import Plan
 from testbeds.schema import TestbedDefinition
-from testbeds.state import InstanceRecord, StateDir
+from testbeds.state import InstanceRecord, StateDir, write_json
 
 
 @dataclass(frozen=True)
 class ProvisionedNode:
-    """A node that exists and can be reached; the same shape whatever the target."""
+    """A node that exists and can be reached; the same shape whatever the target, from the
+    target through the inventory (nodes.json) to the checks."""
 
     name: str
     group: str
@@ -27,7 +30,9 @@ class ProvisionedNode:
     address: str
     testinfra_uri: str
     ansible_vars: dict[str, Any] = field(default_factory=dict)
-    facts: dict[str, Any] = field(default_factory=dict)
+    # The local target's podman container and the image it started from (bake commits it).
+    container: str = ""
+    image: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -37,6 +42,14 @@ class ProvisionedNode:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ProvisionedNode:
         return cls(**{**data, "roles": tuple(data["roles"])})
+
+
+def write_nodes(path: Path, nodes: list[ProvisionedNode]) -> None:
+    write_json(path, [n.as_dict() for n in nodes])
+
+
+def read_nodes(path: Path) -> list[ProvisionedNode]:
+    return [ProvisionedNode.from_dict(d) for d in json.loads(path.read_text(encoding="utf-8"))]
 
 
 @dataclass(frozen=True)

@@ -162,7 +162,8 @@ class LocalTarget:
                     "ansible_ssh_private_key_file": str(private_key),
                     "ansible_ssh_common_args": extra_args,
                 },
-                facts={"container": b.container, "image": images[b.node.group]},
+                container=b.container,
+                image=images[b.node.group],
             )
             for b in booted
         ]

@@ -73,6 +73,7 @@ class OpenStackTarget:
         return cloud_nodes(
             state,
             outputs["nodes"].value,
+            outputs["entry_address"].value,
             outputs["ssh_private_key"].value,
             openstack_site(plan).ssh_user,
         )

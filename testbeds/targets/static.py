@@ -14,10 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from testbeds.errors import DefinitionError, PreflightError
-from testbeds.loader import definition_path, missing_site_section, read_yaml, site_dir
+from testbeds.loader import (
+    definition_path,
+    load_site,
+    missing_site_section,
+    read_yaml,
+    site_dir,
+)
 from testbeds.plan import Plan
 from testbeds.progress import say
-from testbeds.schema import StaticSite, TestbedDefinition, check_host
+from testbeds.schema import SiteProfile, StaticSite, TestbedDefinition, check_host
 from testbeds.sshconfig import (
     BASTION,
     CONNECT_TIMEOUT_S,
@@ -27,13 +33,17 @@ from testbeds.sshconfig import (
     write_ssh_config,
 )
 from testbeds.state import InstanceRecord, StateDir
-from testbeds.targets.base import CheckRun, NodeStatus, ProvisionedNode, node_checks
+from testbeds.targets.base import CheckRun, NodeStatus, ProvisionedNode, node_checks, read_nodes
 
 
 def static_site(plan: Plan) -> StaticSite:
-    if plan.site.static is None:
-        raise missing_site_section(plan.site.name, "static")
-    return plan.site.static
+    return _static_section(plan.site)
+
+
+def _static_section(profile: SiteProfile) -> StaticSite:
+    if profile.static is None:
+        raise missing_site_section(profile.name, "static")
+    return profile.static
 
 
 def site_path(plan: Plan, value: str) -> Path:
@@ -210,31 +220,34 @@ class StaticTarget:
     def status(self, instance: str) -> list[NodeStatus]:
         state = StateDir(instance)
         config = state.path / "ssh_config"
-        if not config.is_file():
+        if not (config.is_file() and state.nodes_file.is_file()):
             return []
-        names = [
-            line.split()[1]
-            for line in config.read_text().splitlines()
-            if line.startswith("Host ") and line.split()[1] != BASTION
-        ]
         rows = []
-        for name in names:
-            ok = _ssh(config, name, "true").returncode == 0
-            rows.append(NodeStatus(name, "running" if ok else "unreachable", "site host over SSH"))
+        for node in read_nodes(state.nodes_file):
+            ok = _ssh(config, node.name, "true").returncode == 0
+            rows.append(
+                NodeStatus(node.name, "running" if ok else "unreachable", "site host over SSH")
+            )
         return rows
 
     def destroy(self, instance: str) -> list[str]:
-        """The hosts belong to the site: nothing is removed, only the SSH connections closed."""
-        config = StateDir(instance).path / "ssh_config"
-        if config.is_file():
-            for line in config.read_text().splitlines():
-                if line.startswith("Host "):
-                    subprocess.run(
-                        ["ssh", "-F", str(config), "-O", "exit", line.split()[1]],
-                        capture_output=True,
-                        check=False,
-                        timeout=CONNECT_TIMEOUT_S,
-                    )
+        """The hosts belong to the site: nothing is removed, only the SSH connections closed
+        (each node's, and the bastion's if the site has one)."""
+        state = StateDir(instance)
+        config = state.path / "ssh_config"
+        if not (config.is_file() and state.nodes_file.is_file()):
+            return []
+        names = [node.name for node in read_nodes(state.nodes_file)]
+        site = _static_section(load_site(state.read_record().site))
+        if site.bastion is not None:
+            names.append(BASTION)
+        for name in names:
+            subprocess.run(
+                ["ssh", "-F", str(config), "-O", "exit", name],
+                capture_output=True,
+                check=False,
+                timeout=CONNECT_TIMEOUT_S,
+            )
         return []
 
     def leftovers(self, instance: str) -> list[str]:

@@ -10,19 +10,14 @@ from pathlib import Path
 from testbeds.cloud.access import cloud_nodes
 from testbeds.state import StateDir
 
-RECORDS = [
+OUTPUTS = [
     {
         "name": name,
         "group": name.rstrip("12"),
         "roles": ["common"],
         "address": address,
-        "testinfra_uri": "",
-        "ansible_vars": {},
-        "facts": {
-            "entry": name == "login",
-            "entry_address": "192.0.2.10",
-            "host_key": f"ssh-ed25519 K{name}",
-        },
+        "host_key": f"ssh-ed25519 K{name}",
+        "entry": name == "login",
     }
     for name, address in (("login", "10.42.0.5"), ("cpu1", "10.42.0.6"), ("cpu2", "10.42.0.7"))
 ]
@@ -30,7 +25,7 @@ RECORDS = [
 
 def test_nodes_reached_through_the_entry_node_with_known_keys(tmp_path: Path) -> None:
     state = StateDir("cloud", root=tmp_path)
-    nodes = cloud_nodes(state, RECORDS, "PRIVATE KEY", "debian")
+    nodes = cloud_nodes(state, OUTPUTS, "192.0.2.10", "PRIVATE KEY", "debian")
     key = state.secrets_dir / "ssh_cloud_ed25519"
     assert key.read_text() == "PRIVATE KEY"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600

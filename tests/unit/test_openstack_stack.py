@@ -12,11 +12,11 @@ from typing import Any
 import pulumi
 import pytest
 
+from testbeds.cloud.access import CloudNode
 from testbeds.cloud.configure import needs_configuring, tree_hash
 from testbeds.cloud.openstack import OpenStackTestbed, OpenStackTestbedArgs
 from testbeds.cloud.sites import openstack_site
 from testbeds.plan import Plan, resolve
-from testbeds.targets.base import ProvisionedNode
 from tests.pulumi_mocks import RecordingMocks
 
 FLOATING_IP = "192.0.2.10"
@@ -140,18 +140,18 @@ def test_volumes_for_shared_filesystems_on_their_server(partner_a: Any) -> None:
     assert {a["instanceId"] for a in attachments} == {"hpc-a-controller-id"}
 
 
-def test_inventory_has_the_shape_of_every_target(partner_a: Any) -> None:
-    """The exported nodes load as ProvisionedNode records, each with its fixed address, the
-    entry node's floating IP and the host key the stack generated for it."""
+def test_exported_nodes_are_cloud_nodes(partner_a: Any) -> None:
+    """The exported nodes load as CloudNode records, each with its fixed address and the
+    host key the stack generated for it; one is the entry node, whose floating IP is the
+    stack's entry_address."""
     _, testbed, plan = partner_a
-    records = settle(testbed.nodes)
-    nodes = [ProvisionedNode.from_dict(n) for n in records]
+    nodes = [CloudNode.from_output(n) for n in settle(testbed.nodes)]
     assert [n.name for n in nodes] == [n.name for n in plan.nodes]
-    assert [n.name for n in nodes if n.facts["entry"]] == [plan.entry_node().name]
+    assert [n.name for n in nodes if n.entry] == [plan.entry_node().name]
+    assert settle(testbed.entry_address) == FLOATING_IP
     for node in nodes:
         assert node.address.startswith("10.42.0.")
-        assert node.facts["entry_address"] == FLOATING_IP
-        assert node.facts["host_key"] == f"ssh-ed25519 AAAAhpc-a-{node.name}-host"
+        assert node.host_key == f"ssh-ed25519 AAAAhpc-a-{node.name}-host"
 
 
 def test_host_keys_reach_cloud_init_as_secrets(partner_a: Any) -> None:

@@ -28,7 +28,7 @@ def test_push_runs_the_pipeline_green(green):
 
 def test_gpu_job_runs_only_on_the_gpu_worker(green, green_again, testbed):
     """The GPU-tagged job ran on a GPU node; the other jobs on CPU-only workers."""
-    gpu_nodes = {n["name"] for n in testbed.nodes if testbed.traits(n["name"])["gpus"] > 0}
+    gpu_nodes = {n.name for n in testbed.nodes if testbed.traits(n.name)["gpus"] > 0}
     for run in (green, green_again):
         assert run.job("train")["worker"] in gpu_nodes, run.pipeline["jobs"]
         for name in ("test", "image"):
