@@ -14,7 +14,7 @@ from testbeds.progress import say
 from testbeds.runner import PlaybookResult, run_playbook
 from testbeds.state import StateDir, Timings, write_json
 from testbeds.targets import get_target
-from testbeds.targets.base import NodeStatus, ProvisionedNode, Target, read_nodes, write_nodes
+from testbeds.targets.base import NodeStatus, ProvisionedNode, Target, write_nodes
 from testbeds.verify import VerifyResult, report_counts, run_checks
 
 MUNGE_KEY_BYTES = 1024
@@ -245,8 +245,3 @@ def down(instance: str) -> dict[str, Any]:
         "secrets_kept": None if kept is None else str(kept),
         "timings_s": timings.phases,
     }
-
-
-def load_nodes(instance: str) -> list[ProvisionedNode]:
-    state = require_state(instance)
-    return read_nodes(state.nodes_file)

@@ -10,6 +10,8 @@ DEFINITIONS_DIR = PACKAGE_DIR / "definitions"
 PLAYBOOKS_DIR = PACKAGE_DIR / "playbooks"
 CHECKS_DIR = PACKAGE_DIR / "checks"
 TEMPLATES_DIR = PACKAGE_DIR / "templates"
+# The settings every Ansible run uses, `testbed`'s and a hand-run's.
+ANSIBLE_CONFIG = PACKAGE_DIR.parent / "ansible.cfg"
 
 
 def project_root() -> Path:

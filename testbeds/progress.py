@@ -8,13 +8,6 @@ import time
 
 _start = time.monotonic()
 _lock = threading.Lock()
-_quiet = False
-
-
-def set_quiet(quiet: bool) -> None:
-    """Silence progress (for --json output, where stdout must stay machine-readable)."""
-    global _quiet
-    _quiet = quiet
 
 
 def reset_clock() -> None:
@@ -23,7 +16,6 @@ def reset_clock() -> None:
 
 
 def say(message: str) -> None:
-    if _quiet:
-        return
+    """On stderr, so that --json output on stdout stays machine-readable."""
     with _lock:
         print(f"[{time.monotonic() - _start:6.1f}s] {message}", file=sys.stderr, flush=True)

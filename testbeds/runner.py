@@ -195,6 +195,23 @@ def _stop_leftovers(inventory: str, grace_s: float = 3.0) -> int:
     return len(found)
 
 
+def ansible_environment(private_dir: Path, forks: int) -> dict[str, str]:
+    """The repository's ansible.cfg (what a hand-run uses too), plus what belongs to this
+    run: the project's roles (TESTBED_HOME may move them), forks, the instance's own fact
+    cache and temporary folder, plain output for the event parser, Mitogen's strategy."""
+    return {
+        "ANSIBLE_CONFIG": str(paths.ANSIBLE_CONFIG),
+        "ANSIBLE_ROLES_PATH": str(paths.roles_dir()),
+        "ANSIBLE_FORKS": str(forks),
+        "ANSIBLE_FACT_CACHING": "jsonfile",
+        "ANSIBLE_FACT_CACHING_CONNECTION": str(private_dir / "facts"),
+        "ANSIBLE_FACT_CACHING_TIMEOUT": "600",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_LOCAL_TEMP": str(private_dir / "tmp"),
+        **_strategy_env(),
+    }
+
+
 def run_playbook(
     playbook: Path,
     inventories: list[str],
@@ -213,24 +230,7 @@ def run_playbook(
         say(f"stopped {orphans} ansible-playbook process(es) left by an earlier run")
     progress = _Progress(verbose)
     timeout_s = deadlines.seconds("ansible")
-    envvars = {
-        "ANSIBLE_ROLES_PATH": str(paths.roles_dir()),
-        "ANSIBLE_PIPELINING": "True",
-        "ANSIBLE_FORKS": str(forks),
-        "ANSIBLE_HOST_KEY_CHECKING": "True",
-        "ANSIBLE_RETRY_FILES_ENABLED": "False",
-        # A failed task must not lose handlers already notified (a restart after a config
-        # change), or the next run, seeing the config unchanged, never applies it.
-        "ANSIBLE_FORCE_HANDLERS": "True",
-        "ANSIBLE_GATHERING": "smart",
-        "ANSIBLE_FACT_CACHING": "jsonfile",
-        "ANSIBLE_FACT_CACHING_CONNECTION": str(private_dir / "facts"),
-        "ANSIBLE_FACT_CACHING_TIMEOUT": "600",
-        "ANSIBLE_DISPLAY_SKIPPED_HOSTS": "False",
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_LOCAL_TEMP": str(private_dir / "tmp"),
-    }
-    envvars.update(_strategy_env())
+    envvars = ansible_environment(private_dir, forks)
     previous_umask = os.umask(0o077)  # files Ansible writes on the control node: 0600
     try:
         with _interruptible() as stop:

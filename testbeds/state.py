@@ -167,13 +167,6 @@ class StateDir:
             write_private(path, secrets.token_bytes(nbytes))
         return path
 
-    def secret_text(self, name: str) -> Path:
-        """A generated password-style secret (URL-safe text)."""
-        path = self.secrets_dir / name
-        if not path.is_file():
-            write_private(path, secrets.token_urlsafe(24).encode())
-        return path
-
     def write_timings(self, command: str, timings: Timings, extra: dict[str, Any]) -> Path:
         path = self.path / f"timings-{command}.json"
         write_json(

@@ -1,13 +1,12 @@
 """data-movement on the local podman target, for real: up -> checks -> idempotent up ->
 faults (an endpoint down during replication, a corrupted source replica) -> down -> nothing
-left. The testbed is brought up once for the whole module."""
+left. The testbed is brought up once (tests/e2e/lifecycle.py)."""
 
 from __future__ import annotations
 
 import json
 import uuid
-import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,7 +14,8 @@ import pytest
 from testbeds import paths
 from testbeds.checks.helpers import wait_for
 from testbeds.targets import podman
-from tests.e2e.live import LiveTestbed, bring_up, run_cli
+from tests.e2e.lifecycle import Lifecycle
+from tests.e2e.live import LiveTestbed
 
 pytestmark = pytest.mark.e2e
 INSTANCE = "e2e-dm"
@@ -23,16 +23,11 @@ PROBE = paths.CHECKS_DIR / "data_management" / "rucio_probe.py"
 JOBS_DIR = "/var/lib/rucio/gfal2-jobs"
 
 
-@pytest.fixture(scope="module")
-def live() -> Iterator[LiveTestbed]:
-    yield from bring_up("data-movement", INSTANCE)
-
-
 def container(node: str) -> str:
     return f"{INSTANCE}-{node}"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="class")
 def rucio(live: LiveTestbed) -> Callable[..., Any]:
     """One Rucio operation on the client node, through the server's REST API."""
     podman.run("cp", str(PROBE), f"{container('client')}:/tmp/rucio_probe.py")
@@ -73,84 +68,64 @@ def checksum_failures(name: str) -> list[str]:
     ]
 
 
-def test_up_configures_and_passes_its_checks(live: LiveTestbed) -> None:
-    """The first up configures every node and its verify phase passes every check."""
-    assert live.first_up["ansible"]["changed"] > 0
-    verify = live.first_up["verify"]
-    assert verify["ok"], verify
-    assert verify["tests"] == 68 and verify["failures"] == 0 and verify["errors"] == 0
-    cases = {c.get("name") for c in ET.parse(verify["report"]).getroot().iter("testcase")}
-    assert {
-        "test_rule_replicates_dataset_to_two_more_endpoints",
-        "test_every_replica_has_the_source_checksum",
-        "test_deleting_the_rule_lets_the_reaper_remove_replicas",
-    } <= cases
-    assert any(name.startswith("test_third_party_copy_keeps_checksum") for name in cases)
+class TestDataMovement(Lifecycle):
+    testbed = "data-movement"
+    instance = INSTANCE
+    cases = frozenset(
+        {
+            "test_rule_replicates_dataset_to_two_more_endpoints",
+            "test_every_replica_has_the_source_checksum",
+            "test_deleting_the_rule_lets_the_reaper_remove_replicas",
+            "test_third_party_copy_keeps_checksum",
+        }
+    )
 
-
-def test_state_is_private_and_holds_no_caller_environment(live: LiveTestbed) -> None:
-    """State folders 0700, secrets 0600, and no file (Ansible's artifacts included) holds
-    the cloud password, Pulumi passphrase or CI token the first up ran with."""
-    assert live.state_problems() == []
-
-
-def test_second_up_changes_nothing(live: LiveTestbed) -> None:
-    """Re-running up converges with changed=0 in the Ansible recap."""
-    proc = run_cli("up", "data-movement", "--instance", INSTANCE, "--json", "--no-verify")
-    result = json.loads(proc.stdout)
-    assert result["ansible"]["changed"] == 0, result["ansible"]["changed_per_node"]
-
-
-def test_endpoint_down_during_replication_is_retried_until_rule_ok(
-    live: LiveTestbed, rucio: Callable[..., Any]
-) -> None:
-    """With the HPC endpoint stopped, the rule's transfer fails; once the endpoint is back,
-    Rucio's retry copies the file and the rule reaches OK."""
-    podman.run("exec", container("hpc"), "systemctl", "stop", "xrootd@testbed")
-    try:
-        dataset = rucio("dataset", "testbed", f"down-{uuid.uuid4().hex[:8]}", "SITE1", 1, 65536)
-        rule = rucio("rule-add", dataset["did"], 1, "HPC")["rule"]
-        name = dataset["files"][0]["name"]
-        failed = wait_for(
-            lambda: any(job["state"] == "FAILED" for job in transfer_jobs(name)), timeout=90
+    def test_endpoint_down_during_replication_is_retried_until_rule_ok(
+        self, live: LiveTestbed, rucio: Callable[..., Any]
+    ) -> None:
+        """With the HPC endpoint stopped, the rule's transfer fails; once the endpoint is back,
+        Rucio's retry copies the file and the rule reaches OK."""
+        podman.run("exec", container("hpc"), "systemctl", "stop", "xrootd@testbed")
+        try:
+            dataset = rucio("dataset", "testbed", f"down-{uuid.uuid4().hex[:8]}", "SITE1", 1, 65536)
+            rule = rucio("rule-add", dataset["did"], 1, "HPC")["rule"]
+            name = dataset["files"][0]["name"]
+            failed = wait_for(
+                lambda: any(job["state"] == "FAILED" for job in transfer_jobs(name)), timeout=90
+            )
+            assert failed, f"no failed transfer while the endpoint was down: {transfer_jobs(name)}"
+        finally:
+            podman.run("exec", container("hpc"), "systemctl", "start", "xrootd@testbed")
+        assert wait_for(lambda: rucio("rule", rule)["state"] == "OK", timeout=120, interval=3), (
+            rucio("rule", rule)
         )
-        assert failed, f"no failed transfer while the endpoint was down: {transfer_jobs(name)}"
-    finally:
-        podman.run("exec", container("hpc"), "systemctl", "start", "xrootd@testbed")
-    assert wait_for(lambda: rucio("rule", rule)["state"] == "OK", timeout=120, interval=3), rucio(
-        "rule", rule
-    )
-    states = [job["state"] for job in transfer_jobs(name)]
-    assert states[0] == "FAILED" and states[-1] == "DONE", states
-    assert "Connection" in transfer_jobs(name)[0]["files"][0]["reason"]
+        states = [job["state"] for job in transfer_jobs(name)]
+        assert states[0] == "FAILED" and states[-1] == "DONE", states
+        assert "Connection" in transfer_jobs(name)[0]["files"][0]["reason"]
 
-
-def test_corrupted_replica_is_detected_never_reported_good(
-    live: LiveTestbed, rucio: Callable[..., Any]
-) -> None:
-    """A source replica damaged on disk fails every copy on its checksum, never becomes a
-    replica elsewhere, and cannot be downloaded."""
-    dataset = rucio("dataset", "testbed", f"bad-{uuid.uuid4().hex[:8]}", "SITE1", 1, 65536)
-    name = dataset["files"][0]["name"]
-    damage = (
-        f"f=$(find /srv/xrootd/data/rucio -name {name}) && "
-        'printf X | dd of="$f" bs=1 seek=100 conv=notrunc status=none'
-    )
-    podman.run("exec", container("site1"), "sh", "-c", damage)
-    rule = rucio("rule-add", dataset["did"], 1, "SITE2")["rule"]
-    assert wait_for(lambda: bool(checksum_failures(name)), timeout=90), transfer_jobs(name)
-    assert all(job["state"] != "DONE" for job in transfer_jobs(name))
-    replicas = rucio("replicas", dataset["did"])[name]["replicas"]
-    assert set(replicas) == {"SITE1"}, replicas
-    assert rucio("rule", rule)["state"] != "OK"
-    download = podman.exec_(
-        container("client"), "sh", "-c", f"cd /tmp && rucio download {dataset['did']}", timeout=120
-    )
-    assert "Failed to download file" in download.stdout + download.stderr
-
-
-def test_down_leaves_nothing(live: LiveTestbed) -> None:
-    """down removes every container, network and volume with the instance's label."""
-    run_cli("down", INSTANCE)
-    assert live.leftovers() == []
-    assert run_cli("status", INSTANCE, check=False).returncode == 3
+    def test_corrupted_replica_is_detected_never_reported_good(
+        self, live: LiveTestbed, rucio: Callable[..., Any]
+    ) -> None:
+        """A source replica damaged on disk fails every copy on its checksum, never becomes a
+        replica elsewhere, and cannot be downloaded."""
+        dataset = rucio("dataset", "testbed", f"bad-{uuid.uuid4().hex[:8]}", "SITE1", 1, 65536)
+        name = dataset["files"][0]["name"]
+        damage = (
+            f"f=$(find /srv/xrootd/data/rucio -name {name}) && "
+            'printf X | dd of="$f" bs=1 seek=100 conv=notrunc status=none'
+        )
+        podman.run("exec", container("site1"), "sh", "-c", damage)
+        rule = rucio("rule-add", dataset["did"], 1, "SITE2")["rule"]
+        assert wait_for(lambda: bool(checksum_failures(name)), timeout=90), transfer_jobs(name)
+        assert all(job["state"] != "DONE" for job in transfer_jobs(name))
+        replicas = rucio("replicas", dataset["did"])[name]["replicas"]
+        assert set(replicas) == {"SITE1"}, replicas
+        assert rucio("rule", rule)["state"] != "OK"
+        download = podman.exec_(
+            container("client"),
+            "sh",
+            "-c",
+            f"cd /tmp && rucio download {dataset['did']}",
+            timeout=120,
+        )
+        assert "Failed to download file" in download.stdout + download.stderr

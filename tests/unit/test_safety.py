@@ -260,7 +260,7 @@ def test_state_and_secrets_are_private_from_the_first_byte(tmp_path: Path) -> No
     try:
         state = StateDir("modes", root=tmp_path / "root")
         state.create()
-        path = state.secret_text("db-password")
+        path = state.secret("db-password", 24)
         state.secret("munge.key", 16)
     finally:
         os.umask(old)

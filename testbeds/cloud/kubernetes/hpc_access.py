@@ -17,7 +17,6 @@ from testbeds.cloud.kubernetes.scope import RESTRICTED_CONTAINER, SMALL, Scope
 from testbeds.schema import InterLinkSite, JupyterHubOAuth
 
 VIRTUAL_KUBELET = "interlink-vk"
-OFFLOAD_TAINT = "virtual-node.interlink/no-schedule"
 KUBELET_PORT = 10250
 
 
