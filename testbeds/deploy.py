@@ -11,6 +11,7 @@ from testbeds.loader import load_definition
 from testbeds.plan import Plan
 from testbeds.playbook import SITE_PLAYBOOK
 from testbeds.progress import say
+from testbeds.provenance import resolved_values
 from testbeds.runner import PlaybookResult, run_playbook
 from testbeds.state import StateDir, Timings, write_json
 from testbeds.targets import get_target
@@ -100,6 +101,11 @@ def up(plan: Plan, verbose: bool = False, run_verify: bool = True) -> UpResult:
     return configure(plan, state, nodes, target, timings, verbose, run_verify)
 
 
+def write_values(plan: Plan, state: StateDir) -> None:
+    """What the roles are given (`testbed show --values`), for the checks to read."""
+    write_json(state.values_file, {v.name: v.value for v in resolved_values(plan)})
+
+
 def write_inventory(
     plan: Plan,
     state: StateDir,
@@ -147,6 +153,7 @@ def configure(
     timings = timings or Timings()
     with timings.phase("inventory"):
         write_json(state.path / "plan.json", plan.as_dict())
+        write_values(plan, state)
         write_inventory(plan, state, nodes, target)
     say(f"configuring with {SITE_PLAYBOOK.name}")
     with timings.phase("configure"):

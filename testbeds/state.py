@@ -129,6 +129,11 @@ class StateDir:
         return self.path / "nodes.json"
 
     @property
+    def values_file(self) -> Path:
+        """Every value the roles get, resolved as `testbed show --values` shows them."""
+        return self.path / "values.json"
+
+    @property
     def inventory_file(self) -> Path:
         return self.path / "inventory" / "hosts.yml"
 

@@ -25,6 +25,20 @@ class Testbed:
         self.nodes: list[ProvisionedNode] = read_nodes(nodes_file)
         plan_file = nodes_file.with_name("plan.json")
         self.plan: dict[str, Any] = json.loads(plan_file.read_text()) if plan_file.is_file() else {}
+        values_file = nodes_file.with_name("values.json")
+        self.values: dict[str, Any] = (
+            json.loads(values_file.read_text()) if values_file.is_file() else {}
+        )
+
+    def value(self, name: str) -> Any:
+        """A value as the roles got it (role default, definition, site override): checks
+        never repeat a role's default."""
+        if name not in self.values:
+            raise KeyError(f"no role of this testbed sets {name!r} ({self.nodes_file.parent})")
+        value = self.values[name]
+        if isinstance(value, str) and "{{" in value:
+            raise ValueError(f"{name} is a template ({value!r}): read the result on the node")
+        return value
 
     @property
     def secrets_dir(self) -> Path:

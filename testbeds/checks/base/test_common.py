@@ -10,9 +10,9 @@ import pytest
 def test_resolves_every_node_by_name(testbed, host):
     """Each node name resolves, on every node, to the address the target gave that node."""
     for other in testbed.nodes:
-        out = host.run(f"getent hosts {other['name']}")
-        assert out.rc == 0, f"{other['name']} does not resolve"
-        assert out.stdout.split()[0] == other["address"], out.stdout
+        out = host.run(f"getent hosts {other.name}")
+        assert out.rc == 0, f"{other.name} does not resolve"
+        assert out.stdout.split()[0] == other.address, out.stdout
 
 
 @pytest.mark.nodes("common")

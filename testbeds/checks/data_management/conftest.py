@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 PROBE = Path(__file__).with_name("rucio_probe.py")
-CLIENT_PYTHON = "/opt/rucio-clients/venv/bin/python"
 
 
 @pytest.fixture(scope="session")
@@ -19,13 +18,14 @@ def client(testbed: Any) -> Any:
 
 
 @pytest.fixture(scope="session")
-def rucio(client: Any) -> Iterator[Callable[..., Any]]:
+def rucio(testbed: Any, client: Any) -> Iterator[Callable[..., Any]]:
     """Run one Rucio operation on the client node, through Rucio's REST API."""
+    python = f"{testbed.value('rucio_client_venv')}/bin/python"
     workdir = client.check_output("mktemp -d")
     client.run(f"cat > {workdir}/rucio_probe.py <<'EOF'\n{PROBE.read_text()}\nEOF")
 
     def run(*args: object) -> Any:
-        out = client.run(f"{CLIENT_PYTHON} {workdir}/rucio_probe.py {' '.join(map(str, args))}")
+        out = client.run(f"{python} {workdir}/rucio_probe.py {' '.join(map(str, args))}")
         assert out.rc == 0, f"rucio {args[0]} failed:\n{out.stderr[-3000:]}"
         return json.loads(out.stdout.strip().splitlines()[-1])
 

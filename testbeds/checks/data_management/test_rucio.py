@@ -44,7 +44,8 @@ def test_rucio_daemon_running(host, daemon):
 def test_server_answers_over_tls_from_testbed_ca(testbed, client):
     """The client reaches the server over HTTPS, verifying it against the testbed CA."""
     server = testbed.group("rucio")[0]
-    out = client.run(f"curl -sS --fail --cacert /etc/grid-security/ca.pem https://{server}/ping")
+    ca_file, port = testbed.value("testbed_ca_file"), testbed.value("rucio_port")
+    out = client.run(f"curl -sS --fail --cacert {ca_file} https://{server}:{port}/ping")
     assert out.rc == 0, out.stderr
     assert '"version"' in out.stdout
 

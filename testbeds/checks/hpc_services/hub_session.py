@@ -9,15 +9,16 @@ import time
 import requests
 
 BASE = "https://{host}:{port}"
-CA_FILE = "/etc/grid-security/ca.pem"
 
 
-def main(port: str, user: str, password_file: str, action: str, timeout: float) -> None:
+def main(
+    port: str, ca_file: str, user: str, password_file: str, action: str, timeout: float
+) -> None:
     base = BASE.format(host=socket.gethostname(), port=port)
     with open(password_file) as handle:
         password = handle.read().strip()
     session = requests.Session()
-    session.verify = CA_FILE  # the password goes only to the hub the testbed CA vouches for
+    session.verify = ca_file  # the password goes only to the hub the testbed CA vouches for
     session.get(f"{base}/hub/login", timeout=10)
     xsrf = session.cookies.get("_xsrf", "")
     login = session.post(
@@ -58,4 +59,4 @@ def main(port: str, user: str, password_file: str, action: str, timeout: float) 
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5]))
+    main(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], float(sys.argv[6]))

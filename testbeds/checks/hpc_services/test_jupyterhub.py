@@ -31,8 +31,9 @@ def hub_session(testbed, hub):
 
     def run(action: str, timeout: int = 240) -> dict:
         out = hub.run(
-            f"/usr/bin/python3 {workdir}/hub_session.py 8000 "
-            f"{testbed.research_user} {workdir}/password {action} {timeout}"
+            f"/usr/bin/python3 {workdir}/hub_session.py {testbed.value('jupyterhub_port')} "
+            f"{testbed.value('testbed_ca_file')} {testbed.research_user} {workdir}/password "
+            f"{action} {timeout}"
         )
         assert out.rc == 0, out.stderr
         return json.loads(out.stdout.strip().splitlines()[-1])
@@ -55,12 +56,13 @@ def test_hub_answers_only_over_https_from_the_testbed_ca(testbed, hub):
     """The hub's public port speaks HTTPS with a certificate the testbed CA signed for the
     hub's name; plain HTTP gets no login page."""
     name = testbed.group("jupyterhub")[0]
+    port, ca_file = testbed.value("jupyterhub_port"), testbed.value("testbed_ca_file")
     secure = hub.run(
-        "curl -sS -o /dev/null -w '%{http_code}' --cacert /etc/grid-security/ca.pem "
-        f"https://{name}:8000/hub/login"
+        f"curl -sS -o /dev/null -w '%{{http_code}}' --cacert {ca_file} "
+        f"https://{name}:{port}/hub/login"
     )
     assert secure.stdout.strip() == "200", secure.stdout + secure.stderr
-    plain = hub.run(f"curl -sS --max-time 10 http://{name}:8000/hub/login")
+    plain = hub.run(f"curl -sS --max-time 10 http://{name}:{port}/hub/login")
     assert "<form" not in plain.stdout, "the login page is served over plain HTTP"
 
 

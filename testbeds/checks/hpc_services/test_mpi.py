@@ -55,10 +55,10 @@ def test_mpi_hello_four_ranks_two_hosts(testbed, user_shell):
 
 
 @pytest.mark.nodes("infiniband")
-def test_infiniband_fact_says_which_transport(host):
+def test_infiniband_fact_says_which_transport(testbed, host):
     """The infiniband role records whether an HCA exists and which transport MPI uses."""
     fact = json.loads(host.file("/etc/ansible/facts.d/infiniband.fact").content_string)
-    hcas = host.run("ls /sys/class/infiniband 2>/dev/null").stdout.split()
+    hcas = host.run(f"ls {testbed.value('infiniband_sysfs_dir')} 2>/dev/null").stdout.split()
     assert fact["present"] is bool(hcas)
     assert fact["transport"] == ("rdma" if hcas else "tcp")
     mca = host.file("/etc/openmpi/openmpi-mca-params.conf").content_string

@@ -16,12 +16,10 @@ import pytest
 
 from testbeds.checks.helpers import wait_for
 from testbeds.checks.pipelines.support import (
-    CA_FILE,
     DEVELOPER,
-    MASTER_SECRETS,
     PIPELINE_TIMEOUT_S,
     REPOSITORY,
-    plan_var,
+    master_secrets,
 )
 
 
@@ -135,20 +133,21 @@ def red(push: Callable[..., Push]) -> Push:
 
 @pytest.fixture(scope="session")
 def mlflow_base(testbed: Any) -> str:
-    return f"https://{testbed.group('mlflow')[0]}:{plan_var(testbed, 'mlflow_port', 5001)}"
+    return f"https://{testbed.group('mlflow')[0]}:{testbed.value('mlflow_port')}"
 
 
 @pytest.fixture(scope="session")
-def mlflow(mlflow_base: str, service: Any) -> Callable[..., Any]:
+def mlflow(testbed: Any, mlflow_base: str, service: Any) -> Callable[..., Any]:
     """Call the tracking server's REST API from the service node, over HTTPS verified
     against the testbed CA, as the CI account (its password read on the node and handed to
     curl on stdin, never on a command line)."""
 
     def call(path: str, payload: dict[str, Any] | None = None, raw: bool = False) -> Any:
         data = f"-X POST -H 'Content-Type: application/json' -d {shlex.quote(json.dumps(payload))}"
-        credentials = f'printf \'user = "ci:%s"\\n\' "$(cat {MASTER_SECRETS}/mlflow-password)"'
+        password = f"{master_secrets(testbed)}/mlflow-password"
+        credentials = f'printf \'user = "ci:%s"\\n\' "$(cat {password})"'
         out = service.run(
-            f"{credentials} | curl -sS --fail -K - --cacert {CA_FILE} "
+            f"{credentials} | curl -sS --fail -K - --cacert {testbed.value('testbed_ca_file')} "
             f"{data if payload else ''} {shlex.quote(mlflow_base + path)}"
         )
         assert out.rc == 0, f"MLflow {path}: {out.stderr}"
@@ -181,10 +180,12 @@ def registry(testbed: Any) -> Callable[..., Any]:
     which holds that password: it never leaves the node."""
     master = testbed.host(testbed.group("buildbot_master")[0])
     host = testbed.group("container_registry")[0]
-    base = f"https://{host}:{plan_var(testbed, 'container_registry_port', 5000)}"
+    base = f"https://{host}:{testbed.value('container_registry_port')}"
+
+    secrets = master_secrets(testbed)
 
     def get(path: str, accept: str = "", anonymous: bool = False) -> Any:
-        auth = "" if anonymous else f'-u "ci:$(cat {MASTER_SECRETS}/registry-password)"'
+        auth = "" if anonymous else f'-u "ci:$(cat {secrets}/registry-password)"'
         header = f"-H {shlex.quote('Accept: ' + accept)}" if accept else ""
         url = shlex.quote(base + path)
         return master.run(f"curl -sS -w '\\n%{{http_code}}' {auth} {header} {url}")

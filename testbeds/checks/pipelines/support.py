@@ -8,12 +8,11 @@ REPOSITORY = "research-pipeline"
 DEVELOPER = "developer"
 # A green run of the sample pipeline takes about a minute here; leave room for a busy host.
 PIPELINE_TIMEOUT_S = 600
-MASTER_SECRETS = "/var/lib/buildbot/masters/pipelines/secrets"
-CA_FILE = "/etc/grid-security/ca.pem"
 
 
-def plan_var(testbed: Any, name: str, default: Any) -> Any:
-    return testbed.plan.get("vars", {}).get(name, default)
+def master_secrets(testbed: Any) -> str:
+    """Where Debian's Buildbot keeps the master's secrets (the buildbot_master role's)."""
+    return f"/var/lib/buildbot/masters/{testbed.value('buildbot_master_name')}/secrets"
 
 
 def http_status(out: Any) -> tuple[int, str]:

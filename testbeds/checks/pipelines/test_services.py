@@ -9,7 +9,7 @@ import shlex
 import pytest
 
 from testbeds.checks.helpers import assert_service_running, wait_for
-from testbeds.checks.pipelines.support import CA_FILE, http_status, plan_var
+from testbeds.checks.pipelines.support import http_status
 
 SERVICES = {
     "git_server": ["nginx", "fcgiwrap.socket"],
@@ -148,8 +148,7 @@ def test_anonymous_image_push_is_refused(testbed):
     """An image pushed without credentials (buildah, as root on a worker) is refused."""
     host = testbed.host(testbed.group("buildbot_worker")[0])
     registry = (
-        f"{testbed.group('container_registry')[0]}:"
-        f"{plan_var(testbed, 'container_registry_port', 5000)}"
+        f"{testbed.group('container_registry')[0]}:{testbed.value('container_registry_port')}"
     )
     script = (
         "export REGISTRY_AUTH_FILE=$(mktemp); echo '{}' > $REGISTRY_AUTH_FILE; "
@@ -164,13 +163,14 @@ def test_anonymous_image_push_is_refused(testbed):
     assert "authentication required" in out.stderr or "unauthorized" in out.stderr, out.stderr
 
 
-def test_anonymous_tracking_server_writes_are_refused(service, mlflow_base):
+def test_anonymous_tracking_server_writes_are_refused(testbed, service, mlflow_base):
     """Without an account the tracking server refuses a write (401) and creates nothing;
     plain HTTP is not served at all."""
     name = "anonymous-write-check"
     payload = shlex.quote(json.dumps({"name": name}))
     out = service.run(
-        f"curl -sS -o /dev/null -w '%{{http_code}}' --cacert {CA_FILE} -X POST "
+        f"curl -sS -o /dev/null -w '%{{http_code}}' --cacert {testbed.value('testbed_ca_file')} "
+        "-X POST "
         f"-H 'Content-Type: application/json' -d {payload} "
         f"{mlflow_base}/api/2.0/mlflow/experiments/create"
     )

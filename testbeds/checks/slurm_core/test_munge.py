@@ -14,17 +14,18 @@ def test_munged_running(host):
 
 
 @pytest.mark.nodes("munge")
-def test_munge_key_private(host):
+def test_munge_key_private(testbed, host):
     """The key is owned by munge and readable by nobody else."""
-    key = host.file("/etc/munge/munge.key")
+    key = host.file(testbed.value("munge_key_dest"))
     assert key.user == "munge"
     assert key.mode == 0o400
 
 
 def test_munge_key_identical_everywhere(testbed):
     """Every node holds the same key (compared by hash, never printed)."""
+    key = testbed.value("munge_key_dest")
     digests = {
-        name: testbed.host(name).check_output("sha256sum /etc/munge/munge.key | cut -d' ' -f1")
+        name: testbed.host(name).check_output(f"sha256sum {key} | cut -d' ' -f1")
         for name in testbed.group("munge")
     }
     assert len(digests) > 1

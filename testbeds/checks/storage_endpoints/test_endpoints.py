@@ -12,8 +12,6 @@ import pytest
 
 from testbeds.checks.helpers import assert_service_running, endpoint_adler32, wait_for
 
-ROOT_PORT = 1094
-HTTPS_PORT = 8443
 PAYLOAD_BYTES = 3 * 1024 * 1024 + 17  # not a multiple of any block size
 
 
@@ -45,14 +43,15 @@ def test_xrootd_running(host):
 @pytest.mark.nodes("xrootd")
 def test_certificate_signed_by_testbed_ca(testbed, client, node):
     """The endpoint's TLS certificate verifies against the testbed CA, for its own name."""
+    https, ca_file = testbed.value("xrootd_https_port"), testbed.value("testbed_ca_file")
     out = client.run(
-        f"echo | openssl s_client -connect {node}:{HTTPS_PORT} -servername {node} "
-        f"-verify_hostname {node} -CAfile /etc/grid-security/ca.pem -verify_return_error"
+        f"echo | openssl s_client -connect {node}:{https} -servername {node} "
+        f"-verify_hostname {node} -CAfile {ca_file} -verify_return_error"
     )
     assert out.rc == 0, out.stderr[-2000:]
     assert "Verify return code: 0 (ok)" in out.stdout
     issuer = client.check_output(
-        f"echo | openssl s_client -connect {node}:{HTTPS_PORT} 2>/dev/null "
+        f"echo | openssl s_client -connect {node}:{testbed.value('xrootd_https_port')} 2>/dev/null "
         "| openssl x509 -noout -issuer"
     )
     assert "wp5-testbeds CA" in issuer
@@ -63,8 +62,12 @@ def test_certificate_signed_by_testbed_ca(testbed, client, node):
 def test_upload_and_read_back(testbed, client, payload, node, scheme):
     """A file uploaded over each protocol reads back byte for byte."""
     path, _ = payload
-    base = f"root://{node}:{ROOT_PORT}/" if scheme == "root" else f"davs://{node}:{HTTPS_PORT}"
-    name = f"/data/rw-{scheme}-{uuid.uuid4().hex[:8]}"
+    base = (
+        f"root://{node}:{testbed.value('xrootd_root_port')}/"
+        if scheme == "root"
+        else f"davs://{node}:{testbed.value('xrootd_https_port')}"
+    )
+    name = f"{testbed.value('xrootd_export_path')}/rw-{scheme}-{uuid.uuid4().hex[:8]}"
     put = client.run(f"GFAL_PYTHONBIN=/usr/bin/python3 gfal-copy -f file://{path} {base}{name}")
     assert put.rc == 0, put.stdout + put.stderr
     get = client.run(
@@ -86,17 +89,17 @@ def test_third_party_copy_keeps_checksum(testbed, client, payload, protocol, pai
     names = endpoints(testbed)
     src, dst = names[pair[0]], names[pair[1]]
     path, expected = payload
-    name = f"/data/tpc-{protocol}-{uuid.uuid4().hex[:8]}"
-    seed = client.run(f"xrdcp -f {path} root://{src}:{ROOT_PORT}/{name}")
+    name = f"{testbed.value('xrootd_export_path')}/tpc-{protocol}-{uuid.uuid4().hex[:8]}"
+    seed = client.run(f"xrdcp -f {path} root://{src}:{testbed.value('xrootd_root_port')}/{name}")
     assert seed.rc == 0, seed.stderr
     if protocol == "root":
         copy = client.run(
-            f"xrdcp -f --tpc only root://{src}:{ROOT_PORT}/{name} root://{dst}:{ROOT_PORT}/{name}"
+            f"xrdcp -f --tpc only root://{src}:{testbed.value('xrootd_root_port')}/{name} root://{dst}:{testbed.value('xrootd_root_port')}/{name}"
         )
     else:
         copy = client.run(
             "curl -sS --fail-with-body -X COPY -H 'Credential: none' "
-            f"-H 'Source: https://{src}:{HTTPS_PORT}{name}' https://{dst}:{HTTPS_PORT}{name}"
+            f"-H 'Source: https://{src}:{testbed.value('xrootd_https_port')}{name}' https://{dst}:{testbed.value('xrootd_https_port')}{name}"
         )
     assert copy.rc == 0, copy.stdout + copy.stderr
     assert endpoint_adler32(client, f"root://{src}/{name}") == expected
@@ -132,11 +135,12 @@ def test_root_third_party_copy_from_an_unlisted_source_is_refused(testbed, clien
     the same endpoint named by its IP address instead is refused, and nothing is written."""
     src, dst = endpoints(testbed)[1], endpoints(testbed)[0]
     path, _ = payload
-    name = f"/data/unlisted-{uuid.uuid4().hex[:8]}"
-    assert client.run(f"xrdcp -f {path} root://{src}:{ROOT_PORT}/{name}").rc == 0
+    name = f"{testbed.value('xrootd_export_path')}/unlisted-{uuid.uuid4().hex[:8]}"
+    port = testbed.value("xrootd_root_port")
+    assert client.run(f"xrdcp -f {path} root://{src}:{port}/{name}").rc == 0
     copy = client.run(
-        f"timeout 60 xrdcp -f --tpc only root://{address_of(client, src)}:{ROOT_PORT}/{name} "
-        f"root://{dst}:{ROOT_PORT}/{name}"
+        f"timeout 60 xrdcp -f --tpc only root://{address_of(client, src)}:{port}/{name} "
+        f"root://{dst}:{port}/{name}"
     )
     written = client.run(f"xrdfs root://{dst} stat {name}").rc == 0
     client.run(f"xrdfs root://{src} rm {name}; xrdfs root://{dst} rm {name}")
@@ -153,10 +157,11 @@ def test_https_third_party_copy_from_a_foreign_host_is_refused(testbed, client):
     log = f"/tmp/foreign-{uuid.uuid4().hex[:8]}"
     client.run(f"nohup python3 -c {shlex.quote(LISTENER)} {port} 40 {log} >/dev/null 2>&1 &")
     assert wait_for(lambda: client.run(f"test -f {log}").rc == 0, timeout=10)
-    name = f"/data/foreign-{uuid.uuid4().hex[:8]}"
+    name = f"{testbed.value('xrootd_export_path')}/foreign-{uuid.uuid4().hex[:8]}"
     copy = client.run(
         "timeout 30 curl -sS --fail-with-body -X COPY -H 'Credential: none' "
-        f"-H 'Source: https://{foreign}:{port}/data/x' https://{dst}:{HTTPS_PORT}{name}"
+        f"-H 'Source: https://{foreign}:{port}/x' "
+        f"https://{dst}:{testbed.value('xrootd_https_port')}{name}"
     )
     contacted = client.run(f"cat {log}").stdout.split()
     client.run(f"pkill -f '[f]oreign-' ; rm -f {log}")
