@@ -235,3 +235,14 @@ def test_exposed_ports_only_where_the_definition_exposes_them(partner_a: Any) ->
         if any(g.endswith("-services-id") for g in state.get("securityGroupIds", []))
     )
     assert with_services == ["hpc-a-login"]
+
+
+def test_each_concern_is_a_component(partner_a: Any) -> None:
+    """The testbed is made of one component per concern, each holding its resources."""
+    mocks, testbed, _ = partner_a
+    settle(testbed.nodes)
+    kinds = [typ for typ, _, _ in mocks.resources if typ.startswith("testbeds:openstack:")]
+    assert sorted(kinds) == sorted(
+        f"testbeds:openstack:{kind}"
+        for kind in ("Testbed", "Network", "Security", "Compute", "Storage", "Access")
+    )

@@ -1,0 +1,125 @@
+"""The instances: a server group per node group, one instance per node with the site's
+flavor and image (the GPU flavor for GPU groups, a second port on the IB/RoCE provider
+network for InfiniBand groups), each with a host key made here for cloud-init."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_openstack as openstack
+import pulumi_tls as tls
+
+from testbeds.cloud.cloud_init import user_data
+from testbeds.cloud.openstack.network import Network
+from testbeds.cloud.openstack.part import Part
+from testbeds.cloud.openstack.security import Security
+from testbeds.cloud.sites import flavor_for
+from testbeds.plan import Plan, PlannedNode
+from testbeds.schema import OpenStackSite
+
+# vNIC types that pass the VF straight to the guest: Neutron cannot filter them.
+SRIOV_VNIC_TYPES = frozenset({"direct", "direct-physical"})
+
+
+class Compute(Part):
+    # Per node name.
+    ports: dict[str, openstack.networking.Port]
+    instances: dict[str, openstack.compute.Instance]
+    host_keys: dict[str, tls.PrivateKey]
+
+    def __init__(
+        self,
+        name: str,
+        plan: Plan,
+        site: OpenStackSite,
+        network: Network,
+        security: Security,
+        public_key: pulumi.Input[str],
+        testbed: pulumi.Resource,
+    ) -> None:
+        super().__init__("Compute", f"{name}-compute", testbed)
+        self._plan, self._site = plan, site
+        groups = {g.name: g for g in plan.definition.node_groups}
+        keypair = openstack.compute.Keypair(f"{name}-key", public_key=public_key, opts=self.child)
+        server_groups = {
+            group.name: openstack.compute.ServerGroup(
+                f"{name}-{group.name}",
+                policies="anti-affinity" if group.anti_affinity else "soft-anti-affinity",
+                opts=self.child,
+            )
+            for group in plan.definition.node_groups
+        }
+        ib_network = (
+            openstack.networking.get_network_output(name=site.infiniband_network)
+            if site.infiniband_network
+            else None
+        )
+        entry = plan.entry_node().name
+        # Host keys made here and handed to cloud-init, so the control node knows every
+        # node's key before it first connects and can check it strictly.
+        self.host_keys = {
+            node.name: tls.PrivateKey(
+                f"{name}-{node.name}-host", algorithm="ED25519", opts=self.child
+            )
+            for node in plan.nodes
+        }
+        self.ports, self.instances = {}, {}
+        after_subnet = pulumi.ResourceOptions.merge(
+            self.child, pulumi.ResourceOptions(depends_on=[network.subnet])
+        )
+        for node in plan.nodes:
+            groups_of_port = [security.internal.id]
+            if node.name == entry:
+                groups_of_port.append(security.ssh.id)
+            if node.group in security.exposed:
+                groups_of_port.append(security.exposed[node.group].id)
+            self.ports[node.name] = openstack.networking.Port(
+                f"{name}-{node.name}",
+                network_id=network.network.id,
+                fixed_ips=[openstack.networking.PortFixedIpArgs(subnet_id=network.subnet.id)],
+                security_group_ids=groups_of_port,
+                opts=self.child,
+            )
+            networks = [openstack.compute.InstanceNetworkArgs(port=self.ports[node.name].id)]
+            if node.traits.infiniband and ib_network is not None:
+                # SR-IOV ports (direct, direct-physical) bypass Neutron's filtering, which
+                # must then be off; every other kind keeps it, open only to the testbed's
+                # own nodes (the internal group).
+                sriov = site.infiniband_vnic_type in SRIOV_VNIC_TYPES
+                ib_port = openstack.networking.Port(
+                    f"{name}-{node.name}-ib",
+                    network_id=ib_network.id,
+                    binding=openstack.networking.PortBindingArgs(
+                        vnic_type=site.infiniband_vnic_type
+                    ),
+                    port_security_enabled=not sriov,
+                    security_group_ids=None if sriov else [security.internal.id],
+                    opts=self.child,
+                )
+                networks.append(openstack.compute.InstanceNetworkArgs(port=ib_port.id))
+            self.instances[node.name] = openstack.compute.Instance(
+                f"{name}-{node.name}",
+                name=f"{plan.instance}-{node.name}",
+                flavor_name=flavor_for(groups[node.group], site),
+                image_name=site.image,
+                key_pair=keypair.name,
+                networks=networks,
+                scheduler_hints=[
+                    openstack.compute.InstanceSchedulerHintArgs(group=server_groups[node.group].id)
+                ],
+                user_data=self._user_data(node, self.host_keys[node.name]),
+                metadata={"wp5-testbeds.instance": plan.instance, "wp5-testbeds.node": node.name},
+                opts=after_subnet,
+            )
+        self.register_outputs({"instances": {n: i.id for n, i in self.instances.items()}})
+
+    def _user_data(self, node: PlannedNode, host_key: tls.PrivateKey) -> pulumi.Output[str]:
+        """cloud-init for the node, with its host key: a secret."""
+        plan, site = self._plan, self._site
+
+        def render(keys: list[str]) -> str:
+            return user_data(node, plan.instance, site.ssh_user, host_key=(keys[0], keys[1]))
+
+        rendered: pulumi.Output[str] = pulumi.Output.all(
+            host_key.private_key_openssh, host_key.public_key_openssh
+        ).apply(render)
+        return pulumi.Output.secret(rendered)
