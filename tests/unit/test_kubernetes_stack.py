@@ -338,3 +338,21 @@ def test_offloading_without_a_site_endpoint_names_the_field(
         kubernetes_site(replace(plan, site=site))
     assert "partner-a/site.yml" in str(error.value)
     assert "kubernetes.interlink.url" in str(error.value)
+
+
+WORKLOADS = {
+    "data-movement": ["FTS3", "Namespace", "Namespace", "Rucio", "XRootD", "XRootD", "XRootD"],
+    "hpc-access": ["InterLink", "JupyterHub", "Namespace"],
+    "pipelines": ["ArgoWorkflows", "MLflow", "MinIO", "Namespace", "Registry", "Workflow"],
+}
+
+
+def test_each_namespace_and_workload_is_a_component(deployed: Any) -> None:
+    """The testbed is made of a component per namespace and one per workload in it."""
+    testbed, mocks = deployed
+    kinds = sorted(
+        typ.removeprefix("testbeds:kubernetes:")
+        for typ, _, _ in mocks.resources
+        if typ.startswith("testbeds:kubernetes:") and typ != "testbeds:kubernetes:Testbed"
+    )
+    assert kinds == WORKLOADS[testbed]

@@ -62,17 +62,23 @@ class KubernetesTestbed(pulumi.ComponentResource):
                 pod_security="baseline",
                 reason=data_movement.GRID_POD_SECURITY,
             )
-            data_movement.fts3(grid)
-            data_movement.rucio(grid)
+            data_movement.fts3(grid.workload("FTS3", "fts3"))
+            data_movement.rucio(grid.workload("Rucio", "rucio"))
             data_movement.connect(grid, main)
         for node in (n for n in plan.nodes if "xrootd" in n.roles):
-            data_movement.xrootd(main, node.name, node.group)
+            data_movement.xrootd(main.workload("XRootD", node.name), node.name, node.group)
         if "jupyterhub" in roles:
             if site.jupyterhub_oauth is None or args.oauth_client_secret is None:
                 raise ValueError(f"{plan.name} has JupyterHub: pass its OAuth client secret")
-            hpc_access.jupyterhub(main, site.jupyterhub_oauth, args.oauth_client_secret)
+            hpc_access.jupyterhub(
+                main.workload("JupyterHub", "jupyterhub"),
+                site.jupyterhub_oauth,
+                args.oauth_client_secret,
+            )
         if "slurm_login" in roles and site.interlink and args.interlink_token is not None:
-            hpc_access.interlink(main, site.interlink, args.interlink_token)
+            hpc_access.interlink(
+                main.workload("InterLink", "interlink"), site.interlink, args.interlink_token
+            )
         if "buildbot_master" in roles:
             pipelines.pipelines(main)
         self.namespace = main.ns

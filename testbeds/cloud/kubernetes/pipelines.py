@@ -47,6 +47,16 @@ def toolchain() -> list[str]:
 
 
 def pipelines(scope: Scope) -> None:
+    """Each service a workload component of its own, in the testbed's namespace."""
+    _minio(scope.workload("MinIO", "minio"))
+    _argo(scope.workload("ArgoWorkflows", "argo-workflows"))
+    _mlflow(scope.workload("MLflow", "mlflow"))
+    _registry(scope.workload("Registry", "registry"))
+    _sample_workflow(scope.workload("Workflow", "research-pipeline"))
+
+
+def _minio(scope: Scope) -> None:
+    """Workflow and MLflow artifacts; the root credentials generated into a Secret."""
     minio_user, minio_password = scope.password("minio-user"), scope.password("minio-root")
     scope.secret(
         "minio-root",
@@ -90,8 +100,10 @@ def pipelines(scope: Scope) -> None:
             },
         },
     )
-    _argo(scope)
-    _mlflow(scope)
+
+
+def _registry(scope: Scope) -> None:
+    """The distribution registry with one bcrypt htpasswd account for the jobs."""
     registry_user = "ci"
     registry_password = scope.password("registry")
     registry = scope.image("registry")
@@ -114,7 +126,6 @@ def pipelines(scope: Scope) -> None:
             "containerSecurityContext": {"enabled": True, **RESTRICTED_CONTAINER},
         },
     )
-    _sample_workflow(scope)
 
 
 def _persistence(scope: Scope, size: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ policies that open one path at a time, and pinned Helm releases."""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,7 +63,11 @@ class Image:
 
 
 class Scope:
-    """A namespace of one testbed instance and the resources created in it."""
+    """A namespace of one testbed instance (a component of its own) and the resources
+    created in it; `workload()` gives each workload a component inside it.
+
+    The resources were children of the testbed component itself before namespaces and
+    workloads had components; the alias keeps them, unreplaced, in stacks made back then."""
 
     def __init__(
         self,
@@ -74,7 +79,14 @@ class Scope:
         reason: str = "",
     ) -> None:
         self.plan, self.site, self.name = plan, site, namespace
-        self.opts = pulumi.ResourceOptions(parent=parent)
+        self.component = pulumi.ComponentResource(
+            "testbeds:kubernetes:Namespace",
+            namespace,
+            None,
+            pulumi.ResourceOptions(parent=parent),
+        )
+        self._moved = [pulumi.Alias(parent=parent)]
+        self.opts = pulumi.ResourceOptions(parent=self.component, aliases=self._moved)
         annotations = {POD_SECURITY_REASON: reason} if reason else {}
         ns = k8s.core.v1.Namespace(
             namespace,
@@ -92,7 +104,8 @@ class Scope:
         )
         # Everything else in the namespace waits for it (and goes before it on destroy).
         self.ns = ns.metadata.name
-        self.opts = pulumi.ResourceOptions(parent=parent, depends_on=[ns])
+        self._namespace = ns
+        self.opts = self._within(self.component)
         self._bounds()
         self.policy("default-deny", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]})
         self.policy(
@@ -133,6 +146,24 @@ class Scope:
             },
             opts=self.opts,
         )
+
+    def _within(self, component: pulumi.Resource) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(
+            parent=component, depends_on=[self._namespace], aliases=self._moved
+        )
+
+    def workload(self, kind: str, name: str) -> Scope:
+        """This namespace as seen by one workload: what it creates are children of a
+        component `testbeds:kubernetes:<kind>` of its own."""
+        component = pulumi.ComponentResource(
+            f"testbeds:kubernetes:{kind}",
+            f"{self.name}-{name}",
+            None,
+            pulumi.ResourceOptions(parent=self.component),
+        )
+        view = copy.copy(self)
+        view.opts = self._within(component)
+        return view
 
     def image(self, key: str) -> Image:
         return Image.parse(self.site.image(key))
