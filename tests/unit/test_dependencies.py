@@ -17,6 +17,8 @@ NODE_SIDE = [
     "testbeds/samples",
     "testbeds/checks/hpc_services/hub_session.py",
     "testbeds/checks/data_management/rucio_probe.py",
+    "testbeds/nodeside/buildbot_master.py",
+    "testbeds/nodeside/post_receive.py",
 ]
 SCANNED = ["testbeds", "tests", "stacks"]
 

@@ -21,6 +21,7 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from testbeds import paths
+from testbeds import pipeline_file as pipeline_file_schema
 from testbeds.cloud import charts
 from testbeds.cloud.kubernetes.scope import RESTRICTED_CONTAINER, SMALL, Image, Scope
 
@@ -236,7 +237,7 @@ def _mlflow(scope: Scope) -> None:
 def workflow_template(scope: Scope, pipeline_file: Path) -> dict[str, Any]:
     """An Argo WorkflowTemplate running the pipeline file's jobs in order, each in a fresh
     pod on the checkout of the given repository and revision."""
-    jobs = yaml.safe_load(pipeline_file.read_text())["jobs"]
+    jobs = pipeline_file_schema.parse(yaml.safe_load(pipeline_file.read_text()))
     packages = " ".join(toolchain())
     prelude = [
         # Argo checks the revision out detached, so HEAD is the commit itself.
@@ -268,7 +269,7 @@ def workflow_template(scope: Scope, pipeline_file: Path) -> dict[str, Any]:
     templates: list[dict[str, Any]] = []
     tasks: list[dict[str, Any]] = []
     for index, job in enumerate(jobs):
-        gpu = "gpu" in job.get("tags", [])
+        gpu = job.gpu
         resources: dict[str, Any] = {
             "requests": {"cpu": "500m", "memory": "1Gi"},
             "limits": {"cpu": "2", "memory": "4Gi"},
@@ -276,7 +277,7 @@ def workflow_template(scope: Scope, pipeline_file: Path) -> dict[str, Any]:
         if gpu:
             resources["limits"]["nvidia.com/gpu"] = 1
         template: dict[str, Any] = {
-            "name": job["name"],
+            "name": job.name,
             "inputs": {
                 "artifacts": [
                     {
@@ -302,7 +303,7 @@ def workflow_template(scope: Scope, pipeline_file: Path) -> dict[str, Any]:
             "container": {
                 "image": scope.image("ci_job").ref,
                 "command": ["sh", "-ec"],
-                "args": ["\n".join([*prelude, *job["script"]])],
+                "args": ["\n".join([*prelude, *job.script])],
                 "workingDir": "/work/src",
                 "env": [*env, {"name": "CI_GPU", "value": "hardware" if gpu else "none"}],
                 "volumeMounts": [{"name": "tools", "mountPath": TOOLS}],
@@ -315,9 +316,9 @@ def workflow_template(scope: Scope, pipeline_file: Path) -> dict[str, Any]:
                 {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
             ]
         templates.append(template)
-        task: dict[str, Any] = {"name": job["name"], "template": job["name"]}
+        task: dict[str, Any] = {"name": job.name, "template": job.name}
         if index:
-            task["depends"] = f"{jobs[index - 1]['name']}.Succeeded"
+            task["depends"] = f"{jobs[index - 1].name}.Succeeded"
         tasks.append(task)
     return {
         "apiVersion": "argoproj.io/v1alpha1",

@@ -1,23 +1,28 @@
 #!/usr/bin/python3
-# {{ ansible_managed }}
 """post-receive: tell the Buildbot master about every pushed branch head, so that a push
 starts the repository's pipeline. The push itself has already succeeded; a master that
-cannot be reached is reported to the pusher, not turned into a failed push."""
+cannot be reached is reported to the pusher, not turned into a failed push.
+
+The git_server role installs it with a hook wrapper that names its configuration file
+(the master, the change source's account, the repositories' base URL)."""
+
+from __future__ import annotations
 
 import configparser
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from typing import Any
 
 ZERO = "0" * 40
-CONFIG = "{{ __git_server_notify_conf }}"
 
 
-def git(*args):
+def git(*args: str) -> str:
     return subprocess.run(["git", *args], check=True, capture_output=True, text=True).stdout
 
 
-def changes(lines, repository):
+def changes(lines: list[str], repository: str) -> Iterator[dict[str, Any]]:
     for line in lines:
         old, new, ref = line.split()
         if new == ZERO or not ref.startswith("refs/heads/"):
@@ -29,18 +34,19 @@ def changes(lines, repository):
             "revision": new,
             "comments": git("log", "-1", "--format=%B", new).strip(),
             "files": sorted(set(files)),
-            "who": os.environ.get("REMOTE_USER") or git("log", "-1", "--format=%an <%ae>", new).strip(),
+            "who": os.environ.get("REMOTE_USER")
+            or git("log", "-1", "--format=%an <%ae>", new).strip(),
             "repository": repository,
             "project": os.path.basename(os.getcwd()).removesuffix(".git"),
             "vc": "git",
         }
 
 
-def main():
-    if os.environ.get("WP5_GIT_NO_NOTIFY") or not os.path.exists(CONFIG):
+def main(config_file: str) -> int:
+    if os.environ.get("WP5_GIT_NO_NOTIFY") or not os.path.exists(config_file):
         return 0
     config = configparser.ConfigParser(interpolation=None)
-    config.read(CONFIG)
+    config.read(config_file)
     settings = config["buildbot"]
     name = os.path.basename(os.getcwd())
     pending = list(changes(sys.stdin.read().splitlines(), f"{settings['repository_base']}/{name}"))
@@ -53,8 +59,8 @@ def main():
     sender = Sender(settings["master"], auth=(settings["user"], settings["password"]))
     outcome = {"ok": False}
 
-    @defer.inlineCallbacks
-    def send_all():
+    @defer.inlineCallbacks  # type: ignore[untyped-decorator]
+    def send_all() -> Any:
         try:
             for change in pending:
                 yield sender.send(**change)
@@ -71,4 +77,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,161 @@
+"""The Buildbot master of the pipelines testbed. The buildbot_master role copies this
+package's files it needs into the master's folder; master.cfg there only passes this
+testbed's values (wp5-master.json) to `configure`.
+
+A push (the git server's post-receive hook, through the PB change source) starts the
+`pipeline` builder on the master's local worker: it checks the commit out, reads the
+repository's pipeline file (testbeds/pipeline_file.py, copied beside this module) and
+triggers one build per job, in order, on the `job-cpu` or `job-gpu` builder. A failed job
+stops the pipeline: later jobs (those that publish) never run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from buildbot.plugins import changes, schedulers, secrets, steps, util, worker
+from buildbot.process import buildstep, results
+from buildbot.steps.worker import CompositeStepMixin
+from twisted.internet import defer
+
+from testbeds.nodeside.master_settings import Settings
+from testbeds.pipeline_file import FILE_NAME, parse, problems
+
+
+class RunPipeline(buildstep.BuildStep, CompositeStepMixin):  # type: ignore[misc]
+    """Read the pipeline file of the checked-out commit and queue a trigger per job."""
+
+    name = "read pipeline"
+    haltOnFailure = True
+
+    def __init__(self, gpu_available: bool, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.gpu_available = gpu_available
+
+    @defer.inlineCallbacks  # type: ignore[untyped-decorator]
+    def run(self) -> Any:
+        text = yield self.getFileContentFromWorker(FILE_NAME)
+        if text is None:
+            yield self.addCompleteLog("error", f"the commit has no {FILE_NAME}")
+            return results.FAILURE
+        try:
+            document = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            yield self.addCompleteLog("error", f"{FILE_NAME}: {error}")
+            return results.FAILURE
+        found = problems(document, self.gpu_available)
+        if found:
+            yield self.addCompleteLog("error", "\n".join(found))
+            return results.FAILURE
+        jobs = parse(document, self.gpu_available)
+        self.build.addStepsAfterCurrentStep(
+            [
+                steps.Trigger(
+                    name=f"job {job.name}",
+                    schedulerNames=["jobs-gpu" if job.gpu else "jobs-cpu"],
+                    waitForFinish=True,
+                    haltOnFailure=True,
+                    updateSourceStamp=True,
+                    set_properties={"job_name": job.name, "job_script": list(job.script)},
+                )
+                for job in jobs
+            ]
+        )
+        yield self.addCompleteLog("jobs", "\n".join(job.name for job in jobs))
+        return results.SUCCESS
+
+
+@util.renderer  # type: ignore[untyped-decorator]
+def job_command(props: Any) -> list[str]:
+    return ["bash", "-euo", "pipefail", "-c", "\n".join(props.getProperty("job_script"))]
+
+
+def job_environment(settings: Settings) -> dict[str, Any]:
+    """What a job is told about the testbed's services; passwords come from the secrets
+    provider, so Buildbot hides them in logs."""
+    return {
+        "PATH": [settings.job_path, "${PATH}"],
+        "CI_COMMIT_SHA": util.Property("got_revision"),
+        "CI_BRANCH": util.Property("branch"),
+        "CI_PROJECT": util.Property("project"),
+        "CI_REPOSITORY": util.Property("repository"),
+        "CI_JOB_NAME": util.Property("job_name"),
+        "CI_WORKER": util.Property("workername"),
+        "CI_BUILD_URL": util.Interpolate("buildbot:%(prop:buildername)s/%(prop:buildnumber)s"),
+        "CI_REGISTRY": settings.registry,
+        "CI_REGISTRY_USER": settings.registry_user,
+        "CI_REGISTRY_PASSWORD": util.Interpolate("%(secret:registry-password)s"),
+        "MLFLOW_TRACKING_URI": settings.mlflow_url,
+        "MLFLOW_TRACKING_USERNAME": settings.mlflow_user,
+        "MLFLOW_TRACKING_PASSWORD": util.Interpolate("%(secret:mlflow-password)s"),
+        "MLFLOW_TRACKING_SERVER_CERT_PATH": settings.mlflow_ca_file,
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+
+
+def configure(values: dict[str, Any]) -> dict[str, Any]:
+    """The BuildmasterConfig for this testbed's values."""
+    settings = Settings(values)
+
+    def checkout() -> Any:
+        return steps.Git(
+            repourl=util.Property("repository"), mode="full", method="clobber", haltOnFailure=True
+        )
+
+    gpu = bool(settings.gpu_workers)
+    pipeline = util.BuildFactory([checkout(), RunPipeline(gpu_available=gpu)])
+    job = util.BuildFactory(
+        [
+            checkout(),
+            steps.ShellCommand(
+                name="script",
+                command=job_command,
+                env=job_environment(settings),
+                timeout=settings.job_timeout_s,
+                haltOnFailure=True,
+            ),
+        ]
+    )
+    builders = [
+        util.BuilderConfig(
+            name="pipeline", workernames=["orchestrator"], factory=pipeline, collapseRequests=False
+        ),
+        util.BuilderConfig(
+            name="job-cpu", workernames=settings.cpu_workers, factory=job, collapseRequests=False
+        ),
+    ]
+    triggerable = [schedulers.Triggerable(name="jobs-cpu", builderNames=["job-cpu"])]
+    if gpu:
+        builders.append(
+            util.BuilderConfig(
+                name="job-gpu",
+                workernames=settings.gpu_workers,
+                factory=job,
+                collapseRequests=False,
+            )
+        )
+        triggerable.append(schedulers.Triggerable(name="jobs-gpu", builderNames=["job-gpu"]))
+    return {
+        "title": "wp5-testbeds pipelines",
+        "buildbotNetUsageData": None,
+        "db": {"db_url": "sqlite:///state.sqlite"},
+        "protocols": {"pb": {"port": settings.pb_port}},
+        "secretsProviders": [secrets.SecretInAFile(dirname=str(settings.secrets_dir))],
+        "workers": [worker.LocalWorker("orchestrator")]
+        + [
+            worker.Worker(name, settings.secret(f"worker-{name}"), max_builds=1)
+            for name in sorted(settings.workers)
+        ],
+        "change_source": [
+            changes.PBChangeSource(
+                user=settings.change_user, passwd=settings.secret("change-password")
+            )
+        ],
+        "schedulers": [
+            schedulers.AnyBranchScheduler(
+                name="on-push", builderNames=["pipeline"], treeStableTimer=None
+            ),
+            *triggerable,
+        ],
+        "builders": builders,
+    }

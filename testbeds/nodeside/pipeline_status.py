@@ -1,0 +1,123 @@
+#!/usr/bin/python3
+"""wp5-pipeline-status [REVISION]: the pipelines Buildbot ran, as JSON (Buildbot here has no
+web UI). Each pipeline lists its jobs in order with the worker that ran them and their
+result; a failed job carries the end of its output.
+
+Reads the master's database (--db) directly, read-only; run it as root on the master's
+node. The buildbot_master role installs it with a wrapper that names the database."""
+
+from __future__ import annotations
+
+import argparse
+import bz2
+import json
+import sqlite3
+import sys
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+RESULTS = ["success", "warnings", "failure", "skipped", "exception", "retry", "cancelled"]
+DECOMPRESS: dict[int, Callable[[bytes], bytes]] = {
+    0: lambda b: b,
+    1: zlib.decompress,
+    2: bz2.decompress,
+}
+
+
+def result_name(code: int | None) -> str | None:
+    return None if code is None else RESULTS[code] if 0 <= code < len(RESULTS) else str(code)
+
+
+def prop(db: sqlite3.Connection, build_id: int, name: str) -> Any:
+    row = db.execute(
+        "SELECT value FROM build_properties WHERE buildid = ? AND name = ?", (build_id, name)
+    ).fetchone()
+    return json.loads(row[0]) if row else None
+
+
+def output_tail(db: sqlite3.Connection, build_id: int, lines: int) -> list[str] | None:
+    """The last lines of the stdio log of the build's failed step."""
+    step = db.execute(
+        "SELECT id FROM steps WHERE buildid = ? AND results NOT IN (0, 1, 3) ORDER BY number DESC",
+        (build_id,),
+    ).fetchone()
+    if step is None:
+        return None
+    text: list[str] = []
+    for (log_id,) in db.execute("SELECT id FROM logs WHERE stepid = ? ORDER BY id", (step[0],)):
+        for content, method in db.execute(
+            "SELECT content, compressed FROM logchunks WHERE logid = ? ORDER BY first_line",
+            (log_id,),
+        ):
+            raw = content if isinstance(content, bytes) else content.encode()
+            decompress = DECOMPRESS.get(method, DECOMPRESS[0])
+            text.append(decompress(raw).decode("utf-8", "replace"))
+    # Buildbot prefixes each line with its stream: o (stdout), e (stderr), h (header).
+    body = [line[1:] for line in "".join(text).splitlines() if line[:1] in ("o", "e")]
+    return body[-lines:]
+
+
+def build_row(db: sqlite3.Connection, build_id: int, lines: int) -> dict[str, Any]:
+    number, builder, worker, results, state, started, complete = db.execute(
+        "SELECT b.number, bl.name, w.name, b.results, b.state_string, b.started_at, b.complete_at"
+        " FROM builds b JOIN builders bl ON bl.id = b.builderid"
+        " LEFT JOIN workers w ON w.id = b.workerid WHERE b.id = ?",
+        (build_id,),
+    ).fetchone()
+    row: dict[str, Any] = {
+        "builder": builder,
+        "number": number,
+        "worker": worker,
+        "result": result_name(results),
+        "finished": complete is not None,
+        "duration_s": None if complete is None else complete - started,
+        "state": state,
+    }
+    if results not in (None, 0, 1):
+        row["output_tail"] = output_tail(db, build_id, lines)
+    return row
+
+
+def pipelines(db: sqlite3.Connection, revision: str | None, lines: int) -> list[dict[str, Any]]:
+    query = (
+        "SELECT b.id, ss.revision, ss.branch FROM builds b"
+        " JOIN builders bl ON bl.id = b.builderid"
+        " JOIN buildrequests br ON br.id = b.buildrequestid"
+        " JOIN buildset_sourcestamps bss ON bss.buildsetid = br.buildsetid"
+        " JOIN sourcestamps ss ON ss.id = bss.sourcestampid"
+        " WHERE bl.name = 'pipeline'"
+        + (" AND ss.revision = ?" if revision else "")
+        + " ORDER BY b.id"
+    )
+    out: list[dict[str, Any]] = []
+    for build_id, rev, branch in db.execute(query, (revision,) if revision else ()):
+        pipeline = build_row(db, build_id, lines)
+        pipeline.update(revision=rev, branch=branch, jobs=[])
+        for (job_id,) in db.execute(
+            "SELECT b.id FROM builds b JOIN buildrequests br ON br.id = b.buildrequestid"
+            " JOIN buildsets bs ON bs.id = br.buildsetid WHERE bs.parent_buildid = ? ORDER BY b.id",
+            (build_id,),
+        ):
+            job = build_row(db, job_id, lines)
+            job["name"] = prop(db, job_id, "job_name")
+            pipeline["jobs"].append(job)
+        out.append(pipeline)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("revision", nargs="?", help="only pipelines of this commit")
+    parser.add_argument("--db", required=True, help="the master's state.sqlite")
+    parser.add_argument("--lines", type=int, default=30, help="output lines of a failed job")
+    args = parser.parse_args()
+    try:
+        db = sqlite3.connect(f"file:{args.db}?mode=ro", uri=True)
+        print(json.dumps(pipelines(db, args.revision, args.lines), indent=2))
+    except sqlite3.Error as error:
+        sys.exit(f"wp5-pipeline-status: {args.db}: {error}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""The pipeline file (`.wp5-pipeline.yml`) a repository carries: its jobs, in order.
+
+One schema for every reader: the Buildbot master on the local, static and OpenStack
+targets (this file is copied next to its configuration and imported there, so it needs
+only the standard library), the Kubernetes program's WorkflowTemplate generator, and the
+tests. A malformed file gives the same messages everywhere, each naming the field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+FILE_NAME = ".wp5-pipeline.yml"
+# Tags a job may carry: `gpu` runs it only where a GPU is (a GPU worker, a GPU node).
+KNOWN_TAGS = frozenset({"gpu"})
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    script: tuple[str, ...]
+    tags: frozenset[str] = frozenset()
+
+    @property
+    def gpu(self) -> bool:
+        return "gpu" in self.tags
+
+
+class PipelineFileError(ValueError):
+    """The file is not a pipeline; `problems` name each field at fault."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def problems(document: Any, gpu_available: bool = True) -> list[str]:
+    """What is wrong with a parsed pipeline file, one message per field (empty: valid)."""
+    jobs = document.get("jobs") if isinstance(document, dict) else None
+    if not isinstance(jobs, list) or not jobs:
+        return [f"{FILE_NAME}: 'jobs' must be a non-empty list"]
+    found = []
+    if isinstance(document, dict) and set(document) - {"jobs"}:
+        found.append(f"{FILE_NAME}: unknown key(s) {sorted(map(str, set(document) - {'jobs'}))}")
+    names: set[str] = set()
+    for index, job in enumerate(jobs):
+        where = f"{FILE_NAME}: jobs[{index}]"
+        if not isinstance(job, dict) or not isinstance(job.get("name"), str) or not job["name"]:
+            found.append(f"{where}.name must be a non-empty string")
+            continue
+        if job["name"] in names:
+            found.append(f"{where}.name {job['name']!r} is used twice")
+        names.add(job["name"])
+        unknown_keys = set(job) - {"name", "script", "tags"}
+        if unknown_keys:
+            found.append(f"{where}: unknown key(s) {sorted(map(str, unknown_keys))}")
+        script = job.get("script")
+        if (
+            not isinstance(script, list)
+            or not script
+            or not all(isinstance(s, str) for s in script)
+        ):
+            found.append(f"{where}.script must be a non-empty list of commands")
+        tags = job.get("tags", [])
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            found.append(f"{where}.tags must be a list of names")
+            continue
+        unknown_tags = sorted(set(tags) - KNOWN_TAGS)
+        if unknown_tags:
+            found.append(f"{where}.tags: unknown {unknown_tags}; known: {sorted(KNOWN_TAGS)}")
+        if "gpu" in tags and not gpu_available:
+            found.append(f"{where} needs a GPU and this testbed has none")
+    return found
+
+
+def parse(document: Any, gpu_available: bool = True) -> list[Job]:
+    """The jobs of a parsed pipeline file, or PipelineFileError naming every problem."""
+    found = problems(document, gpu_available)
+    if found:
+        raise PipelineFileError(found)
+    return [
+        Job(job["name"], tuple(job["script"]), frozenset(job.get("tags", [])))
+        for job in document["jobs"]
+    ]

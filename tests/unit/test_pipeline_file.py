@@ -1,0 +1,60 @@
+"""The pipeline file's one schema (testbeds/pipeline_file.py): the sample parses, and each
+kind of mistake is named by field, the same words whichever target reads it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from testbeds import pipeline_file
+from testbeds.cloud.kubernetes.pipelines import SAMPLE
+
+
+def test_the_sample_pipeline_parses() -> None:
+    jobs = pipeline_file.parse(yaml.safe_load((SAMPLE / pipeline_file.FILE_NAME).read_text()))
+    assert [(j.name, j.gpu) for j in jobs] == [("test", False), ("train", True), ("image", False)]
+    assert all(job.script for job in jobs)
+
+
+GOOD = {"name": "test", "script": ["pytest"]}
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        (None, "'jobs' must be a non-empty list"),
+        ({"jobs": []}, "'jobs' must be a non-empty list"),
+        ({"jobs": [GOOD], "stages": []}, "unknown key(s) ['stages']"),
+        ({"jobs": [{"script": ["x"]}]}, "jobs[0].name must be a non-empty string"),
+        ({"jobs": [GOOD, GOOD]}, "jobs[1].name 'test' is used twice"),
+        ({"jobs": [{"name": "a", "script": "pytest"}]}, "jobs[0].script must be a non-empty list"),
+        ({"jobs": [{"name": "a", "script": []}]}, "jobs[0].script must be a non-empty list"),
+        ({"jobs": [{**GOOD, "tags": ["tpu"]}]}, "jobs[0].tags: unknown ['tpu']; known: ['gpu']"),
+        ({"jobs": [{**GOOD, "tags": "gpu"}]}, "jobs[0].tags must be a list of names"),
+        ({"jobs": [{**GOOD, "image": "x"}]}, "jobs[0]: unknown key(s) ['image']"),
+    ],
+)
+def test_each_mistake_is_named(document: Any, message: str) -> None:
+    with pytest.raises(pipeline_file.PipelineFileError) as error:
+        pipeline_file.parse(document)
+    assert f"{pipeline_file.FILE_NAME}: {message}" in str(error.value)
+
+
+def test_a_gpu_job_needs_a_gpu() -> None:
+    document = {"jobs": [{**GOOD, "tags": ["gpu"]}]}
+    assert pipeline_file.parse(document)[0].gpu
+    with pytest.raises(pipeline_file.PipelineFileError, match="needs a GPU"):
+        pipeline_file.parse(document, gpu_available=False)
+
+
+def test_the_kubernetes_generator_refuses_a_malformed_file_with_the_same_words(
+    tmp_path: Any,
+) -> None:
+    from testbeds.cloud.kubernetes.pipelines import workflow_template
+
+    broken = tmp_path / pipeline_file.FILE_NAME
+    broken.write_text(yaml.safe_dump({"jobs": [{"name": "a", "script": "pytest"}]}))
+    with pytest.raises(pipeline_file.PipelineFileError, match=r"jobs\[0\]\.script must be"):
+        workflow_template(None, broken)  # type: ignore[arg-type]  # fails before the scope is used
