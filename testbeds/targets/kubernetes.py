@@ -27,7 +27,7 @@ from testbeds.targets.base import (
 )
 
 PROJECT = "wp5-testbeds-kubernetes"
-INTERLINK_TOKEN = "interlink.token"
+INTERLINK_TOKEN = "interlink-token"
 
 
 def stack_dir() -> Path:

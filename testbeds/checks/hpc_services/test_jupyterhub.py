@@ -21,7 +21,7 @@ def hub(testbed):
 def hub_session(testbed, hub):
     """Copy the session script and the user's password to the hub node (mode 0600), then
     run it; the password never appears on a command line or in output."""
-    password = testbed.secrets_dir / "passwords" / f"{testbed.research_user}.password"
+    password = testbed.secrets_dir / f"user-{testbed.research_user}-password"
     workdir = hub.check_output("mktemp -d")
     for name, content in (
         ("hub_session.py", HUB_SCRIPT.read_text()),

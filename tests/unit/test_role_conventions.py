@@ -1,0 +1,88 @@
+"""Roles follow one set of conventions: defaults and argument_specs name the same
+variables; every task carries a step tag, one `testbed bake` runs (`<role>_preflight`,
+`_detect`, `_install`) or the one it skips (`<role>_configure`); no baked step touches a
+secret (a baked image must hold none); packages go through apt with the site playbook's
+defaults; generated passwords and tokens come only from the testbed_secret lookup."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from testbeds.targets.baked import BAKE_STEPS
+
+REPO = Path(__file__).resolve().parents[2]
+ROLES = sorted(p.name for p in (REPO / "roles").iterdir() if (p / "tasks" / "main.yml").is_file())
+# What reading a secret looks like in a task: the secret lookup, another lookup, or hiding
+# the task's values from the log.
+SECRET = re.compile(r"testbed_secret|lookup\(|no_log")
+INCLUDES = ("ansible.builtin.import_tasks", "ansible.builtin.include_tasks")
+
+
+def tags_of(task: dict[str, Any]) -> set[str]:
+    tags = task.get("tags", [])
+    return {tags} if isinstance(tags, str) else set(tags)
+
+
+def leaf_tasks(
+    role: str, file: str = "main.yml", inherited: frozenset[str] = frozenset()
+) -> Iterator[tuple[str, dict[str, Any], frozenset[str]]]:
+    """(file, task, tags it runs under) for every task, through blocks and imports."""
+    tasks = yaml.safe_load((REPO / "roles" / role / "tasks" / file).read_text()) or []
+    yield from _walk(role, file, tasks, inherited)
+
+
+def _walk(
+    role: str, file: str, tasks: list[dict[str, Any]], inherited: frozenset[str]
+) -> Iterator[tuple[str, dict[str, Any], frozenset[str]]]:
+    for task in tasks:
+        tags = inherited | tags_of(task)
+        if "block" in task:
+            for part in ("block", "rescue", "always"):
+                yield from _walk(role, file, task.get(part) or [], tags)
+            continue
+        include = next((task[k] for k in INCLUDES if k in task), None)
+        if include is not None:
+            target = include if isinstance(include, str) else include["file"]
+            if "{{" not in target:
+                yield from leaf_tasks(role, target, tags)
+                continue
+        yield file, task, tags
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_defaults_and_argument_specs_name_the_same_variables(role: str) -> None:
+    folder = REPO / "roles" / role
+    defaults = yaml.safe_load((folder / "defaults" / "main.yml").read_text()) or {}
+    specs = yaml.safe_load((folder / "meta" / "argument_specs.yml").read_text())
+    options = specs["argument_specs"]["main"].get("options") or {}
+    assert set(defaults) - set(options) == set(), "in defaults, not in argument_specs"
+    assert {k for k, v in options.items() if "default" in v or not v.get("required")} - set(
+        defaults
+    ) == set(), "in argument_specs, not in defaults"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_task_carries_a_step_tag_and_no_baked_step_touches_a_secret(role: str) -> None:
+    baked = {f"{role}_{step}" for step in BAKE_STEPS}
+    steps = baked | {f"{role}_configure"}
+    for file, task, tags in leaf_tasks(role):
+        name = f"{role}/{file}: {task.get('name')}"
+        assert tags & steps, f"{name} has none of {sorted(steps)}"
+        if tags & baked:
+            assert not SECRET.search(yaml.safe_dump(task)), f"{name}: a baked step reads a secret"
+
+
+def test_packages_and_secrets_have_one_way_each() -> None:
+    """apt tasks name only their packages (the site playbook gives the rest); passwords and
+    tokens come from testbed_secret, never from ansible.builtin.password."""
+    for path in (REPO / "roles").rglob("*.yml"):
+        text = path.read_text()
+        assert "ansible.builtin.password" not in text, path
+        if "tasks" in path.parts:
+            assert "lock_timeout" not in text, path
