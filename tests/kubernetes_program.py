@@ -32,14 +32,15 @@ class Release:
     values: dict[str, Any]
 
 
-def run_program(testbed: str, site: str = SITE) -> RecordingMocks:
+def run_program(testbed: str, site: str = SITE, instance: str | None = None) -> RecordingMocks:
+    """The program for a shipped testbed (or a definition file, then naming the instance)."""
     mocks = RecordingMocks()
     pulumi.runtime.set_mocks(mocks, project="wp5-testbeds-kubernetes", stack="unit", preview=False)
     pulumi.runtime.set_all_config(
         {
             "wp5-testbeds-kubernetes:testbed": testbed,
             "wp5-testbeds-kubernetes:site": site,
-            "wp5-testbeds-kubernetes:instance": f"{testbed}-k8s",
+            "wp5-testbeds-kubernetes:instance": instance or f"{testbed}-k8s",
             "wp5-testbeds-kubernetes:interlinkToken": "token-from-login-node",
             "wp5-testbeds-kubernetes:jupyterhubOAuthSecret": "oauth-secret-from-site-file",
         }

@@ -1,0 +1,82 @@
+"""How long the cloud programs take to evaluate under Pulumi's mocks, for a large testbed.
+
+    python -m tests.benchmark.pulumi_programs [--nodes 100] [--repeat 3]
+
+hpc-access scaled to the given number of nodes (its CPU group grows) is built by the
+OpenStack component and by the Kubernetes program, each under the recording mocks the
+unit tests use, in this process; the best of `--repeat` runs is printed, with the number
+of resources. No Pulumi CLI or cloud is involved: this measures the programs' own work
+(the plan, the loops over nodes, the policies), which `pulumi preview` pays on every run.
+The goal is under 2 s each for 100 nodes. Not part of the test suite."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pulumi
+
+from testbeds.cloud.openstack import OpenStackTestbed, OpenStackTestbedArgs
+from testbeds.cloud.sites import openstack_site
+from testbeds.plan import resolve
+from tests.benchmark.run import scaled_hpc_access
+from tests.kubernetes_program import run_program
+from tests.pulumi_mocks import RecordingMocks
+
+GOAL_S = 2.0
+
+
+def openstack(definition: str) -> int:
+    mocks = RecordingMocks()
+    pulumi.runtime.set_mocks(mocks, project="bench", stack="bench", preview=False)
+    plan = resolve(definition, site="partner-a", target="openstack", instance="bench")
+
+    @pulumi.runtime.test  # type: ignore[misc]
+    def build() -> pulumi.Output[object]:
+        testbed = OpenStackTestbed(
+            plan.instance,
+            OpenStackTestbedArgs(plan=plan, site=openstack_site(plan), public_key="ssh-ed25519 A"),
+        )
+        return testbed.nodes.apply(len)
+
+    build()
+    return len(mocks.resources)
+
+
+def kubernetes(definition: str) -> int:
+    return len(run_program(definition, instance="bench").resources)
+
+
+def best_of(repeat: int, program: Callable[[str], int], definition: str) -> tuple[float, int]:
+    times, count = [], 0
+    for _ in range(repeat):
+        start = time.perf_counter()
+        count = program(definition)
+        times.append(time.perf_counter() - start)
+    return min(times), count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        others = len(resolve("hpc-access").nodes) - 2  # the default has two CPU nodes
+        definition = scaled_hpc_access(args.nodes - others, Path(folder))
+        nodes = len(resolve(definition).nodes)
+        print(f"hpc-access with {nodes} nodes, best of {args.repeat}:")
+        for name, program in (("openstack", openstack), ("kubernetes", kubernetes)):
+            seconds, resources = best_of(args.repeat, program, definition)
+            verdict = "ok" if seconds < GOAL_S else "over"
+            print(
+                f"  {name:<10} {seconds:6.2f} s  {resources:4d} resources  "
+                f"{seconds / GOAL_S:4.2f}x the {GOAL_S:.0f} s goal ({verdict})"
+            )
+
+
+if __name__ == "__main__":
+    main()
