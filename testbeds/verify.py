@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,6 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from testbeds import deadlines, paths
+from testbeds.errors import TestbedError, printable
+
+# Check processes at most: the checks wait on nodes far more than they compute.
+MAX_CHECK_WORKERS = 4
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,20 @@ def report_counts(report: Path) -> tuple[int, int, int, int]:
     return total[0], total[1], total[2], total[3]
 
 
+def check_workers(nodes_file: Path) -> int:
+    """How many check processes run side by side: one per node plus one for the
+    testbed-wide checks, at most MAX_CHECK_WORKERS (TESTBED_CHECK_WORKERS overrides; 1 runs
+    them one after another). The checks mostly wait on the nodes, so this beats the core
+    count."""
+    wanted = os.environ.get("TESTBED_CHECK_WORKERS")
+    if wanted is not None:
+        if not wanted.isdigit() or int(wanted) < 1:
+            raise TestbedError(f"TESTBED_CHECK_WORKERS={printable(wanted)}: give a whole number")
+        return int(wanted)
+    nodes = len(json.loads(nodes_file.read_text())) if nodes_file.is_file() else 0
+    return min(MAX_CHECK_WORKERS, nodes + 1)
+
+
 def run_checks(
     suites: list[str],
     nodes_file: Path,
@@ -48,6 +67,8 @@ def run_checks(
 ) -> VerifyResult:
     report.unlink(missing_ok=True)
     targets = [str(paths.CHECKS_DIR / suite) for suite in suites]
+    workers = check_workers(nodes_file)
+    parallel = ["-n", str(workers), "--dist", "loadgroup"] if workers > 1 else []
     command = [
         sys.executable,
         "-m",
@@ -61,6 +82,7 @@ def run_checks(
         f"--junitxml={report}",
         "-o",
         "junit_suite_name=testbed-checks",
+        *parallel,
         *targets,
         *(extra_args or []),
     ]

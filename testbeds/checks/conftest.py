@@ -85,6 +85,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("node", names, ids=names)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Checks of one node form a group and checks of the whole testbed (jobs, transfers,
+    pipelines) another: `testbed verify` runs the groups side by side (pytest-xdist's
+    loadgroup), each group's checks one after another, so nodes are checked at the same
+    time while the testbed-wide checks never overlap each other."""
+    for item in items:
+        params = getattr(item, "callspec", None)
+        node = params.params.get("node") if params is not None else None
+        item.add_marker(pytest.mark.xdist_group(f"node-{node}" if node else "testbed"))
+
+
 @pytest.fixture(scope="session")
 def testbed() -> Testbed:
     return _testbed()

@@ -479,3 +479,27 @@ def test_deploy_down_refuses_nothing_outside(isolated_state: Path) -> None:
         deploy.down("..")
     with pytest.raises(DefinitionError):
         resolve("smoke-never", instance="bad name")
+
+
+def test_check_workers_follow_the_nodes_and_refuse_bad_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One check process per node plus one for the testbed-wide checks, at most four;
+    TESTBED_CHECK_WORKERS overrides, and anything but a whole number is refused."""
+    from testbeds.errors import TestbedError
+    from testbeds.targets.base import ProvisionedNode, write_nodes
+    from testbeds.verify import check_workers
+
+    nodes_file = tmp_path / "nodes.json"
+    write_nodes(nodes_file, [ProvisionedNode(f"n{i}", "g", ("common",), "", "") for i in range(2)])
+    monkeypatch.delenv("TESTBED_CHECK_WORKERS", raising=False)
+    assert check_workers(nodes_file) == 3
+    write_nodes(nodes_file, [ProvisionedNode(f"n{i}", "g", ("common",), "", "") for i in range(9)])
+    assert check_workers(nodes_file) == 4
+    assert check_workers(tmp_path / "absent.json") == 1
+    monkeypatch.setenv("TESTBED_CHECK_WORKERS", "1")
+    assert check_workers(nodes_file) == 1
+    for bad in ("0", "-1", "two", "$(id)"):
+        monkeypatch.setenv("TESTBED_CHECK_WORKERS", bad)
+        with pytest.raises(TestbedError, match="TESTBED_CHECK_WORKERS"):
+            check_workers(nodes_file)
