@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 
 from testbeds import deadlines, paths
 from testbeds.errors import TestbedError, printable
+from testbeds.targets.base import read_nodes
 
 # Check processes at most: the checks wait on nodes far more than they compute.
 MAX_CHECK_WORKERS = 4
@@ -53,7 +53,7 @@ def check_workers(nodes_file: Path) -> int:
         if not wanted.isdigit() or int(wanted) < 1:
             raise TestbedError(f"TESTBED_CHECK_WORKERS={printable(wanted)}: give a whole number")
         return int(wanted)
-    nodes = len(json.loads(nodes_file.read_text())) if nodes_file.is_file() else 0
+    nodes = len(read_nodes(nodes_file)) if nodes_file.is_file() else 0
     return min(MAX_CHECK_WORKERS, nodes + 1)
 
 

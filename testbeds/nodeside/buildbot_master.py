@@ -19,7 +19,7 @@ from buildbot.steps.worker import CompositeStepMixin
 from twisted.internet import defer
 
 from testbeds.nodeside.master_settings import Settings
-from testbeds.pipeline_file import FILE_NAME, parse, problems
+from testbeds.pipeline_file import FILE_NAME, PipelineFileError, parse
 
 
 class RunPipeline(buildstep.BuildStep, CompositeStepMixin):  # type: ignore[misc]
@@ -43,11 +43,11 @@ class RunPipeline(buildstep.BuildStep, CompositeStepMixin):  # type: ignore[misc
         except yaml.YAMLError as error:
             yield self.addCompleteLog("error", f"{FILE_NAME}: {error}")
             return results.FAILURE
-        found = problems(document, self.gpu_available)
-        if found:
-            yield self.addCompleteLog("error", "\n".join(found))
+        try:
+            jobs = parse(document, self.gpu_available)
+        except PipelineFileError as error:
+            yield self.addCompleteLog("error", "\n".join(error.problems))
             return results.FAILURE
-        jobs = parse(document, self.gpu_available)
         self.build.addStepsAfterCurrentStep(
             [
                 steps.Trigger(

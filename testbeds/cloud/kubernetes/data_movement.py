@@ -64,7 +64,7 @@ def rucio(grid: Scope) -> None:
         {
             "serviceAccountName": "rucio",
             "config": config,
-            "image": {"repository": server.name, "tag": server.tag},
+            "image": server.values(),
             "replicaCount": 1,
             "serverResources": SMALL,
             # The log sidecar is an unpinned busybox; the logs are the pod's anyway.
@@ -78,7 +78,7 @@ def rucio(grid: Scope) -> None:
         {
             "serviceAccountName": "rucio",
             "config": config,
-            "image": {"repository": daemons.name, "tag": daemons.tag},
+            "image": daemons.values(),
             **{f"{daemon}Count": 1 for daemon in DAEMONS},
         },
     )

@@ -39,7 +39,7 @@ def jupyterhub(scope: Scope, oauth: JupyterHubOAuth, client_secret: pulumi.Input
         charts.JUPYTERHUB,
         {
             "hub": {
-                "image": {"name": hub.name, "tag": hub.tag},
+                "image": hub.values("name"),
                 "serviceAccount": {"create": True},
                 "resources": SMALL,
                 "containerSecurityContext": RESTRICTED_CONTAINER,
@@ -73,7 +73,7 @@ def jupyterhub(scope: Scope, oauth: JupyterHubOAuth, client_secret: pulumi.Input
                 "secretToken": token.result,
                 "service": {"type": site.jupyterhub_service_type},
                 "chp": {
-                    "image": {"name": proxy.name, "tag": proxy.tag},
+                    "image": proxy.values("name"),
                     "resources": SMALL,
                     "networkPolicy": {
                         "enabled": True,
@@ -83,7 +83,7 @@ def jupyterhub(scope: Scope, oauth: JupyterHubOAuth, client_secret: pulumi.Input
                 },
             },
             "singleuser": {
-                "image": {"name": user.name, "tag": user.tag},
+                "image": user.values("name"),
                 # The chart's privileged iptables init container would break `restricted`;
                 # its network policy keeps user servers off the cloud metadata server.
                 "cloudMetadata": {"blockWithIptables": False},

@@ -23,7 +23,7 @@ import yaml
 from testbeds import paths
 from testbeds import pipeline_file as pipeline_file_schema
 from testbeds.cloud import charts
-from testbeds.cloud.kubernetes.scope import RESTRICTED_CONTAINER, SMALL, Image, Scope
+from testbeds.cloud.kubernetes.scope import RESTRICTED_CONTAINER, SMALL, Scope
 
 SAMPLE = paths.PACKAGE_DIR / "samples" / "research-pipeline"
 WORKFLOW_ACCOUNT = "wp5-pipeline"
@@ -71,8 +71,8 @@ def _minio(scope: Scope) -> None:
         "minio",
         charts.MINIO,
         {
-            "image": {"repository": minio.name, "tag": minio.tag},
-            "mcImage": {"repository": client.name, "tag": client.tag},
+            "image": minio.values(),
+            "mcImage": client.values(),
             "fullnameOverride": "minio",
             # The chart's default adds a `console` user with a published password.
             "users": [],
@@ -120,7 +120,7 @@ def _registry(scope: Scope) -> None:
             "secrets": {
                 "htpasswd": pulumi.Output.concat(registry_user, ":", registry_password.bcrypt_hash)
             },
-            "image": {"repository": registry.name, "tag": registry.tag},
+            "image": registry.values(),
             "persistence": {"enabled": True, **_persistence(scope, "20Gi")},
             "resources": SMALL,
             "securityContext": {"enabled": True, **RUN_AS_CI},
@@ -134,11 +134,6 @@ def _persistence(scope: Scope, size: str) -> dict[str, Any]:
     if scope.site.storage_class:
         volume["storageClass"] = scope.site.storage_class
     return volume
-
-
-def _split(image: Image) -> dict[str, str]:
-    """An image as the Argo chart asks for it."""
-    return {"registry": image.registry, "repository": image.repository, "tag": image.tag}
 
 
 def _argo(scope: Scope) -> None:
@@ -156,19 +151,19 @@ def _argo(scope: Scope) -> None:
             # for ClusterWorkflowTemplates, which a testbed does not use.
             "createAggregateRoles": False,
             "controller": {
-                "image": _split(controller),
+                "image": controller.parts(),
                 "clusterWorkflowTemplates": {"enabled": False},
                 "workflowNamespaces": [scope.ns],
                 "resources": SMALL,
                 "securityContext": RESTRICTED_CONTAINER,
             },
             "executor": {
-                "image": _split(executor),
+                "image": executor.parts(),
                 "resources": SMALL,
                 "securityContext": RESTRICTED_CONTAINER,
             },
             "server": {
-                "image": _split(server),
+                "image": server.parts(),
                 "clusterWorkflowTemplates": {"enabled": False},
                 "enabled": True,
                 "authModes": ["client"],

@@ -61,6 +61,14 @@ class Image:
     def ref(self) -> str:
         return f"{self.name}:{self.tag}"
 
+    def values(self, name_key: str = "repository") -> dict[str, str]:
+        """`{repository: registry/repository, tag}`, or with the name under `name_key`."""
+        return {name_key: self.name, "tag": self.tag}
+
+    def parts(self) -> dict[str, str]:
+        """`{registry, repository, tag}`, as the Argo chart asks for it."""
+        return {"registry": self.registry, "repository": self.repository, "tag": self.tag}
+
 
 class Scope:
     """A namespace of one testbed instance (a component of its own) and the resources
