@@ -62,8 +62,12 @@ def cmd_show(args: argparse.Namespace) -> int:
         hw = f"{traits['cpus']} cpu, {traits['memory_mb']} MB"
         if traits["gpus"]:
             hw += f", {traits['gpus']} gpu {traits['gpu_model']}".rstrip()
+        if traits["fpgas"]:
+            hw += f", {traits['fpgas']} fpga {traits['fpga_model']}".rstrip()
         if traits["infiniband"]:
             hw += ", infiniband"
+        if traits["scratch"]:
+            hw += f", {traits['scratch']['size_gb']} GB scratch at {traits['scratch']['path']}"
         lines.append(f"    {group['name']:<12} x{group['count']}  {', '.join(group['nodes'])}")
         if group["description"]:
             lines.append(f"      {group['description']}")

@@ -206,6 +206,8 @@ def verify(instance: str, extra_args: list[str] | None = None, quiet: bool = Fal
         f"checks: {result.tests} run, {result.failures} failed, {result.errors} errors, "
         f"{result.skipped} skipped; report {result.report}"
     )
+    for measured in result.measurements:
+        say(f"measured by {measured.check}: {measured.name} = {measured.value}")
     return result
 
 

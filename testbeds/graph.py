@@ -56,11 +56,7 @@ def build(
                     if name in addresses:
                         lines.append(addresses[name])
                     lines.append(", ".join(group.roles))
-                    lines += [
-                        hardware_notes[trait]
-                        for trait in ("gpus", "infiniband")
-                        if trait in hardware_notes and getattr(group.traits, trait)
-                    ]
+                    lines += group.traits.notes(hardware_notes)
                     fill = "white"
                     if counts:
                         lines.append(

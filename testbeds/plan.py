@@ -73,11 +73,7 @@ class Plan:
                     "count": g.count,
                     "roles": list(g.roles),
                     "traits": g.traits.model_dump(),
-                    "hardware_notes": [
-                        notes[trait]
-                        for trait in ("gpus", "infiniband")
-                        if trait in notes and getattr(g.traits, trait)
-                    ],
+                    "hardware_notes": g.traits.notes(notes),
                     "nodes": g.node_names(),
                     "expose": [port.model_dump() for port in g.expose],
                 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -67,6 +68,13 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Scratch(Strict):
+    """Node-local scratch (NVMe/SSD): each job gets its own directory there, removed at its end."""
+
+    size_gb: int = Field(ge=1, le=1_000_000, description="size Slurm advertises as TmpDisk")
+    path: Annotated[str, Field(pattern=r"^/[A-Za-z0-9_/.-]+$")] = "/scratch"
+
+
 class Traits(Strict):
     """Hardware a node of the group has (or, on the local target, emulates)."""
 
@@ -75,13 +83,30 @@ class Traits(Strict):
     gpus: int = Field(default=0, ge=0, le=16, description="GPUs per node")
     gpu_model: str = Field(default="", pattern=r"^[a-z0-9_]*$", description="GRES type, e.g. a100")
     infiniband: bool = Field(default=False, description="node has (or expects) an InfiniBand HCA")
+    fpgas: int = Field(default=0, ge=0, le=16, description="FPGA cards per node")
+    fpga_model: str = Field(default="", pattern=r"^[a-z0-9_]*$", description="GRES type, e.g. u250")
+    scratch: Scratch | None = Field(default=None, description="node-local scratch disk")
     features: tuple[Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+$")], ...] = ()
 
     @model_validator(mode="after")
-    def _gpu_model_needs_gpus(self) -> Traits:
+    def _model_needs_devices(self) -> Traits:
         if self.gpu_model and self.gpus == 0:
             raise ValueError("gpu_model is set but gpus is 0")
+        if self.fpga_model and self.fpgas == 0:
+            raise ValueError("fpga_model is set but fpgas is 0")
         return self
+
+    def notes(self, hardware_notes: Mapping[str, str]) -> list[str]:
+        """What a target says about the hardware traits this group has (e.g. emulated)."""
+        return [
+            hardware_notes[trait]
+            for trait in HARDWARE_TRAITS
+            if trait in hardware_notes and getattr(self, trait)
+        ]
+
+
+# Traits a target may have to emulate, by name (plan and graph list what each group has).
+HARDWARE_TRAITS = ("gpus", "fpgas", "infiniband", "scratch")
 
 
 class ExposedPort(Strict):
@@ -186,6 +211,14 @@ class TestbedDefinition(Strict):
                 )
             if paths.count(fs.path) > 1:
                 raise ValueError(f"shared filesystem {fs.path} listed twice")
+        # Slurm has one TmpFS for the whole cluster.
+        scratch_paths = sorted(
+            {g.traits.scratch.path for g in self.node_groups if g.traits.scratch}
+        )
+        if len(scratch_paths) > 1:
+            raise ValueError(f"scratch paths differ between groups: {', '.join(scratch_paths)}")
+        if scratch_paths and scratch_paths[0] in paths:
+            raise ValueError(f"scratch path {scratch_paths[0]} is also a shared filesystem")
         return self
 
 

@@ -18,6 +18,15 @@ MAX_CHECK_WORKERS = 4
 
 
 @dataclass(frozen=True)
+class Measurement:
+    """A figure a check measured (pytest's record_property), e.g. jobs per second."""
+
+    check: str
+    name: str
+    value: str
+
+
+@dataclass(frozen=True)
 class VerifyResult:
     rc: int
     tests: int
@@ -25,6 +34,7 @@ class VerifyResult:
     errors: int
     skipped: int
     report: Path
+    measurements: tuple[Measurement, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -41,6 +51,16 @@ def report_counts(report: Path) -> tuple[int, int, int, int]:
         for i, key in enumerate(("tests", "failures", "errors", "skipped")):
             total[i] += int(suite.get(key, 0))
     return total[0], total[1], total[2], total[3]
+
+
+def report_measurements(report: Path) -> tuple[Measurement, ...]:
+    if not report.is_file():
+        return ()
+    return tuple(
+        Measurement(case.get("name", ""), prop.get("name", ""), prop.get("value", ""))
+        for case in ET.parse(report).getroot().iter("testcase")
+        for prop in case.iter("property")
+    )
 
 
 def check_workers(nodes_file: Path) -> int:
@@ -103,4 +123,6 @@ def run_checks(
             deadlines.expired("verify", limit_s, f"running the checks {', '.join(suites)}")
         ) from None
     tests, failures, errors, skipped = report_counts(report)
-    return VerifyResult(proc.returncode, tests, failures, errors, skipped, report)
+    return VerifyResult(
+        proc.returncode, tests, failures, errors, skipped, report, report_measurements(report)
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -85,6 +86,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("node", names, ids=names)
 
 
+# First: pytest-xdist's worker reads the groups in its own hook of the same name.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Checks of one node form a group and checks of the whole testbed (jobs, transfers,
     pipelines) another: `testbed verify` runs the groups side by side (pytest-xdist's
@@ -94,6 +97,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         params = getattr(item, "callspec", None)
         node = params.params.get("node") if params is not None else None
         item.add_marker(pytest.mark.xdist_group(f"node-{node}" if node else "testbed"))
+
+
+# pytest-xdist's loadgroup appends "@<group>" to the node ids it schedules.
+_GROUP_SUFFIX = re.compile(r"@(testbed|node-[^@\[\]]+)$")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # the process that writes the report
+        config.pluginmanager.register(_PlainCheckNames(), "testbed-plain-check-names")
+
+
+class _PlainCheckNames:
+    """Report each check under its own name, whatever group it ran in: the JUnit report and
+    the output are the same run side by side or one after another. (Workers keep the ids
+    xdist gave them: it checks them.)"""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        report.nodeid = _GROUP_SUFFIX.sub("", report.nodeid)
 
 
 @pytest.fixture(scope="session")

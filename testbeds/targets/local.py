@@ -91,7 +91,9 @@ class LocalTarget:
     # What this target cannot give for real, and what it does instead.
     hardware_notes = {
         "gpus": "emulated GPU: stand-in device files for Slurm GRES, no driver or CUDA",
+        "fpgas": "emulated FPGA: an OpenCL device on the CPU (PoCL) behind Slurm GRES fpga",
         "infiniband": "no HCA: UCX and OpenMPI run over TCP",
+        "scratch": "emulated NVMe: node-local scratch is a tmpfs of the declared size",
     }
 
     def _site(self, plan: Plan) -> LocalSite:
@@ -221,6 +223,12 @@ class LocalTarget:
                     *(arg for spec in volumes for arg in ("--volume", spec)),
                     # Emulated GPUs are device nodes made with mknod (they cannot be opened).
                     *(["--cap-add=MKNOD"] if node.traits.gpus else []),
+                    # Emulated NVMe: a tmpfs of the declared size, so Slurm sees that TmpDisk.
+                    *(
+                        ["--tmpfs", f"{scratch.path}:rw,size={scratch.size_gb}g,mode=0755"]
+                        if (scratch := node.traits.scratch)
+                        else []
+                    ),
                     "--label",
                     instance_label(plan.instance),
                     "--label",

@@ -79,6 +79,29 @@ def test_valid_definition_expands_node_names(tmp_path: Path) -> None:
         ),
         ({"checks": ["no_such_suite"]}, "checks", "unknown check suite"),
         ({"name": "Bad Name"}, "name", "should match pattern"),
+        (
+            {"node_groups__1__traits__fpga_model": "u250"},
+            "node_groups[cpu].traits",
+            "fpga_model is set but fpgas is 0",
+        ),
+        (
+            {"node_groups__1__traits__scratch": {"size_gb": 0}},
+            "node_groups[cpu].traits.scratch.size_gb",
+            "greater than or equal to 1",
+        ),
+        (
+            {"node_groups__1__traits__scratch": {"size_gb": 1, "path": "/scratch;rm"}},
+            "node_groups[cpu].traits.scratch.path",
+            "should match pattern",
+        ),
+        (
+            {
+                "node_groups__0__traits": {"scratch": {"size_gb": 1, "path": "/a"}},
+                "node_groups__1__traits__scratch": {"size_gb": 1, "path": "/b"},
+            },
+            "",
+            "scratch paths differ between groups: /a, /b",
+        ),
     ],
 )
 def test_broken_definition_names_file_and_field(

@@ -1,0 +1,61 @@
+"""`testbed verify` runs checks side by side with pytest-xdist: the testbed-wide checks must
+stay in one process, one after another (they share the cluster), and the report must name
+each check as a sequential run would. Proven on a small suite using the checks' own hooks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+SUITE = """
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+OUT = Path(os.environ["GROUPING_OUT"])
+
+
+def record(name):
+    OUT.joinpath(name).write_text(os.environ.get("PYTEST_XDIST_WORKER", "main"))
+    time.sleep(0.2)
+
+
+@pytest.mark.parametrize("node", ["cpu1", "cpu2", "gpu"])
+def test_per_node(node):
+    record(f"node-{node}")
+
+
+@pytest.mark.parametrize("n", range(6))
+def test_testbed_wide(n):
+    record(f"wide-{n}")
+"""
+
+CONFTEST = """
+from testbeds.checks.conftest import pytest_collection_modifyitems, pytest_configure  # noqa: F401
+"""
+
+
+def test_testbed_wide_checks_share_one_worker_and_keep_their_names(tmp_path: Path) -> None:
+    (tmp_path / "conftest.py").write_text(CONFTEST)
+    (tmp_path / "test_suite.py").write_text(SUITE)
+    out = tmp_path / "out"
+    out.mkdir()
+    report = tmp_path / "report.xml"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "3", "--dist",
+         "loadgroup", f"--junitxml={report}", "-o", "addopts=", str(tmp_path)],
+        cwd=tmp_path, capture_output=True, text=True, check=False,
+        env={"GROUPING_OUT": str(out), "PATH": "/usr/bin:/bin",
+             "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    wide = {p.read_text() for p in out.glob("wide-*")}
+    assert len(list(out.glob("wide-*"))) == 6
+    assert len(wide) == 1, f"testbed-wide checks ran in {sorted(wide)}"
+    names = sorted(case.get("name", "") for case in ET.parse(report).getroot().iter("testcase"))
+    assert "test_per_node[cpu1]" in names and "test_testbed_wide[0]" in names
+    assert not [n for n in names if "@" in n]
