@@ -36,6 +36,7 @@ class TestHpcAccess(Lifecycle):
             "test_job_gets_its_own_scratch_directory_removed_afterwards",
             "test_job_array_of_short_tasks_completes_in_bound",
             "test_user_writes_and_a_job_reads_back",
+            "test_user_runs_an_image_on_two_nodes",
         }
     )
 
