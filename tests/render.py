@@ -56,10 +56,9 @@ def render_role_template(
     return dest.read_text()
 
 
-def run_local_playbook(playbook: Path, inventory: str) -> None:
-    """Run a playbook on this machine (every host local) with the Python running the tests;
-    fail with its output."""
-    proc = subprocess.run(
+def local_playbook(playbook: Path, inventory: str) -> subprocess.CompletedProcess[str]:
+    """Run a playbook on this machine (every host local) with the Python running the tests."""
+    return subprocess.run(
         [
             "ansible-playbook",
             "-i",
@@ -75,4 +74,9 @@ def run_local_playbook(playbook: Path, inventory: str) -> None:
         check=False,
         env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
     )
+
+
+def run_local_playbook(playbook: Path, inventory: str) -> None:
+    """local_playbook, failing with its output unless it succeeds."""
+    proc = local_playbook(playbook, inventory)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -58,13 +58,15 @@ class Testbed:
                 return dict(group.get("traits", {}))
         raise KeyError(f"node {node!r} is in no node group of {self.nodes_file.parent}/plan.json")
 
+    def node(self, name: str) -> ProvisionedNode:
+        return next(n for n in self.nodes if n.name == name)
+
     def group(self, name: str) -> list[str]:
         return [n.name for n in self.nodes if name in n.roles or n.group == name]
 
     @cache  # noqa: B019 - one testinfra host per node for the whole session
     def host(self, name: str) -> Any:
-        node = next(n for n in self.nodes if n.name == name)
-        return testinfra.get_host(node.testinfra_uri)
+        return testinfra.get_host(self.node(name).testinfra_uri)
 
 
 @cache

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
-from tests.render import REPO, render_role_template, run_local_playbook
+from tests.render import REPO, local_playbook, render_role_template, run_local_playbook
 
 
 def run_infiniband_detect(tmp_path: Path, hcas: list[str]) -> dict[str, str]:
@@ -234,7 +233,9 @@ def test_no_scratch_keeps_default_tmpfs_and_the_epilog(tmp_path: Path) -> None:
     assert "Epilog=/etc/slurm/job-epilog" in conf
 
 
-def run_fpga_detect(tmp_path: Path, vendors: list[str], mode: str) -> subprocess.CompletedProcess:
+def run_fpga_detect(
+    tmp_path: Path, vendors: list[str], mode: str
+) -> subprocess.CompletedProcess[str]:
     """Run the fpga role's own detection against a fake sysfs; write what it chose to a file."""
     sysfs = tmp_path / "pci"
     sysfs.mkdir(parents=True)
@@ -262,11 +263,7 @@ def run_fpga_detect(tmp_path: Path, vendors: list[str], mode: str) -> subprocess
     ]
     play = [{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]
     (tmp_path / "play.yml").write_text(yaml.safe_dump(play))
-    return subprocess.run(
-        ["ansible-playbook", "-i", "localhost,", "-c", "local", str(tmp_path / "play.yml"),
-         "-e", json.dumps({"ansible_python_interpreter": sys.executable})],
-        capture_output=True, text=True, check=False, env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
-    )  # fmt: skip
+    return local_playbook(tmp_path / "play.yml", "localhost,")
 
 
 def test_fpga_cards_found_choose_hardware(tmp_path: Path) -> None:

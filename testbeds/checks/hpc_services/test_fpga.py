@@ -16,7 +16,7 @@ def fpga_fact(host) -> dict:
 def fpga_node(testbed) -> tuple[str, str]:
     """The first FPGA node and its partition (one per node group)."""
     name = testbed.group("fpga")[0]
-    return name, next(n.group for n in testbed.nodes if n.name == name)
+    return name, testbed.node(name).group
 
 
 @pytest.mark.nodes("fpga")

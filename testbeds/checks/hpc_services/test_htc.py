@@ -9,9 +9,9 @@ from datetime import datetime
 from testbeds.checks.helpers import wait_for
 
 ARRAY_TASKS = 500
-# Each CPU of the default partition must take a new task at least every two seconds: Slurm
-# here turns a freed CPU round in about one scheduler pass (a second); with the stock
-# batch_sched_delay of 3 s this bound fails.
+# Each CPU of the default partition must take a new task at least every two seconds. With
+# Slurm's stock scheduler settings and no Epilog (1.5 tasks/s on 4 CPUs here) this bound
+# fails; as configured a freed CPU takes the next task at once.
 MIN_TASKS_PER_SLOT_PER_S = 0.5
 
 
@@ -26,7 +26,7 @@ def default_partition_cpus(login) -> tuple[str, int]:
 
 
 def test_job_array_of_short_tasks_completes_in_bound(testbed, user_shell, record_property):
-    """A 500-task array of one-second-or-less tasks, submitted as the research user,
+    """A 500-task array of trivial tasks, submitted as the research user,
     completes within 500 / (CPUs x 0.5) seconds; jobs/s is reported."""
     login = testbed.host(testbed.group("slurm_login")[0])
     partition, slots = default_partition_cpus(login)

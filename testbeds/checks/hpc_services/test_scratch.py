@@ -35,7 +35,7 @@ def test_job_gets_its_own_scratch_directory_removed_afterwards(testbed, user_she
     name = scratch_nodes(testbed)[0]
     scratch = testbed.traits(name)["scratch"]
     variable = testbed.value("slurm_compute_scratch_variable")
-    partition = next(n.group for n in testbed.nodes if n.name == name)
+    partition = testbed.node(name).group
     login = testbed.host(testbed.group("slurm_login")[0])
     script = (
         f'd="${variable}"; echo "dir=$d tmpdir=$TMPDIR"; echo payload > "$d/probe"; '
