@@ -1,4 +1,5 @@
-"""Interactive analysis: JupyterHub on the login node starts each notebook as a Slurm job."""
+"""Interactive analysis: JupyterHub on the login node starts each notebook as a Slurm job, and
+from a notebook the user runs a Dask cluster whose workers are Slurm jobs too."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pytest
 from testbeds.checks.helpers import assert_service_running, wait_for
 
 HUB_SCRIPT = Path(__file__).with_name("hub_session.py")
+DASK_CELL = Path(__file__).with_name("dask_notebook.py")
+DASK_WORKERS = 2
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +32,15 @@ def hub_session(testbed, hub):
     ):
         hub.run(f"umask 077 && cat > {workdir}/{name} <<'EOF'\n{content}\nEOF")
 
-    def run(action: str, timeout: int = 240) -> dict:
+    def run(action: str, timeout: int = 240, kernel: str = "", code: str = "") -> dict:
+        extra = ""
+        if action == "run":
+            hub.run(f"umask 077 && cat > {workdir}/code.py <<'EOF'\n{code}\nEOF")
+            extra = f" {kernel} {workdir}/code.py"
         out = hub.run(
             f"/usr/bin/python3 {workdir}/hub_session.py {testbed.value('jupyterhub_port')} "
             f"{testbed.value('testbed_ca_file')} {testbed.research_user} {workdir}/password "
-            f"{action} {timeout}"
+            f"{action} {timeout}{extra}"
         )
         assert out.rc == 0, out.stderr
         return json.loads(out.stdout.strip().splitlines()[-1])
@@ -66,17 +73,81 @@ def test_hub_answers_only_over_https_from_the_testbed_ca(testbed, hub):
     assert "<form" not in plain.stdout, "the login page is served over plain HTTP"
 
 
-def test_notebook_runs_as_slurm_job_and_stops(testbed, hub, hub_session):
-    """Logged in as the research user, starting a server submits a Slurm job that runs on a
-    compute node; stopping the server ends the job."""
+@pytest.fixture(scope="module")
+def notebook(testbed, hub, hub_session):
+    """The research user's server, started once through the hub for this module's checks and
+    stopped afterwards (a notebook job left running would hold a CPU others count on)."""
     started = hub_session("start")
-    assert started["step"] == "start", started
-    assert started["server"].get("ready"), started
+    yield started
+    if spawner_jobs(testbed, hub):
+        hub_session("stop")
+
+
+def test_notebook_runs_as_slurm_job(testbed, hub, notebook):
+    """Logged in as the research user, starting a server submits a Slurm job that runs on a
+    compute node."""
+    assert notebook["step"] == "start", notebook
+    assert notebook["server"].get("ready"), notebook
     jobs = spawner_jobs(testbed, hub)
     assert len(jobs) == 1, jobs
-    job_id, state, node = jobs[0].split()
+    _, state, node = jobs[0].split()
     assert state == "RUNNING"
     assert node in testbed.group("slurm_compute")
+
+
+def test_dask_cluster_from_notebook(testbed, hub, hub_session, notebook, record_property):
+    """In the notebook's analysis kernel, SLURMCluster(security=True) starts two Dask workers
+    as Slurm jobs on compute nodes; they compute per-key sums and counts over the sample
+    dataset on /shared, which is several times larger than a worker's memory limit, exactly
+    as the dataset's generator counted them; the scheduler refuses plaintext and other keys;
+    closing the cluster ends the jobs."""
+    assert notebook["server"].get("ready"), notebook
+    dataset = testbed.value("analysis_sample_dataset_dir")
+    expected = json.loads(hub.check_output(f"cat {dataset}/_expected.json"))
+    cell = (
+        DASK_CELL.read_text()
+        .replace("__DATASET__", dataset)
+        .replace("__WORKERS__", str(DASK_WORKERS))
+    )
+    ran = hub_session("run", 300, testbed.value("analysis_kernel_name"), cell)
+    assert ran.get("status") == "ok", ran
+    lines = [line for line in ran["stdout"].splitlines() if line.startswith("RESULT ")]
+    assert lines, ran
+    result = json.loads(lines[-1].removeprefix("RESULT "))
+    assert result["scheduler"].startswith("tls://"), result["scheduler"]
+    assert result["plain_tcp_refused"] and result["other_keys_refused"], result
+    assert result["per_key"] == expected["per_key"]
+    assert expected["bytes_in_memory"] >= 3 * result["worker_memory_limit"], (
+        expected["bytes_in_memory"],
+        result["worker_memory_limit"],
+    )
+    assert len(result["jobs"]) == DASK_WORKERS, result["jobs"]
+    job_list = ",".join(result["jobs"])
+    assert wait_for(
+        lambda: not hub.run(f"squeue -h -j {job_list} -o %i").stdout.strip(),
+        timeout=60,
+    ), f"Dask worker jobs {job_list} still queued or running after the cluster closed"
+    ran_on = hub.check_output(f"sacct -n -X -P -j {job_list} -o NodeList,State").splitlines()
+    assert len(ran_on) == DASK_WORKERS, ran_on
+    for line in ran_on:
+        node, state = line.split("|")
+        assert node in testbed.group("slurm_compute"), ran_on
+        assert state.split()[0] in {"CANCELLED", "COMPLETED"}, ran_on
+    outputs = " ".join(f"slurm-{job}.out" for job in result["jobs"])
+    hub.run(f"su - {testbed.research_user} -c 'rm -f {outputs}'")
+    record_property(
+        "dask_aggregate",
+        f"{expected['rows']:,} rows ({expected['bytes_in_memory'] / 2**30:.1f} GiB in memory, "
+        f"{result['worker_memory_limit'] / 2**20:.0f} MiB per worker) in {result['compute_s']} s "
+        f"on {DASK_WORKERS} Slurm-job workers (started in {result['started_s']} s)",
+    )
+
+
+def test_notebook_stops_and_its_job_ends(testbed, hub, hub_session, notebook):
+    """Stopping the server ends its Slurm job."""
+    jobs = spawner_jobs(testbed, hub)
+    assert len(jobs) == 1, jobs
+    job_id = jobs[0].split()[0]
     stopped = hub_session("stop")
     assert stopped["server"] == {}, stopped
     assert wait_for(lambda: not spawner_jobs(testbed, hub), timeout=60), spawner_jobs(testbed, hub)
