@@ -16,6 +16,8 @@ REPO = Path(__file__).resolve().parents[2]
 NODE_SIDE = [
     "testbeds/samples",
     "testbeds/checks/hpc_services/hub_session.py",
+    "testbeds/checks/hpc_services/dask_notebook.py",
+    "testbeds/checks/hpc_services/spark_aggregate.py",
     "testbeds/checks/data_management/rucio_probe.py",
     "testbeds/nodeside/buildbot_master.py",
     "testbeds/nodeside/post_receive.py",

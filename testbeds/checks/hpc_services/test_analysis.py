@@ -70,6 +70,16 @@ def test_spark_cluster_in_allocation(testbed, user_shell, record_property):
         assert mode == "600", mode
         app = SPARK_APP.read_text()
         user_shell(login, f"cat > ~/spark_aggregate.py <<'EOF'\n{app}\nEOF")
+        # Beside the real driver, the same one without authentication (and so without
+        # encryption, which needs it): the master must refuse it, expecting SASL.
+        probe = f"~/.spark-refused-{job}.out"
+        user_shell(
+            login,
+            f"module load analysis && SPARK_CONF_DIR={conf} nohup timeout 10 spark-submit "
+            "--conf spark.authenticate=false --conf spark.network.crypto.enabled=false "
+            f"--conf spark.io.encryption.enabled=false ~/spark_aggregate.py {dataset} "
+            f"> {probe} 2>&1 &",
+        )
         submitted = user_shell(
             login,
             f"module load analysis && SPARK_CONF_DIR={conf} "
@@ -81,19 +91,14 @@ def test_spark_cluster_in_allocation(testbed, user_shell, record_property):
         result = json.loads(lines[-1].removeprefix("RESULT "))
         assert result["per_key"] == expected["per_key"]
         assert result["executors"] == SPARK_NODES, result
-        # The same driver without authentication (and so without encryption, which needs
-        # it): the master refuses it, expecting SASL.
-        refused = user_shell(
-            login,
-            f"module load analysis && SPARK_CONF_DIR={conf} timeout 10 spark-submit "
-            "--conf spark.authenticate=false --conf spark.network.crypto.enabled=false "
-            f"--conf spark.io.encryption.enabled=false ~/spark_aggregate.py {dataset}",
-        )
-        assert "RESULT " not in refused.stdout, refused.stdout
         assert wait_for(
             lambda: "Expected SaslMessage" in user_shell(login, f"cat {conf}/master.log").stdout,
             timeout=20,
         ), "the master did not log refusing an unauthenticated driver"
+        assert wait_for(
+            lambda: user_shell(login, "pgrep -f 'spark[.]authenticate=false'").rc != 0, 20
+        )
+        assert "RESULT " not in user_shell(login, f"cat {probe}").stdout
         record_property(
             "spark_aggregate",
             f"{expected['rows']:,} rows in {result['compute_s']} s on {SPARK_NODES} workers "
@@ -101,7 +106,7 @@ def test_spark_cluster_in_allocation(testbed, user_shell, record_property):
         )
     finally:
         user_shell(login, f"scancel {job}")
-        user_shell(login, f"rm -f ~/spark_aggregate.py ~/.spark-check-{job}.out")
+        user_shell(login, f"rm -f ~/spark_aggregate.py ~/.spark-check-{job}.out ~/.spark-refused-*")
     assert wait_for(
         lambda: not login.run(f"squeue -h -j {job} -o %i").stdout.strip(), timeout=60
     ), f"Spark job {job} still running after scancel"

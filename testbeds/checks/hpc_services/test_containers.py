@@ -1,9 +1,13 @@
 """Containers in jobs: Charliecloud runs an image unprivileged on two nodes at once, with the
-user's own identity and /home and /shared bound in."""
+user's own identity and /home and /shared bound in, and an MPI program across containers."""
 
 from __future__ import annotations
 
+import base64
+
 import pytest
+
+from testbeds.checks.hpc_services.test_mpi import HELLO
 
 
 @pytest.mark.nodes("charliecloud")
@@ -51,3 +55,42 @@ def test_user_runs_an_image_on_two_nodes(testbed, user_shell):
     for node in hosts:
         written = user_shell(login, f"cat ~/.ch-check-{node}")
         assert written.stdout.strip() == "written", f"nothing from {node} in /home"
+
+
+def test_mpi_program_in_containers_on_two_nodes(testbed, user_shell):
+    """An MPI program built on the login node runs inside the shared MPI image with
+    `srun -N2 -n4 --mpi=pmix ch-run`: 4 ranks on 2 hosts, each inside the image, and an
+    allreduce across the containers gives the right sum. PMIx's shared-memory store and
+    OpenMPI's cross-process memory copy do not cross user namespaces, so the job turns them
+    off (PMIX_MCA_gds=hash, btl_vader_single_copy_mechanism=none), as Charliecloud advises;
+    the job's scratch is bound because OpenMPI keeps its session folder in TMPDIR."""
+    login = testbed.host(testbed.group("slurm_login")[0])
+    image = (
+        f"{testbed.value('charliecloud_image_dir')}/{testbed.value('charliecloud_mpi_image_name')}"
+    )
+    secrets = login.run(
+        f"find {image}/etc \\( -name 'ssh_host_*' -o -name '*.key' -o -name shadow "
+        f"-o -name munge \\) -print; grep -rlI 'PRIVATE KEY' {image}/etc"
+    )
+    assert secrets.stdout.strip() == "", f"the shared image holds secrets: {secrets.stdout}"
+    source = base64.b64encode(HELLO.encode()).decode()
+    build = user_shell(
+        login,
+        f"echo {source} | base64 -d > ~/ch_mpi_hello.c && module load openmpi "
+        "&& mpicc -O2 -o ~/ch_mpi_hello ~/ch_mpi_hello.c",
+    )
+    assert build.rc == 0, build.stderr
+    ran = user_shell(
+        login,
+        "export PMIX_MCA_gds=hash OMPI_MCA_btl_vader_single_copy_mechanism=none && "
+        "srun -p cpu -N2 -n4 --mpi=pmix ch-run -b /home:/home -b /scratch:/scratch "
+        f"{image} -- sh -c 'echo \"image $(head -n 1 /etc/wp5-image)\"; ~/ch_mpi_hello'",
+    )
+    user_shell(login, "rm -f ~/ch_mpi_hello ~/ch_mpi_hello.c")
+    assert ran.rc == 0, ran.stdout + ran.stderr
+    ranks = sorted(line for line in ran.stdout.splitlines() if line.startswith("rank "))
+    assert len(ranks) == 4, ran.stdout
+    assert len({line.split()[5] for line in ranks}) == 2, ranks
+    assert {line.split()[7] for line in ranks} == {"6"}  # 0+1+2+3
+    inside = [line for line in ran.stdout.splitlines() if line.startswith("image ")]
+    assert len(inside) == 4 and all("OpenMPI from the node" in line for line in inside), inside

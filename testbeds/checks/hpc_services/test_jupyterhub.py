@@ -127,12 +127,20 @@ def test_dask_cluster_from_notebook(testbed, hub, hub_session, notebook, record_
         lambda: not hub.run(f"squeue -h -j {job_list} -o %i").stdout.strip(),
         timeout=60,
     ), f"Dask worker jobs {job_list} still queued or running after the cluster closed"
-    ran_on = hub.check_output(f"sacct -n -X -P -j {job_list} -o NodeList,State").splitlines()
+
+    def accounted() -> list[tuple[str, str]]:
+        out = hub.check_output(f"sacct -n -X -P -j {job_list} -o NodeList,State")
+        return [
+            (node, state.split()[0]) for node, state in (x.split("|") for x in out.splitlines())
+        ]
+
+    # Accounting records the jobs' ends a moment after slurmctld forgets them.
+    assert wait_for(
+        lambda: all(state in {"CANCELLED", "COMPLETED"} for _, state in accounted()), timeout=30
+    ), accounted()
+    ran_on = accounted()
     assert len(ran_on) == DASK_WORKERS, ran_on
-    for line in ran_on:
-        node, state = line.split("|")
-        assert node in testbed.group("slurm_compute"), ran_on
-        assert state.split()[0] in {"CANCELLED", "COMPLETED"}, ran_on
+    assert {node for node, _ in ran_on} <= set(testbed.group("slurm_compute")), ran_on
     outputs = " ".join(f"slurm-{job}.out" for job in result["jobs"])
     hub.run(f"su - {testbed.research_user} -c 'rm -f {outputs}'")
     record_property(
@@ -151,5 +159,8 @@ def test_notebook_stops_and_its_job_ends(testbed, hub, hub_session, notebook):
     stopped = hub_session("stop")
     assert stopped["server"] == {}, stopped
     assert wait_for(lambda: not spawner_jobs(testbed, hub), timeout=60), spawner_jobs(testbed, hub)
-    final = hub.check_output(f"sacct -n -X -j {job_id} -o State%30").split()
-    assert final and final[0] in {"CANCELLED", "COMPLETED"}, final
+
+    def final() -> list[str]:
+        return hub.check_output(f"sacct -n -X -j {job_id} -o State%30").split()
+
+    assert wait_for(lambda: final()[:1] in (["CANCELLED"], ["COMPLETED"]), timeout=30), final()
