@@ -3,11 +3,9 @@ user's own identity and /home and /shared bound in, and an MPI program across co
 
 from __future__ import annotations
 
-import base64
-
 import pytest
 
-from testbeds.checks.hpc_services.test_mpi import HELLO
+from testbeds.checks.hpc_services.test_mpi import build_hello
 
 
 @pytest.mark.nodes("charliecloud")
@@ -73,13 +71,7 @@ def test_mpi_program_in_containers_on_two_nodes(testbed, user_shell):
         f"-o -name munge \\) -print; grep -rlI 'PRIVATE KEY' {image}/etc"
     )
     assert secrets.stdout.strip() == "", f"the shared image holds secrets: {secrets.stdout}"
-    source = base64.b64encode(HELLO.encode()).decode()
-    build = user_shell(
-        login,
-        f"echo {source} | base64 -d > ~/ch_mpi_hello.c && module load openmpi "
-        "&& mpicc -O2 -o ~/ch_mpi_hello ~/ch_mpi_hello.c",
-    )
-    assert build.rc == 0, build.stderr
+    build_hello(user_shell, login, "~/ch_mpi_hello")
     ran = user_shell(
         login,
         "export PMIX_MCA_gds=hash OMPI_MCA_btl_vader_single_copy_mechanism=none && "

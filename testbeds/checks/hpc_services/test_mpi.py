@@ -24,6 +24,17 @@ int main(int argc, char **argv) {
 """
 
 
+def build_hello(user_shell, login, program: str) -> None:
+    """Build the MPI hello program as the research user, at `program` (in their home)."""
+    source = base64.b64encode(HELLO.encode()).decode()
+    build = user_shell(
+        login,
+        f"echo {source} | base64 -d > {program}.c && module load openmpi "
+        f"&& mpicc -O2 -o {program} {program}.c",
+    )
+    assert build.rc == 0, build.stderr
+
+
 def test_mpi_module_available(testbed, user_shell):
     """`module load openmpi` works in a login shell and puts mpicc at hand."""
     login = testbed.host(testbed.group("slurm_login")[0])
@@ -38,13 +49,7 @@ def test_mpi_hello_four_ranks_two_hosts(testbed, user_shell):
     and a collective (allreduce) across them gives the right sum."""
     login = testbed.host(testbed.group("slurm_login")[0])
     home = f"/home/{testbed.research_user}"
-    source = base64.b64encode(HELLO.encode()).decode()
-    build = user_shell(
-        login,
-        f"cd {home} && echo {source} | base64 -d > mpi_hello.c && module load openmpi "
-        "&& mpicc -O2 -o mpi_hello mpi_hello.c",
-    )
-    assert build.rc == 0, build.stderr
+    build_hello(user_shell, login, f"{home}/mpi_hello")
     run = user_shell(login, f"cd {home} && srun -p cpu -N2 -n4 --mpi=pmix ./mpi_hello")
     assert run.rc == 0, run.stdout + run.stderr
     lines = sorted(line for line in run.stdout.splitlines() if line.startswith("rank "))
