@@ -1,0 +1,1 @@
+"""Identity checks: the directory, every node resolving its accounts, keys and projects."""

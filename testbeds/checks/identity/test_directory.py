@@ -1,0 +1,203 @@
+"""One directory of accounts: slapd over TLS only, every node resolving its accounts, SSH
+keys and projects through SSSD, Slurm accounts following its projects, and a user added
+or removed after `up` gaining or losing access within the stated bound."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shlex
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from testbeds.checks.helpers import assert_service_running, wait_for
+
+READER_SECRET = "/etc/slurm/directory-reader.secret"
+
+
+def directory_host(testbed: Any) -> tuple[str, Any]:
+    name = testbed.group("directory")[0]
+    return name, testbed.host(name)
+
+
+def base_dn(testbed: Any) -> str:
+    return str(testbed.value("directory_base_dn"))
+
+
+@pytest.mark.nodes("directory")
+def test_directory_serves_ldaps_only_and_refuses_anonymous(host, node, testbed):
+    """slapd listens on ldaps:// and its local socket only; an unauthenticated search over
+    TLS gets nothing; the reader account cannot read password hashes."""
+    assert_service_running(host, "slapd")
+    port = testbed.value("directory_port")
+    assert host.socket(f"tcp://0.0.0.0:{port}").is_listening
+    assert not host.socket("tcp://0.0.0.0:389").is_listening
+    base = base_dn(testbed)
+    ca = testbed.value("directory_ca_file")
+    anonymous = host.run(
+        f"LDAPTLS_CACERT={ca} ldapsearch -LLL -x -H ldaps://{node}:{port} -b {base} '(uid=*)' uid"
+    )
+    assert anonymous.rc != 0 and "uid:" not in anonymous.stdout, anonymous.stdout
+    reader = host.run(
+        f"LDAPTLS_CACERT={ca} ldapsearch -LLL -x -H ldaps://{node}:{port} "
+        f"-D cn=reader,ou=services,{base} -y {READER_SECRET} -b ou=people,{base} "
+        f"'(uid={testbed.research_user})' uid userPassword sshPublicKey"
+    )
+    assert reader.rc == 0, reader.stderr
+    assert f"uid: {testbed.research_user}" in reader.stdout
+    assert "sshPublicKey: ssh-ed25519 " in reader.stdout
+    assert "userPassword" not in reader.stdout
+
+
+@pytest.mark.nodes("directory_client")
+def test_accounts_resolve_through_sssd_not_local_files(host, testbed):
+    """The research account and its project come from the directory, with the same ids on
+    every node; /etc/passwd does not hold it; SSSD's file (with the reader's password) is
+    root's alone."""
+    assert_service_running(host, "sssd")
+    user = testbed.research_user
+    entry = host.run(f"getent -s sss passwd {user}")
+    assert entry.rc == 0, entry.stderr
+    assert entry.stdout.split(":")[2:4] == ["2001", "2001"]
+    assert f"\n{user}:" not in "\n" + host.file("/etc/passwd").content_string
+    project = host.run("getent -s sss group physics")
+    assert project.rc == 0, project.stderr
+    assert user in project.stdout.strip().split(":")[3].split(","), project.stdout
+    conf = host.file("/etc/sssd/sssd.conf")
+    assert (conf.user, conf.mode) == ("root", 0o600)
+
+
+def test_project_is_the_research_users_slurm_account(testbed):
+    """The definition's project is a Slurm account and the research user's association."""
+    _, controller = directory_host(testbed)
+    assoc = controller.run(
+        f"sacctmgr --noheader --parsable2 show association user={testbed.research_user} "
+        "format=account,user"
+    )
+    assert assoc.rc == 0, assoc.stderr
+    assert "physics|" + testbed.research_user in assoc.stdout.split(), assoc.stdout
+
+
+def test_directory_tool_refuses_bad_input(testbed):
+    """A name that is not an account name exits 2 with one line naming the field, and
+    nothing is added."""
+    _, controller = directory_host(testbed)
+    bad = controller.run("testbed-directory add-user 'x;rm -rf /' --uid 2999")
+    assert bad.rc == 2, bad.stdout + bad.stderr
+    assert bad.stderr.strip().startswith("testbed-directory: NAME:"), bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+    people = controller.run("testbed-directory show")
+    assert "x;rm" not in people.stdout
+
+
+@dataclass
+class NewUser:
+    name: str
+    uid: int
+    key: str  # private key path on the directory node
+
+
+@pytest.fixture
+def new_users(testbed) -> Iterator[list[NewUser]]:
+    """Accounts this check adds with the directory tool; removed again (with the homes the
+    tool made for them) whatever happens."""
+    _, controller = directory_host(testbed)
+    folder = controller.check_output("mktemp -d /root/identity-check.XXXXXX")
+    made: list[NewUser] = []
+    yield made
+    for user in made:
+        controller.run(f"testbed-directory remove-user {user.name}")
+        controller.run(f"rm -rf /home/{user.name}")
+    controller.run(f"rm -rf {folder}")
+
+
+def add_user(controller: Any, made: list[NewUser], projects: list[str]) -> NewUser:
+    listed = json.loads(controller.check_output("testbed-directory show"))
+    taken = {p["uid"] for p in listed["people"]} | {u.uid for u in made}
+    uid = next(u for u in range(2100, 2999) if u not in taken)
+    name = f"idcheck{secrets.token_hex(3)}"
+    key = f"/root/{name}-key"
+    controller.check_output(f"ssh-keygen -q -t ed25519 -N '' -f {key}")
+    options = " ".join(f"--project {p}" for p in projects)
+    added = controller.run(
+        f"testbed-directory add-user {name} --uid {uid} {options} --ssh-key-file {key}.pub"
+    )
+    assert added.rc == 0, added.stderr
+    user = NewUser(name, uid, key)
+    made.append(user)
+    return user
+
+
+def as_user(controller: Any, user: NewUser, login: str, command: str) -> Any:
+    """Log in to the login node with the key the directory holds, and run a command."""
+    return controller.run(
+        f"ssh -i {user.key} -o BatchMode=yes -o StrictHostKeyChecking=yes "
+        f"-o ConnectTimeout=10 {user.name}@{login} {shlex.quote(command)}"
+    )
+
+
+def test_user_added_after_up_logs_in_and_submits_then_loses_access(
+    testbed, new_users, record_property
+):
+    """A user added to the directory after `up` (not in the definition) logs in to the login
+    node with the key the directory holds and runs a Slurm job under its own UID on a
+    compute node; a user in no project logs in but cannot submit; once removed, the first
+    can neither log in nor submit, within the cache and sync periods (stated bound)."""
+    _, controller = directory_host(testbed)
+    login = testbed.group("slurm_login")[0]
+    computes = testbed.group("slurm_compute")
+    cache_s = int(testbed.value("directory_client_cache_seconds"))
+    sync_s = int(testbed.value("slurm_controller_directory_sync_seconds"))
+    bound = cache_s + sync_s + 10
+
+    member = add_user(controller, new_users, ["physics"])
+    outsider = add_user(controller, new_users, [])
+    started = time.monotonic()
+
+    job: dict[str, Any] = {}
+
+    def job_runs() -> bool:
+        job["out"] = as_user(controller, member, login, "srun -N1 -t 1 sh -c 'id -u; hostname'")
+        return job["out"].rc == 0
+
+    assert wait_for(job_runs, timeout=bound, interval=2), job["out"].stderr
+    can_submit_s = time.monotonic() - started
+    uid, where = job["out"].stdout.split()
+    assert (int(uid), where in computes) == (member.uid, True), job["out"].stdout
+    ssh = as_user(controller, outsider, login, "id -u")
+    assert ssh.rc == 0 and ssh.stdout.strip() == str(outsider.uid), ssh.stderr
+    refused = as_user(controller, outsider, login, "srun -N1 -t 1 true")
+    assert refused.rc != 0
+    assert "Invalid account" in refused.stderr, refused.stderr
+
+    removed = controller.run(f"testbed-directory remove-user {member.name}")
+    assert removed.rc == 0, removed.stderr
+    gone_at = time.monotonic()
+
+    def login_refused() -> bool:
+        return as_user(controller, member, login, "true").rc != 0
+
+    def submit_refused() -> bool:
+        # Slurm's association is gone, and root's submission in the user's name is refused
+        # (by slurmctld for the association, or already by sbatch once the uid is unknown).
+        assoc = controller.run(
+            f"sacctmgr --noheader --parsable2 show association user={member.name} format=user"
+        )
+        out = controller.run(f"sbatch --uid={member.uid} --gid={member.uid} -t 1 --wrap true")
+        if out.rc == 0:
+            controller.run(f"scancel {out.stdout.split()[-1]}")
+        return assoc.rc == 0 and not assoc.stdout.strip() and out.rc != 0
+
+    assert wait_for(login_refused, timeout=bound, interval=2), "removed user still logs in"
+    login_lost_s = time.monotonic() - gone_at
+    assert wait_for(submit_refused, timeout=bound, interval=2), "removed user still submits"
+    submit_lost_s = time.monotonic() - gone_at
+    record_property(
+        "directory_user_lifecycle",
+        f"submitted {can_submit_s:.1f} s after being added; after removal lost login in "
+        f"{login_lost_s:.1f} s and submission in {submit_lost_s:.1f} s (bound {bound} s)",
+    )

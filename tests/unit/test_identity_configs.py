@@ -1,0 +1,135 @@
+"""The identity layer's configuration, rendered by Ansible from the roles: the directory's
+seed holds crypt hashes only and is stable, slapd has no plaintext or anonymous way in,
+SSSD checks the directory's certificate, and the directory tool refuses bad input."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import re
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.render import REPO, render_role_template
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHSt0vo5AtwUZqKWwqQgtC6RPTFyBQQ/qxVlz27JtkH2 r@t"
+ACCOUNTS = [
+    {"name": "researcher", "uid": 2001, "comment": "research user", "projects": ["physics"]},
+    {"name": "student", "uid": 2002},
+]
+PROJECTS = [{"name": "physics", "gid": 3001}]
+
+
+def render_seed(tmp_path: Path) -> str:
+    secrets = tmp_path / "secrets"
+    return render_role_template(
+        "directory",
+        "seed.json.j2",
+        tmp_path,
+        hosts={"controller": {"testbed_secrets_dir": str(secrets)}},
+        groups={"directory": ["controller"]},
+        on_host="controller",
+        extra_vars={
+            "users_accounts": ACCOUNTS,
+            "users_projects": PROJECTS,
+            "users_password_logins": True,
+            "__directory_public_keys": {
+                "results": [
+                    {
+                        "item": {"name": "researcher"},
+                        "content": base64.b64encode(KEY.encode()).decode(),
+                    }
+                ]
+            },
+        },
+    )
+
+
+def test_seed_holds_hashes_members_and_keys_and_is_stable(tmp_path: Path) -> None:
+    first = render_seed(tmp_path)
+    seed = json.loads(first)
+    assert seed["projects"] == [{"name": "physics", "gid": 3001, "members": ["researcher"]}]
+    researcher, student = seed["users"]
+    assert researcher["ssh_keys"] == [KEY] and student["ssh_keys"] == []
+    assert (researcher["gid"], student["gid"]) == (2001, 2002)
+    for value in (seed["reader_password_hash"], researcher["password_hash"]):
+        assert value.startswith("{CRYPT}$6$"), value
+    for secret in (tmp_path / "secrets").iterdir():
+        assert secret.read_text().strip() not in first, f"{secret.name} in the seed"
+    assert render_seed(tmp_path) == first, "same inputs, different seed: every up would change"
+
+
+def test_slapd_has_no_plaintext_password_or_anonymous_access(tmp_path: Path) -> None:
+    config = render_role_template(
+        "directory",
+        "slapd.ldif.j2",
+        tmp_path,
+        hosts={"controller": {}},
+        groups={"directory": ["controller"]},
+        on_host="controller",
+    )
+    assert "olcRootPW" not in config
+    assert "olcDisallows: bind_anon" in config
+    assert "olcRequires: authc" in config
+    assert "to attrs=userPassword by anonymous auth by * none" in config
+    assert "olcTLSCertificateKeyFile: /etc/ldap/tls/key.pem" in config
+
+
+def test_sssd_verifies_the_directory_and_bounds_its_cache(tmp_path: Path) -> None:
+    conf = render_role_template(
+        "directory_client",
+        "sssd.conf.j2",
+        tmp_path,
+        hosts={"controller": {}, "login": {"testbed_secrets_dir": str(tmp_path / "s")}},
+        groups={"directory": ["controller"], "directory_client": ["login"]},
+        on_host="login",
+    )
+    lines = {line.partition(" = ")[0]: line.partition(" = ")[2] for line in conf.splitlines()}
+    assert lines["ldap_uri"] == "ldaps://controller:636"
+    assert lines["ldap_tls_reqcert"] == "demand"
+    assert lines["entry_cache_timeout"] == lines["memcache_timeout"] == "20"
+    assert lines["cache_credentials"] == "false"
+
+
+@pytest.fixture(scope="module")
+def tool() -> Any:
+    """The node-side directory tool, imported with a stand-in for python-ldap (only its
+    input checks run here; they never reach the directory)."""
+    stub = types.ModuleType("ldap")
+    stub.modlist = types.ModuleType("ldap.modlist")  # type: ignore[attr-defined]
+    sys.modules.setdefault("ldap", stub)
+    sys.modules.setdefault("ldap.modlist", stub.modlist)  # type: ignore[attr-defined]
+    path = REPO / "roles" / "directory" / "files" / "testbed_directory.py"
+    spec = importlib.util.spec_from_file_location("testbed_directory", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("user", "field"),
+    [
+        ({"name": "x;rm -rf /", "uid": 2001}, "users[0].name"),
+        ({"name": "ok", "uid": 0}, "users[0].uid"),
+        ({"name": "ok", "uid": True}, "users[0].uid"),
+        ({"name": "ok", "uid": 2001, "comment": "a:b"}, "users[0].comment"),
+        (
+            {"name": "ok", "uid": 2001, "ssh_keys": ["ssh-ed25519 AAAA\ncommand=x"]},
+            "users[0].ssh_keys",
+        ),
+    ],
+)
+def test_directory_tool_refuses_bad_seed(
+    tool: Any, tmp_path: Path, user: dict[str, Any], field: str
+) -> None:
+    seed = tmp_path / "seed.json"
+    seed.write_text(json.dumps({"reader_password_hash": "x", "projects": [], "users": [user]}))
+    with pytest.raises(tool.BadInput, match="^" + re.escape(field)):
+        tool.read_seed(seed)
