@@ -78,6 +78,8 @@ def test_slapd_has_no_plaintext_password_or_anonymous_access(tmp_path: Path) -> 
     assert "olcRequires: authc" in config
     assert "to attrs=userPassword by anonymous auth by * none" in config
     assert "olcTLSCertificateKeyFile: /etc/ldap/tls/key.pem" in config
+    # passwords set later (testbed-directory add-user --password-file) are hashed by slapd
+    assert "olcPasswordHash: {CRYPT}" in config
 
 
 def test_sssd_verifies_the_directory_and_bounds_its_cache(tmp_path: Path) -> None:
@@ -133,3 +135,21 @@ def test_directory_tool_refuses_bad_seed(
     seed.write_text(json.dumps({"reader_password_hash": "x", "projects": [], "users": [user]}))
     with pytest.raises(tool.BadInput, match="^" + re.escape(field)):
         tool.read_seed(seed)
+
+
+@pytest.mark.parametrize("password", ["short", "x" * 129, "two\nlines-of-password"])
+def test_directory_tool_refuses_a_bad_password_before_touching_the_directory(
+    tool: Any, tmp_path: Path, password: str
+) -> None:
+    secret = tmp_path / "password"
+    secret.write_text(password)
+    args = tool.argparse.Namespace(
+        name="alice",
+        uid=2101,
+        ssh_key_file=None,
+        password_file=str(secret),
+        comment="",
+        project=[],
+    )
+    with pytest.raises(tool.BadInput, match="^--password-file"):
+        tool.add_user(None, tool.Settings("dc=testbed", None), args)

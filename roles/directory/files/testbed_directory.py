@@ -2,7 +2,8 @@
 """Manage the testbed's directory (OpenLDAP) as root over ldapi:// (SASL EXTERNAL).
 
   testbed-directory apply SEED.json       make the definition's entries exactly so (idempotent)
-  testbed-directory add-user NAME --uid N [--project P]... [--ssh-key-file F] [--comment C]
+  testbed-directory add-user NAME --uid N [--project P]... [--ssh-key-file F]
+                             [--password-file F] [--comment C]
   testbed-directory remove-user NAME       delete an account added here or by the definition
   testbed-directory show                   list people and projects (no password hashes)
 
@@ -302,6 +303,11 @@ def add_user(
     if args.ssh_key_file:
         lines = [ln for ln in Path(args.ssh_key_file).read_text().splitlines() if ln.strip()]
         keys = tuple(checked_key(ln, "--ssh-key-file") for ln in lines)
+    password = None
+    if args.password_file:
+        password = Path(args.password_file).read_text().strip()
+        if not 12 <= len(password) <= 128 or not password.isprintable():
+            raise BadInput("--password-file: one line of 12 to 128 printable characters expected")
     account = Account(name, uid, uid, checked_comment(args.comment, "--comment"), ssh_keys=keys)
     projects = project_entries(conn, settings)
     for project in args.project:
@@ -319,6 +325,10 @@ def add_user(
         raise BadInput(f"--uid: {uid} is in use by {taken[0][0]}")
     ensure(conn, f"cn={name},{settings.groups}", group_attrs(name, uid, (), ADDED_BY_TOOL), result)
     ensure(conn, dn, account_attrs(account, settings, ADDED_BY_TOOL), result)
+    if password is not None:
+        # slapd hashes it (sha512-crypt); the password itself is stored nowhere.
+        conn.passwd_s(dn, None, password)
+        result.done.append(f"set the password of {name}")
     for project in args.project:
         conn.modify_s(
             f"cn={project},{settings.projects}", [(ldap.MOD_ADD, "memberUid", [name.encode()])]
@@ -387,6 +397,7 @@ def main(argv: list[str]) -> int:
     add.add_argument("--uid", type=int, required=True)
     add.add_argument("--project", action="append", default=[])
     add.add_argument("--ssh-key-file")
+    add.add_argument("--password-file", help="file holding the password (never an argument)")
     add.add_argument("--comment", default="")
     commands.add_parser("remove-user").add_argument("name")
     commands.add_parser("show")

@@ -2,7 +2,7 @@
 server through the REST API, or run code in a kernel of the running server (through the
 hub's proxy, over its websocket). Prints one JSON line; reads the password from a file.
 
-Usage: hub_session.py PORT CA_FILE USER PASSWORD_FILE start|stop TIMEOUT
+Usage: hub_session.py PORT CA_FILE USER PASSWORD_FILE login|start|stop TIMEOUT
        hub_session.py PORT CA_FILE USER PASSWORD_FILE run TIMEOUT KERNEL CODE_FILE
 """
 
@@ -148,6 +148,9 @@ def main(argv: list[str]) -> None:
         api = login(base, ca_file, user, handle.read().strip())
     if "step" in api:
         print(json.dumps(api))
+        return
+    if action == "login":
+        print(json.dumps({"step": "login", "status": 302}))
         return
     if action == "run":
         kernel, code_file = argv[6:8]

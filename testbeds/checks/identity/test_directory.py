@@ -8,8 +8,9 @@ import json
 import secrets
 import shlex
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ import pytest
 from testbeds.checks.helpers import assert_service_running, wait_for
 
 READER_SECRET = "/etc/slurm/directory-reader.secret"
+HUB_SCRIPT = Path(__file__).parents[1] / "hpc_services" / "hub_session.py"
 
 
 def directory_host(testbed: Any) -> tuple[str, Any]:
@@ -99,37 +101,72 @@ class NewUser:
     name: str
     uid: int
     key: str  # private key path on the directory node
+    password_file: str  # on the directory node, mode 0600
+
+
+class Newcomers:
+    """Accounts a check adds with the directory tool, each with a key pair and a password
+    made on the directory node; `close` removes them and the homes the tool made."""
+
+    def __init__(self, controller: Any) -> None:
+        self.controller = controller
+        self.folder = controller.check_output("mktemp -d /root/identity-check.XXXXXX")
+        self.made: list[NewUser] = []
+
+    def add(self, projects: list[str]) -> NewUser:
+        listed = json.loads(self.controller.check_output("testbed-directory show"))
+        taken = {p["uid"] for p in listed["people"]} | {u.uid for u in self.made}
+        uid = next(u for u in range(2100, 2999) if u not in taken)
+        name = f"idcheck{secrets.token_hex(3)}"
+        key, password = f"{self.folder}/{name}-key", f"{self.folder}/{name}-password"
+        self.controller.check_output(f"ssh-keygen -q -t ed25519 -N '' -f {key}")
+        self.controller.check_output(f"umask 077 && head -c 18 /dev/urandom | base64 > {password}")
+        options = " ".join(f"--project {p}" for p in projects)
+        added = self.controller.run(
+            f"testbed-directory add-user {name} --uid {uid} {options} "
+            f"--ssh-key-file {key}.pub --password-file {password}"
+        )
+        assert added.rc == 0, added.stderr
+        user = NewUser(name, uid, key, password)
+        self.made.append(user)
+        return user
+
+    def close(self) -> None:
+        for user in self.made:
+            self.controller.run(f"testbed-directory remove-user {user.name}")
+            self.controller.run(f"rm -rf /home/{user.name}")
+        self.controller.run(f"rm -rf {self.folder}")
 
 
 @pytest.fixture
-def new_users(testbed) -> Iterator[list[NewUser]]:
-    """Accounts this check adds with the directory tool; removed again (with the homes the
-    tool made for them) whatever happens."""
+def newcomers(testbed) -> Iterator[Newcomers]:
     _, controller = directory_host(testbed)
-    folder = controller.check_output("mktemp -d /root/identity-check.XXXXXX")
-    made: list[NewUser] = []
+    made = Newcomers(controller)
     yield made
-    for user in made:
-        controller.run(f"testbed-directory remove-user {user.name}")
-        controller.run(f"rm -rf /home/{user.name}")
-    controller.run(f"rm -rf {folder}")
+    made.close()
 
 
-def add_user(controller: Any, made: list[NewUser], projects: list[str]) -> NewUser:
-    listed = json.loads(controller.check_output("testbed-directory show"))
-    taken = {p["uid"] for p in listed["people"]} | {u.uid for u in made}
-    uid = next(u for u in range(2100, 2999) if u not in taken)
-    name = f"idcheck{secrets.token_hex(3)}"
-    key = f"/root/{name}-key"
-    controller.check_output(f"ssh-keygen -q -t ed25519 -N '' -f {key}")
-    options = " ".join(f"--project {p}" for p in projects)
-    added = controller.run(
-        f"testbed-directory add-user {name} --uid {uid} {options} --ssh-key-file {key}.pub"
-    )
-    assert added.rc == 0, added.stderr
-    user = NewUser(name, uid, key)
-    made.append(user)
-    return user
+@pytest.fixture
+def hub_login(testbed, newcomers) -> Iterator[Callable[[NewUser], int]]:
+    """Log a new user in to JupyterHub with its password (the hub's login form, HTTPS
+    checked against the testbed CA); gives the login's HTTP status, 302 when let in."""
+    hub = testbed.host(testbed.group("jupyterhub")[0])
+    workdir = hub.check_output("mktemp -d")
+    hub.run(f"umask 077 && cat > {workdir}/hub_session.py <<'EOF'\n{HUB_SCRIPT.read_text()}\nEOF")
+
+    def login(user: NewUser) -> int:
+        password = newcomers.controller.file(user.password_file).content_string
+        hub.run(f"umask 077 && cat > {workdir}/password <<'EOF'\n{password}EOF")
+        out = hub.run(
+            f"/usr/bin/python3 {workdir}/hub_session.py {testbed.value('jupyterhub_port')} "
+            f"{testbed.value('testbed_ca_file')} {user.name} {workdir}/password login 30"
+        )
+        hub.run(f"rm -f {workdir}/password")
+        assert out.rc == 0, out.stderr
+        return int(json.loads(out.stdout.strip().splitlines()[-1])["status"])
+
+    yield login
+    hub.run(f"rm -rf {workdir}")
 
 
 def as_user(controller: Any, user: NewUser, login: str, command: str) -> Any:
@@ -141,12 +178,13 @@ def as_user(controller: Any, user: NewUser, login: str, command: str) -> Any:
 
 
 def test_user_added_after_up_logs_in_and_submits_then_loses_access(
-    testbed, new_users, record_property
+    testbed, newcomers, hub_login, record_property
 ):
-    """A user added to the directory after `up` (not in the definition) logs in to the login
-    node with the key the directory holds and runs a Slurm job under its own UID on a
-    compute node; a user in no project logs in but cannot submit; once removed, the first
-    can neither log in nor submit, within the cache and sync periods (stated bound)."""
+    """A user added to a project in the directory after `up` (not in the definition) logs
+    in to the login node with the key the directory holds, runs a Slurm job under its own
+    UID on a compute node and logs in to JupyterHub with its password; a user in no project
+    logs in over SSH but can neither submit nor use the hub; once removed, the first can
+    neither log in, submit nor use the hub, within the cache and sync periods (the bound)."""
     _, controller = directory_host(testbed)
     login = testbed.group("slurm_login")[0]
     computes = testbed.group("slurm_compute")
@@ -154,8 +192,8 @@ def test_user_added_after_up_logs_in_and_submits_then_loses_access(
     sync_s = int(testbed.value("slurm_controller_directory_sync_seconds"))
     bound = cache_s + sync_s + 10
 
-    member = add_user(controller, new_users, ["physics"])
-    outsider = add_user(controller, new_users, [])
+    member = newcomers.add(["physics"])
+    outsider = newcomers.add([])
     started = time.monotonic()
 
     job: dict[str, Any] = {}
@@ -173,6 +211,10 @@ def test_user_added_after_up_logs_in_and_submits_then_loses_access(
     refused = as_user(controller, outsider, login, "srun -N1 -t 1 true")
     assert refused.rc != 0
     assert "Invalid account" in refused.stderr, refused.stderr
+    # The hub reads the project's members through SSSD, which may still hold the group
+    # from before the user joined for up to the cache period.
+    assert wait_for(lambda: hub_login(member) == 302, timeout=bound, interval=2)
+    assert hub_login(outsider) != 302
 
     removed = controller.run(f"testbed-directory remove-user {member.name}")
     assert removed.rc == 0, removed.stderr
@@ -196,8 +238,11 @@ def test_user_added_after_up_logs_in_and_submits_then_loses_access(
     login_lost_s = time.monotonic() - gone_at
     assert wait_for(submit_refused, timeout=bound, interval=2), "removed user still submits"
     submit_lost_s = time.monotonic() - gone_at
+    assert wait_for(lambda: hub_login(member) != 302, timeout=bound, interval=2)
+    hub_lost_s = time.monotonic() - gone_at
     record_property(
         "directory_user_lifecycle",
         f"submitted {can_submit_s:.1f} s after being added; after removal lost login in "
-        f"{login_lost_s:.1f} s and submission in {submit_lost_s:.1f} s (bound {bound} s)",
+        f"{login_lost_s:.1f} s, submission in {submit_lost_s:.1f} s and the hub in "
+        f"{hub_lost_s:.1f} s (bound {bound} s)",
     )
