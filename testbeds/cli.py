@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 
 from testbeds import __version__, deploy
 from testbeds.errors import DefinitionError, TestbedError, printable
+from testbeds.identity import service_identities
 from testbeds.loader import available_definitions, load_definition
 from testbeds.locks import instance_lock
 from testbeds.plan import resolve
@@ -57,7 +58,11 @@ def cmd_show(args: argparse.Namespace) -> int:
         f"entry node {data['entry']}",
         "  node groups:",
     ]
+    testbed_roles = {role for group in data["node_groups"] for role in group["roles"]}
     for group in data["node_groups"]:
+        group["identity"] = [
+            identity.__dict__ for identity in service_identities(group["roles"], testbed_roles)
+        ]
         traits = group["traits"]
         hw = f"{traits['cpus']} cpu, {traits['memory_mb']} MB"
         if traits["gpus"]:
@@ -79,6 +84,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             )
             lines.append(f"      exposes: {ports}")
         lines += [f"      on target {data['target']}: {note}" for note in group["hardware_notes"]]
+        lines += [f"      accepts: {i['service']}: {i['accepts']}" for i in group["identity"]]
     lines.append(f"  checks: {', '.join(data['checks'])}")
     if args.values:
         from testbeds.provenance import resolved_values

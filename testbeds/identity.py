@@ -1,0 +1,103 @@
+"""Which credential each service of a testbed accepts, by the role that runs it (`testbed
+show`). Every role is either here or in NO_SERVICE, so a new role must say which."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ServiceIdentity:
+    service: str
+    accepts: str
+
+
+S = ServiceIdentity
+SSH_WITH_DIRECTORY = S(
+    "sshd", "directory accounts by the SSH keys the directory holds; root by the control key"
+)
+SSH_LOCAL = S("sshd", "local research accounts by their own key pair; root by the control key")
+SSH_ROOT_ONLY = S("sshd", "root by the control node's key; no user logs in")
+
+ROLE_IDENTITIES: dict[str, tuple[ServiceIdentity, ...]] = {
+    "directory": (
+        S(
+            "slapd (ldaps:// 636)",
+            "nodes and Slurm as a read-only service account (generated password); users bind "
+            "only to prove their password; root over the local socket; no anonymous binds",
+        ),
+    ),
+    "directory_client": (SSH_WITH_DIRECTORY,),
+    "users": (SSH_LOCAL,),
+    "munge": (S("munge", "credentials made with the instance's shared key"),),
+    "nfs_server": (S("NFS", "the testbed's nodes by address, root squashed"),),
+    "slurm_dbd": (
+        S("slurmdbd", "munge"),
+        S("MariaDB (loopback)", "slurmdbd with a generated password"),
+    ),
+    "slurm_controller": (
+        S("slurmctld", "munge; with a directory, a job needs its user's project association"),
+    ),
+    "slurm_compute": (S("slurmd", "munge"),),
+    "node_exporter": (S("node exporter", "none: testbed-internal, not exposed"),),
+    "prometheus": (S("Prometheus", "none: testbed-internal, not exposed"),),
+    "redis": (S("Redis (TLS)", "an ACL user per research account, generated password"),),
+    "jupyterhub": (
+        S(
+            "JupyterHub (HTTPS)",
+            "passwords over PAM (SSSD: the directory where there is one) of the definition's "
+            "users and its projects' members",
+        ),
+    ),
+    "jupyterhub_singleuser": (S("notebook servers", "the hub's OAuth tokens"),),
+    "analysis": (
+        S("Dask clusters", "TLS certificates made per cluster (plaintext refused)"),
+        S("Spark clusters", "a secret made per cluster, traffic encrypted"),
+    ),
+    "interlink": (S("interLink API (HTTPS)", "a generated bearer token"),),
+    "xrootd": (S("XRootD root:// and davs://", "none yet: testbed-internal, not exposed"),),
+    "postgresql": (S("PostgreSQL (loopback)", "a generated password per database owner"),),
+    "rucio": (S("Rucio REST API (HTTPS)", "Rucio accounts (userpass, generated passwords)"),),
+    "git_server": (S("git (HTTPS)", "anyone fetches; push with htpasswd (bcrypt) accounts"),),
+    "container_registry": (S("OCI registry (HTTPS)", "htpasswd (bcrypt) accounts"),),
+    "mlflow": (S("MLflow (HTTPS)", "an account checked by nginx; /health answers anyone"),),
+    "buildbot_master": (S("Buildbot worker port", "a generated password per worker"),),
+}
+
+# Roles that run nothing anyone authenticates to: clients, libraries, node setup.
+NO_SERVICE = frozenset(
+    {
+        "common",
+        "testbed_ca",
+        "nfs_client",
+        "lmod",
+        "openmpi",
+        "infiniband",
+        "nvidia_gpu",
+        "fpga",
+        "slurm",  # slurm.conf and the client tools, shared by the Slurm roles
+        "slurm_login",
+        "charliecloud",
+        "redis_client",
+        "data_client",
+        "rucio_client",
+        "git_client",
+        "buildbot_worker",
+    }
+)
+
+
+def service_identities(roles: Iterable[str], testbed_roles: set[str]) -> list[ServiceIdentity]:
+    """What the services of a node with `roles` accept, in a testbed whose nodes have
+    `testbed_roles` (a directory's SSH keys replace the local accounts' own)."""
+    found: list[ServiceIdentity] = []
+    for role in roles:
+        if role == "users" and "directory" in testbed_roles:
+            continue
+        for identity in ROLE_IDENTITIES.get(role, ()):
+            if identity not in found:
+                found.append(identity)
+    if not any(identity.service == "sshd" for identity in found):
+        found.insert(0, SSH_ROOT_ONLY)  # every node runs sshd, for the control node
+    return found

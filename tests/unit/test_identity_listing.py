@@ -1,0 +1,36 @@
+"""`testbed show` says what each service accepts, and every role is accounted for."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from testbeds.cli import main
+from testbeds.identity import NO_SERVICE, ROLE_IDENTITIES
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_every_role_says_what_its_services_accept() -> None:
+    roles = {p.name for p in (REPO / "roles").iterdir() if (p / "tasks" / "main.yml").is_file()}
+    assert set(ROLE_IDENTITIES) & NO_SERVICE == set()
+    assert roles - set(ROLE_IDENTITIES) - NO_SERVICE == set(), "roles not accounted for"
+    assert set(ROLE_IDENTITIES) | NO_SERVICE <= roles, "entries for roles that do not exist"
+
+
+def test_show_lists_what_each_group_accepts(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", "hpc-access", "--json"]) == 0
+    groups = {g["name"]: g for g in json.loads(capsys.readouterr().out)["node_groups"]}
+    login = {i["service"]: i["accepts"] for i in groups["login"]["identity"]}
+    assert "directory" in login["sshd"]  # the directory's keys, not local key pairs
+    assert "PAM" in login["JupyterHub (HTTPS)"]
+    assert "slapd (ldaps:// 636)" in {i["service"] for i in groups["controller"]["identity"]}
+
+
+def test_nodes_without_user_accounts_let_only_root_in(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", "pipelines", "--json"]) == 0
+    for group in json.loads(capsys.readouterr().out)["node_groups"]:
+        sshd = [i["accepts"] for i in group["identity"] if i["service"] == "sshd"]
+        assert sshd == ["root by the control node's key; no user logs in"], group["name"]
