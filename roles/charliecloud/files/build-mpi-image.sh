@@ -24,5 +24,8 @@ echo "wp5-testbeds sample image (Debian $(cat /etc/debian_version), OpenMPI from
   > "$work/etc/wp5-image"
 chmod 1777 "$work/tmp" "$work/var/tmp"
 chmod 0755 "$work"
+# A folder without the marker is a build of this script's that did not finish: replace it
+# (mv would otherwise put the new image inside it).
+rm -rf "$dest"
 mv "$work" "$dest"
 trap - EXIT
