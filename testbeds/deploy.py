@@ -71,6 +71,7 @@ def generated_vars(plan: Plan, state: StateDir, target: Target) -> dict[str, Any
         "testbed_shared_filesystems_by_target": target.provides_shared_filesystems,
         "munge_key_src": str(state.secret("munge.key", MUNGE_KEY_BYTES)),
         "testbed_secrets_dir": str(state.secrets_dir),
+        **plan.site.packages.as_role_vars(),
     }
 
 

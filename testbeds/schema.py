@@ -422,6 +422,36 @@ class KubernetesSite(Strict):
         return self.images.get(name, KUBERNETES_IMAGES[name])
 
 
+# A proxy or package index by address only: no user:password@ (it would sit in node files).
+ProxyURL = Annotated[str, Field(pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$")]
+NoProxyEntry = Annotated[str, Field(pattern=r"^\.?[A-Za-z0-9.:/-]{1,253}$")]
+
+
+class PackageSources(Strict):
+    """How nodes reach package repositories at a site that is offline or behind a proxy: apt
+    and pip on every node use these (the local target's base image takes its Debian mirror
+    from `local.debian_mirror`)."""
+
+    http_proxy: ProxyURL | None = Field(default=None, description="proxy for http:// downloads")
+    https_proxy: ProxyURL | None = Field(
+        default=None, description="proxy for https:// downloads (default: http_proxy)"
+    )
+    no_proxy: tuple[NoProxyEntry, ...] = Field(
+        default=(), description="hosts, domains (.example.org) and networks reached directly"
+    )
+    pip_index_url: Annotated[str, Field(pattern=MIRROR_PATTERN)] | None = Field(
+        default=None, description="a PyPI mirror (its /simple URL) pip uses instead of pypi.org"
+    )
+
+    def as_role_vars(self) -> dict[str, object]:
+        return {
+            "common_http_proxy": self.http_proxy or "",
+            "common_https_proxy": self.https_proxy or self.http_proxy or "",
+            "common_no_proxy": list(self.no_proxy),
+            "common_pip_index_url": self.pip_index_url or "",
+        }
+
+
 class SiteProfile(Strict):
     """Site-specific values layered on top of a definition (inventories/<site>/site.yml)."""
 
@@ -432,6 +462,7 @@ class SiteProfile(Strict):
     openstack: OpenStackSite | None = None
     static: StaticSite | None = None
     kubernetes: KubernetesSite | None = None
+    packages: PackageSources = Field(default_factory=PackageSources)
 
 
 def valid_name(name: str) -> bool:
