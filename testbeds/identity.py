@@ -29,6 +29,13 @@ ROLE_IDENTITIES: dict[str, tuple[ServiceIdentity, ...]] = {
         ),
     ),
     "directory_client": (SSH_WITH_DIRECTORY,),
+    "token_issuer": (
+        S(
+            "OIDC token issuer (HTTPS)",
+            "directory accounts by password (LDAP bind); registered clients by their generated "
+            "secret (client credentials); no built-in administrator",
+        ),
+    ),
     "users": (SSH_LOCAL,),
     "munge": (S("munge", "credentials made with the instance's shared key"),),
     "nfs_server": (S("NFS", "the testbed's nodes by address, root squashed"),),

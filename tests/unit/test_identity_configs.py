@@ -153,3 +153,51 @@ def test_directory_tool_refuses_a_bad_password_before_touching_the_directory(
     )
     with pytest.raises(tool.BadInput, match="^--password-file"):
         tool.add_user(None, tool.Settings("dc=testbed", None), args)
+
+
+@pytest.fixture(scope="module")
+def issuer_seed() -> Any:
+    path = REPO / "roles" / "token_issuer" / "files" / "glewlwyd_seed.py"
+    spec = importlib.util.spec_from_file_location("glewlwyd_seed", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_client_secrets_are_stored_as_glewlwyds_pbkdf2_and_checked(issuer_seed: Any) -> None:
+    stored = issuer_seed.pbkdf2_hash("s3cret-value", "abcdefghijklmnop")
+    digest, iterations = stored.rsplit(",", 1)
+    assert iterations == "1000" and "s3cret" not in stored
+    assert base64.b64decode(digest)[-16:] == b"abcdefghijklmnop"  # the salt rides along
+    assert issuer_seed.secret_matches(stored, "s3cret-value")
+    assert not issuer_seed.secret_matches(stored, "s3cret-valuE")
+    assert not issuer_seed.secret_matches(None, "s3cret-value")
+
+
+def test_the_signing_key_is_made_once_private_and_published_without_its_secret(
+    issuer_seed: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "signing-key.pem"
+    first = issuer_seed.signing_key(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    again = issuer_seed.signing_key(path)
+    assert first.private_numbers() == again.private_numbers()
+    jwk = json.loads(issuer_seed.private_jwks(first))["keys"][0]
+    assert (jwk["kty"], jwk["crv"], jwk["alg"]) == ("EC", "P-256", "ES256")
+
+
+def test_issuer_users_come_only_from_the_directory(issuer_seed: Any) -> None:
+    params = issuer_seed.user_module_parameters(
+        {
+            "uri": "ldaps://controller:636",
+            "base_dn": "dc=testbed",
+            "bind_dn": "cn=reader,ou=services,dc=testbed",
+            "bind_password": "x",
+        }
+    )
+    assert params["uri"].startswith("ldaps://")
+    assert params["base-search"] == "ou=people,dc=testbed"
+    # directory accounts get the openid scope and nothing administrative
+    assert [m["scope-value"] for m in params["scope-match"]] == ["openid"]

@@ -1,0 +1,280 @@
+#!/usr/bin/python3
+"""Make glewlwyd's database hold what the testbed needs, and nothing it should not:
+
+- no built-in administrator (the package's `admin` with its published password) and no
+  user store of its own: users come from the directory (LDAP user module, read-only);
+- the OpenID Connect plugin, signing with an EC P-256 key made here once (ES256);
+- the definition's clients, confidential, their secrets stored as glewlwyd's PBKDF2 hash.
+
+Usage: glewlwyd-seed SEED.json. Prints one JSON line (`changed`, what was done), never a
+secret. Run as root; glewlwyd reads the database, so restart it when `changed`."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import secrets
+import sqlite3
+import string
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+DATABASE = "/var/lib/dbconfig-common/sqlite3/glewlwyd/glewlwyd"
+KEY_ID = "testbed-1"
+PBKDF2_ITERATIONS = 1000  # glewlwyd's own default for its SQLite client store
+SALT_ALPHABET = string.ascii_letters + string.digits
+
+
+@dataclass(frozen=True)
+class Client:
+    name: str
+    grants: tuple[str, ...]
+    scopes: tuple[str, ...]
+    redirect_uris: tuple[str, ...]
+    secret: str
+
+
+def signing_key(path: Path) -> ec.EllipticCurvePrivateKey:
+    """This testbed's token signing key, made once (mode 0600, root)."""
+    if not path.exists():
+        key = ec.generate_private_key(ec.SECP256R1())
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(
+                key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+            )
+    loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    assert isinstance(loaded, ec.EllipticCurvePrivateKey)
+    return loaded
+
+
+def private_jwks(key: ec.EllipticCurvePrivateKey) -> str:
+    numbers = key.private_numbers()
+
+    def b64(value: int) -> str:
+        return base64.urlsafe_b64encode(value.to_bytes(32, "big")).rstrip(b"=").decode()
+
+    jwk = {
+        "kty": "EC",
+        "crv": "P-256",
+        "kid": KEY_ID,
+        "alg": "ES256",
+        "use": "sig",
+        "x": b64(numbers.public_numbers.x),
+        "y": b64(numbers.public_numbers.y),
+        "d": b64(numbers.private_value),
+    }
+    return json.dumps({"keys": [jwk]}, sort_keys=True)
+
+
+def pbkdf2_hash(secret: str, salt: str, iterations: int = PBKDF2_ITERATIONS) -> str:
+    """glewlwyd's format: base64(PBKDF2-HMAC-SHA256(secret, salt) + salt),iterations."""
+    derived = hashlib.pbkdf2_hmac("sha256", secret.encode(), salt.encode(), iterations, 32)
+    return base64.b64encode(derived + salt.encode()).decode() + f",{iterations}"
+
+
+def secret_matches(stored: str | None, secret: str) -> bool:
+    if not stored or "," not in stored:
+        return False
+    digest, iterations = stored.rsplit(",", 1)
+    salt = base64.b64decode(digest)[-16:].decode()
+    return pbkdf2_hash(secret, salt, int(iterations)) == stored
+
+
+def user_module_parameters(directory: dict[str, str]) -> dict[str, object]:
+    return {
+        "uri": directory["uri"],
+        "bind-dn": directory["bind_dn"],
+        "bind-password": directory["bind_password"],
+        "search-scope": "one",
+        "page-size": 50,
+        "base-search": f"ou=people,{directory['base_dn']}",
+        "filter": "objectClass=posixAccount",  # glewlwyd wraps it: (&(<filter>)(uid=...))
+        "username-property": "uid",
+        "name-property": "cn",
+        "email-property": "mail",
+        # every directory account may ask for an OpenID Connect login, nothing more
+        "scope-property": "objectClass",
+        "scope-match": [{"ldap-value": "posixAccount", "scope-value": "openid", "match": "equals"}],
+        "rdn-property": "uid",
+        "password-property": "userPassword",
+        "password-algorithm": "CRYPT_SHA512",
+        "object-class": ["inetOrgPerson", "posixAccount"],
+    }
+
+
+def plugin_parameters(seed: dict[str, object], jwks: str) -> dict[str, object]:
+    return {
+        "iss": seed["issuer"],
+        "jwks-private": jwks,
+        "default-kid": KEY_ID,
+        "jwks-show": True,
+        "access-token-duration": seed["access_token_seconds"],
+        "refresh-token-duration": 3600,
+        "code-duration": 300,
+        "refresh-token-rolling": False,
+        "allow-non-oidc": True,
+        "auth-type-code-enabled": True,
+        "auth-type-token-enabled": False,
+        "auth-type-id-token-enabled": False,
+        "auth-type-none-enabled": False,
+        "auth-type-password-enabled": False,
+        "auth-type-client-enabled": True,
+        "auth-type-refresh-enabled": True,
+        "scope": [],
+    }
+
+
+class Seeder:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.done: list[str] = []
+
+    def one(self, sql: str, *args: object) -> tuple[object, ...] | None:
+        row: tuple[object, ...] | None = self.db.execute(sql, args).fetchone()
+        return row
+
+    def remove_builtin_users(self) -> None:
+        if self.one("SELECT gu_id FROM g_user WHERE gu_username = 'admin'"):
+            self.db.execute("DELETE FROM g_user_password WHERE gu_id IN (SELECT gu_id FROM g_user)")
+            self.db.execute("DELETE FROM g_user_scope_user")
+            self.db.execute("DELETE FROM g_user")
+            self.done.append("removed the built-in administrator")
+        if self.one("SELECT 1 FROM g_user_module_instance WHERE gumi_module = 'database'"):
+            self.db.execute("DELETE FROM g_user_module_instance WHERE gumi_module = 'database'")
+            self.done.append("removed the issuer's own user store")
+
+    def instance(
+        self, table: str, prefix: str, module: str, name: str, params: str, **extra: int
+    ) -> None:
+        """Insert or update one module instance, by name, to exactly these parameters."""
+        current = self.one(f"SELECT {prefix}_parameters FROM {table} WHERE {prefix}_name = ?", name)
+        if current is None:
+            columns = ["module", "name", "display_name", "parameters", *extra]
+            self.db.execute(
+                f"INSERT INTO {table} ({', '.join(f'{prefix}_{c}' for c in columns)}) "
+                f"VALUES ({', '.join('?' for _ in columns)})",
+                (module, name, name, params, *extra.values()),
+            )
+            self.done.append(f"added {module} instance {name}")
+        elif current[0] != params:
+            self.db.execute(
+                f"UPDATE {table} SET {prefix}_parameters = ? WHERE {prefix}_name = ?",
+                (params, name),
+            )
+            self.done.append(f"updated {module} instance {name}")
+
+    def directory_users(self, directory: dict[str, str]) -> None:
+        params = json.dumps(user_module_parameters(directory), sort_keys=True)
+        self.instance(
+            "g_user_module_instance", "gumi", "ldap", "directory", params, order=0, readonly=1
+        )
+
+    def scope(self, name: str) -> int:
+        if not self.one("SELECT 1 FROM g_scope WHERE gs_name = ?", name):
+            self.db.execute(
+                "INSERT INTO g_scope (gs_name, gs_display_name, gs_description, "
+                "gs_password_required, gs_password_max_age) VALUES (?, ?, ?, 0, 0)",
+                (name, name, f"scope {name}"),
+            )
+        if not self.one("SELECT 1 FROM g_client_scope WHERE gcs_name = ?", name):
+            self.db.execute("INSERT INTO g_client_scope (gcs_name) VALUES (?)", (name,))
+        row = self.one("SELECT gcs_id FROM g_client_scope WHERE gcs_name = ?", name)
+        assert row is not None
+        return int(str(row[0]))
+
+    def client(self, client: Client) -> None:
+        row = self.one(
+            "SELECT gc_id, gc_password FROM g_client WHERE gc_client_id = ?", client.name
+        )
+        if row is None:
+            salt = "".join(secrets.choice(SALT_ALPHABET) for _ in range(16))
+            self.db.execute(
+                "INSERT INTO g_client (gc_client_id, gc_name, gc_confidential, gc_password, "
+                "gc_enabled) VALUES (?, ?, 1, ?, 1)",
+                (client.name, client.name, pbkdf2_hash(client.secret, salt)),
+            )
+            self.done.append(f"added client {client.name}")
+            row = self.one(
+                "SELECT gc_id, gc_password FROM g_client WHERE gc_client_id = ?", client.name
+            )
+            assert row is not None
+        elif not secret_matches(str(row[1]), client.secret):
+            salt = "".join(secrets.choice(SALT_ALPHABET) for _ in range(16))
+            self.db.execute(
+                "UPDATE g_client SET gc_password = ? WHERE gc_id = ?",
+                (pbkdf2_hash(client.secret, salt), row[0]),
+            )
+            self.done.append(f"changed the secret of client {client.name}")
+        client_id = row[0]
+        wanted = sorted(
+            [("authorization_type", g) for g in client.grants]
+            + [("redirect_uri", u) for u in client.redirect_uris]
+            + [("token_endpoint_auth_method", "client_secret_basic")]
+        )
+        current = sorted(
+            (str(n), str(v))
+            for n, v in self.db.execute(
+                "SELECT gcp_name, gcp_value FROM g_client_property WHERE gc_id = ?", (client_id,)
+            )
+        )
+        if current != wanted:
+            self.db.execute("DELETE FROM g_client_property WHERE gc_id = ?", (client_id,))
+            self.db.executemany(
+                "INSERT INTO g_client_property (gc_id, gcp_name, gcp_value) VALUES (?, ?, ?)",
+                [(client_id, n, v) for n, v in wanted],
+            )
+            self.done.append(f"set the grants and redirects of client {client.name}")
+        scope_ids = sorted(self.scope(s) for s in client.scopes)
+        current_ids = sorted(
+            int(r[0])
+            for r in self.db.execute(
+                "SELECT gcs_id FROM g_client_scope_client WHERE gc_id = ?", (client_id,)
+            )
+        )
+        if current_ids != scope_ids:
+            self.db.execute("DELETE FROM g_client_scope_client WHERE gc_id = ?", (client_id,))
+            self.db.executemany(
+                "INSERT INTO g_client_scope_client (gc_id, gcs_id) VALUES (?, ?)",
+                [(client_id, s) for s in scope_ids],
+            )
+            self.done.append(f"set the scopes of client {client.name}")
+
+
+def main(seed_file: str) -> int:
+    seed = json.loads(Path(seed_file).read_text())
+    clients = [
+        Client(
+            c["name"],
+            tuple(c["grants"]),
+            tuple(c["scopes"]),
+            tuple(c.get("redirect_uris", [])),
+            c["secret"],
+        )
+        for c in seed["clients"]
+    ]
+    key = signing_key(Path(seed["signing_key_file"]))
+    with sqlite3.connect(DATABASE) as db:
+        seeder = Seeder(db)
+        seeder.remove_builtin_users()
+        seeder.directory_users(seed["directory"])
+        params = json.dumps(plugin_parameters(seed, private_jwks(key)), sort_keys=True)
+        seeder.instance("g_plugin_module_instance", "gpmi", "oidc", "oidc", params)
+        for client in clients:
+            seeder.client(client)
+    print(json.dumps({"changed": bool(seeder.done), "done": seeder.done}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,147 @@
+"""The token issuer: OpenID Connect discovery and keys over HTTPS, JWT access tokens signed
+with the testbed's EC key for registered clients only, users from the directory, and no
+built-in administrator."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from testbeds.checks.helpers import assert_service_running
+
+CLIENT = "hpc-workflows"
+
+
+def b64decode(part: str) -> bytes:
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+def issuer_url(testbed: Any) -> str:
+    node = testbed.group("token_issuer")[0]
+    return f"https://{node}:{testbed.value('token_issuer_port')}/api/oidc"
+
+
+@pytest.fixture(scope="module")
+def client_node(testbed):
+    """The login node, which asks the issuer as any client on the testbed would."""
+    return testbed.host(testbed.group("slurm_login")[0])
+
+
+@pytest.fixture(scope="module")
+def fetch(testbed, client_node):
+    """GET or POST to the issuer from the client node, the certificate checked against the
+    testbed CA; secrets go in a 0600 curl config file, never on a command line."""
+    ca = testbed.value("token_issuer_ca_file")
+    workdir = client_node.check_output("mktemp -d")
+
+    def run(path: str, form: dict[str, str] | None = None, user: str = "", body: str = "") -> Any:
+        lines = [f'url = "{issuer_url(testbed).rsplit("/api/", 1)[0]}{path}"']
+        if user:
+            lines.append(f'user = "{user}"')
+        for key, value in (form or {}).items():
+            lines.append(f'data-urlencode = "{key}={value}"')
+        if body:
+            client_node.run(f"umask 077 && cat > {workdir}/body <<'EOF'\n{body}\nEOF")
+            lines += [f'data = "@{workdir}/body"', 'header = "Content-Type: application/json"']
+        config = "\n".join(lines)
+        client_node.run(f"umask 077 && cat > {workdir}/curl.conf <<'EOF'\n{config}\nEOF")
+        out = client_node.run(
+            f"curl -sS --cacert {ca} -K {workdir}/curl.conf -w '\\n%{{http_code}}'"
+        )
+        client_node.run(f"rm -f {workdir}/curl.conf {workdir}/body")
+        text, _, status = out.stdout.rpartition("\n")
+        return int(status or 0), text
+
+    yield run
+    client_node.run(f"rm -rf {workdir}")
+
+
+def jwks_key(fetch) -> tuple[str, ec.EllipticCurvePublicKey]:
+    status, text = fetch("/api/oidc/jwks")
+    assert status == 200, text
+    keys = json.loads(text)["keys"]
+    assert len(keys) == 1 and keys[0]["kty"] == "EC" and keys[0]["crv"] == "P-256", keys
+    assert "d" not in keys[0], "the JWKS publishes the private key"
+    x, y = (int.from_bytes(b64decode(keys[0][k]), "big") for k in ("x", "y"))
+    return keys[0]["kid"], ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
+
+
+def verified_claims(token: str, kid: str, key: ec.EllipticCurvePublicKey) -> dict[str, Any]:
+    header_b64, payload_b64, signature_b64 = token.split(".")
+    header = json.loads(b64decode(header_b64))
+    assert (header["alg"], header["kid"]) == ("ES256", kid), header
+    raw = b64decode(signature_b64)
+    signature = encode_dss_signature(
+        int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+    )
+    key.verify(signature, f"{header_b64}.{payload_b64}".encode(), ec.ECDSA(hashes.SHA256()))
+    return dict(json.loads(b64decode(payload_b64)))
+
+
+@pytest.mark.nodes("token_issuer")
+def test_issuer_runs_on_https_only(host, node, testbed):
+    """glewlwyd runs and answers only TLS on its port."""
+    assert_service_running(host, "glewlwyd")
+    port = testbed.value("token_issuer_port")
+    plain = host.run(f"curl -s -o /dev/null -w '%{{http_code}}' http://{node}:{port}/api/oidc/jwks")
+    assert plain.stdout.strip() in ("000", ""), plain.stdout
+
+
+def test_discovery_names_the_https_issuer_and_its_ec_keys(testbed, fetch):
+    status, text = fetch("/api/oidc/.well-known/openid-configuration")
+    assert status == 200, text
+    discovery = json.loads(text)
+    assert discovery["issuer"] == issuer_url(testbed)
+    assert discovery["jwks_uri"].startswith("https://")
+    jwks_key(fetch)
+
+
+def test_registered_client_gets_a_signed_scoped_token(testbed, fetch):
+    """Client credentials with the client's generated secret give an ES256 JWT the JWKS
+    verifies, with the issuer, the asked scope only and the configured lifetime; a scope
+    the client was not given is left out, and one it asks for alone is refused."""
+    secret = (testbed.secrets_dir / f"issuer-{CLIENT}-password").read_text().strip()
+    asked = {"grant_type": "client_credentials", "scope": "storage.read:/ storage.modify:/"}
+    status, text = fetch("/api/oidc/token", form=asked, user=f"{CLIENT}:{secret}")
+    assert status == 200, text
+    kid, key = jwks_key(fetch)
+    claims = verified_claims(json.loads(text)["access_token"], kid, key)
+    assert claims["iss"] == issuer_url(testbed)
+    assert claims["scope"] == "storage.read:/", claims
+    assert claims["exp"] - claims["iat"] == testbed.value("token_issuer_access_token_seconds")
+    assert abs(claims["iat"] - time.time()) < 120
+    forged = json.loads(text)["access_token"][:-4] + "AAAA"
+    with pytest.raises(InvalidSignature):
+        verified_claims(forged, kid, key)
+    status, text = fetch(
+        "/api/oidc/token", form={**asked, "scope": "storage.modify:/"}, user=f"{CLIENT}:{secret}"
+    )
+    assert status == 400 and "scope_invalid" in text, (status, text)
+
+
+def test_wrong_secret_unknown_client_and_no_secret_are_refused(fetch):
+    asked = {"grant_type": "client_credentials", "scope": "storage.read:/"}
+    for user in (f"{CLIENT}:wrong-secret-0123456789", "nobody:whatever-0123456789", ""):
+        status, text = fetch("/api/oidc/token", form=asked, user=user)
+        assert status in (401, 403) and "access_token" not in text, (user.split(":")[0], status)
+
+
+def test_directory_users_authenticate_and_there_is_no_admin(testbed, fetch):
+    """The research user's directory password opens a session at the issuer; a wrong one
+    does not, and the package's built-in administrator (admin/password) is gone."""
+    user = testbed.research_user
+    password = (testbed.secrets_dir / f"user-{user}-password").read_text().strip()
+    status, _ = fetch("/api/auth/", body=json.dumps({"username": user, "password": password}))
+    assert status == 200
+    status, _ = fetch("/api/auth/", body=json.dumps({"username": user, "password": "wrong-1"}))
+    assert status == 401
+    status, _ = fetch("/api/auth/", body=json.dumps({"username": "admin", "password": "password"}))
+    assert status == 401
