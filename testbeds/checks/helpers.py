@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 
@@ -38,3 +40,46 @@ def endpoint_adler32(client: Any, url: str) -> str:
     algorithm, value = out.stdout.split()[:2]
     assert algorithm == "adler32", out.stdout
     return str(value)
+
+
+class HubSessions:
+    """Drives `hpc_services/hub_session.py` on the hub's node: logs a user in through the
+    hub with their password and starts, stops or runs code in their server. The script is
+    copied once; each call writes the password to a 0600 file beside it for the call only.
+    Gives the script's JSON answer."""
+
+    SCRIPT = Path(__file__).parent / "hpc_services" / "hub_session.py"
+
+    def __init__(self, hub: Any, port: int, ca_file: str) -> None:
+        self.hub, self.port, self.ca_file = hub, port, ca_file
+        self.workdir = hub.check_output("mktemp -d")
+        self._write("hub_session.py", self.SCRIPT.read_text())
+
+    def _write(self, name: str, content: str) -> None:
+        self.hub.run(f"umask 077 && cat > {self.workdir}/{name} <<'EOF'\n{content}\nEOF")
+
+    def run(
+        self,
+        user: str,
+        password: str,
+        action: str,
+        timeout: int = 240,
+        kernel: str = "",
+        code: str = "",
+    ) -> dict[str, Any]:
+        self._write("password", password.strip())
+        extra = ""
+        if action == "run":
+            self._write("code.py", code)
+            extra = f" {kernel} {self.workdir}/code.py"
+        out = self.hub.run(
+            f"/usr/bin/python3 {self.workdir}/hub_session.py {self.port} {self.ca_file} {user} "
+            f"{self.workdir}/password {action} {timeout}{extra}"
+        )
+        self.hub.run(f"rm -f {self.workdir}/password")
+        assert out.rc == 0, out.stderr
+        answer: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+        return answer
+
+    def close(self) -> None:
+        self.hub.run(f"rm -rf {self.workdir}")

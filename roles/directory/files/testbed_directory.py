@@ -180,7 +180,7 @@ def ensure(
         result.done.append(f"updated {dn} ({', '.join(sorted({c[1] for c in changes}))})")
 
 
-def account_attrs(account: Account, settings: Settings, made_by: str) -> dict[str, list[str]]:
+def account_attrs(account: Account, made_by: str) -> dict[str, list[str]]:
     return {
         "objectClass": ["inetOrgPerson", "posixAccount", "ldapPublicKey"],
         "uid": [account.name],
@@ -267,7 +267,7 @@ def apply(conn: ldap.ldapobject.LDAPObject, settings: Settings, seed: Seed) -> R
         ensure(
             conn,
             f"uid={account.name},{settings.people}",
-            account_attrs(account, settings, FROM_DEFINITION),
+            account_attrs(account, FROM_DEFINITION),
             result,
         )
     wanted = (
@@ -324,7 +324,7 @@ def add_user(
     if taken:
         raise BadInput(f"--uid: {uid} is in use by {taken[0][0]}")
     ensure(conn, f"cn={name},{settings.groups}", group_attrs(name, uid, (), ADDED_BY_TOOL), result)
-    ensure(conn, dn, account_attrs(account, settings, ADDED_BY_TOOL), result)
+    ensure(conn, dn, account_attrs(account, ADDED_BY_TOOL), result)
     if password is not None:
         # slapd hashes it (sha512-crypt); the password itself is stored nowhere.
         conn.passwd_s(dn, None, password)

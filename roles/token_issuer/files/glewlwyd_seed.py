@@ -83,6 +83,11 @@ def pbkdf2_hash(secret: str, salt: str, iterations: int = PBKDF2_ITERATIONS) -> 
     return base64.b64encode(derived + salt.encode()).decode() + f",{iterations}"
 
 
+def new_secret_hash(secret: str) -> str:
+    """The secret's hash with a fresh salt (glewlwyd's own salts are 16 letters/digits)."""
+    return pbkdf2_hash(secret, "".join(secrets.choice(SALT_ALPHABET) for _ in range(16)))
+
+
 def secret_matches(stored: str | None, secret: str) -> bool:
     if not stored or "," not in stored:
         return False
@@ -198,11 +203,10 @@ class Seeder:
             "SELECT gc_id, gc_password FROM g_client WHERE gc_client_id = ?", client.name
         )
         if row is None:
-            salt = "".join(secrets.choice(SALT_ALPHABET) for _ in range(16))
             self.db.execute(
                 "INSERT INTO g_client (gc_client_id, gc_name, gc_confidential, gc_password, "
                 "gc_enabled) VALUES (?, ?, 1, ?, 1)",
-                (client.name, client.name, pbkdf2_hash(client.secret, salt)),
+                (client.name, client.name, new_secret_hash(client.secret)),
             )
             self.done.append(f"added client {client.name}")
             row = self.one(
@@ -210,10 +214,9 @@ class Seeder:
             )
             assert row is not None
         elif not secret_matches(str(row[1]), client.secret):
-            salt = "".join(secrets.choice(SALT_ALPHABET) for _ in range(16))
             self.db.execute(
                 "UPDATE g_client SET gc_password = ? WHERE gc_id = ?",
-                (pbkdf2_hash(client.secret, salt), row[0]),
+                (new_secret_hash(client.secret), row[0]),
             )
             self.done.append(f"changed the secret of client {client.name}")
         client_id = row[0]

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from testbeds.checks.helpers import assert_service_running, wait_for
+from testbeds.checks.helpers import HubSessions, assert_service_running, wait_for
 
-HUB_SCRIPT = Path(__file__).with_name("hub_session.py")
 DASK_CELL = Path(__file__).with_name("dask_notebook.py")
 DASK_WORKERS = 2
 
@@ -22,31 +21,16 @@ def hub(testbed):
 
 @pytest.fixture(scope="module")
 def hub_session(testbed, hub):
-    """Copy the session script and the user's password to the hub node (mode 0600), then
-    run it; the password never appears on a command line or in output."""
-    password = testbed.secrets_dir / f"user-{testbed.research_user}-password"
-    workdir = hub.check_output("mktemp -d")
-    for name, content in (
-        ("hub_session.py", HUB_SCRIPT.read_text()),
-        ("password", password.read_text()),
-    ):
-        hub.run(f"umask 077 && cat > {workdir}/{name} <<'EOF'\n{content}\nEOF")
+    """Run hub_session.py on the hub's node as the research user; the password goes to a
+    0600 file there, never on a command line or in output."""
+    password = (testbed.secrets_dir / f"user-{testbed.research_user}-password").read_text()
+    sessions = HubSessions(hub, testbed.value("jupyterhub_port"), testbed.value("testbed_ca_file"))
 
     def run(action: str, timeout: int = 240, kernel: str = "", code: str = "") -> dict:
-        extra = ""
-        if action == "run":
-            hub.run(f"umask 077 && cat > {workdir}/code.py <<'EOF'\n{code}\nEOF")
-            extra = f" {kernel} {workdir}/code.py"
-        out = hub.run(
-            f"/usr/bin/python3 {workdir}/hub_session.py {testbed.value('jupyterhub_port')} "
-            f"{testbed.value('testbed_ca_file')} {testbed.research_user} {workdir}/password "
-            f"{action} {timeout}{extra}"
-        )
-        assert out.rc == 0, out.stderr
-        return json.loads(out.stdout.strip().splitlines()[-1])
+        return sessions.run(testbed.research_user, password, action, timeout, kernel, code)
 
     yield run
-    hub.run(f"rm -rf {workdir}")
+    sessions.close()
 
 
 def spawner_jobs(testbed, hub) -> list[str]:

@@ -10,20 +10,17 @@ import shlex
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from testbeds.checks.helpers import assert_service_running, wait_for
+from testbeds.checks.helpers import HubSessions, assert_service_running, wait_for
 
 READER_SECRET = "/etc/slurm/directory-reader.secret"
-HUB_SCRIPT = Path(__file__).parents[1] / "hpc_services" / "hub_session.py"
 
 
-def directory_host(testbed: Any) -> tuple[str, Any]:
-    name = testbed.group("directory")[0]
-    return name, testbed.host(name)
+def directory_host(testbed: Any) -> Any:
+    return testbed.host(testbed.group("directory")[0])
 
 
 def base_dn(testbed: Any) -> str:
@@ -75,7 +72,7 @@ def test_accounts_resolve_through_sssd_not_local_files(host, testbed):
 
 def test_project_is_the_research_users_slurm_account(testbed):
     """The definition's project is a Slurm account and the research user's association."""
-    _, controller = directory_host(testbed)
+    controller = directory_host(testbed)
     assoc = controller.run(
         f"sacctmgr --noheader --parsable2 show association user={testbed.research_user} "
         "format=account,user"
@@ -87,7 +84,7 @@ def test_project_is_the_research_users_slurm_account(testbed):
 def test_directory_tool_refuses_bad_input(testbed):
     """A name that is not an account name exits 2 with one line naming the field, and
     nothing is added."""
-    _, controller = directory_host(testbed)
+    controller = directory_host(testbed)
     bad = controller.run("testbed-directory add-user 'x;rm -rf /' --uid 2999")
     assert bad.rc == 2, bad.stdout + bad.stderr
     assert bad.stderr.strip().startswith("testbed-directory: NAME:"), bad.stderr
@@ -140,7 +137,7 @@ class Newcomers:
 
 @pytest.fixture
 def newcomers(testbed) -> Iterator[Newcomers]:
-    _, controller = directory_host(testbed)
+    controller = directory_host(testbed)
     made = Newcomers(controller)
     yield made
     made.close()
@@ -151,22 +148,14 @@ def hub_login(testbed, newcomers) -> Iterator[Callable[[NewUser], int]]:
     """Log a new user in to JupyterHub with its password (the hub's login form, HTTPS
     checked against the testbed CA); gives the login's HTTP status, 302 when let in."""
     hub = testbed.host(testbed.group("jupyterhub")[0])
-    workdir = hub.check_output("mktemp -d")
-    hub.run(f"umask 077 && cat > {workdir}/hub_session.py <<'EOF'\n{HUB_SCRIPT.read_text()}\nEOF")
+    sessions = HubSessions(hub, testbed.value("jupyterhub_port"), testbed.value("testbed_ca_file"))
 
     def login(user: NewUser) -> int:
         password = newcomers.controller.file(user.password_file).content_string
-        hub.run(f"umask 077 && cat > {workdir}/password <<'EOF'\n{password}EOF")
-        out = hub.run(
-            f"/usr/bin/python3 {workdir}/hub_session.py {testbed.value('jupyterhub_port')} "
-            f"{testbed.value('testbed_ca_file')} {user.name} {workdir}/password login 30"
-        )
-        hub.run(f"rm -f {workdir}/password")
-        assert out.rc == 0, out.stderr
-        return int(json.loads(out.stdout.strip().splitlines()[-1])["status"])
+        return int(sessions.run(user.name, password, "login", 30)["status"])
 
     yield login
-    hub.run(f"rm -rf {workdir}")
+    sessions.close()
 
 
 def as_user(controller: Any, user: NewUser, login: str, command: str) -> Any:
@@ -185,7 +174,7 @@ def test_user_added_after_up_logs_in_and_submits_then_loses_access(
     UID on a compute node and logs in to JupyterHub with its password; a user in no project
     logs in over SSH but can neither submit nor use the hub; once removed, the first can
     neither log in, submit nor use the hub, within the cache and sync periods (the bound)."""
-    _, controller = directory_host(testbed)
+    controller = directory_host(testbed)
     login = testbed.group("slurm_login")[0]
     computes = testbed.group("slurm_compute")
     cache_s = int(testbed.value("directory_client_cache_seconds"))
