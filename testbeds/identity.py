@@ -19,6 +19,16 @@ SSH_WITH_DIRECTORY = S(
 )
 SSH_LOCAL = S("sshd", "local research accounts by their own key pair; root by the control key")
 SSH_ROOT_ONLY = S("sshd", "root by the control node's key; no user logs in")
+HUB_WITH_PASSWORDS = S(
+    "JupyterHub (HTTPS)",
+    "passwords over PAM (SSSD: the directory where there is one) of the definition's "
+    "projects' members (its users where it has no projects)",
+)
+HUB_WITH_ISSUER = S(
+    "JupyterHub (HTTPS)",
+    "users the token issuer logged in (OAuth authorization code, directory password given "
+    "to the issuer only), if members of the definition's projects",
+)
 
 ROLE_IDENTITIES: dict[str, tuple[ServiceIdentity, ...]] = {
     "directory": (
@@ -32,8 +42,9 @@ ROLE_IDENTITIES: dict[str, tuple[ServiceIdentity, ...]] = {
     "token_issuer": (
         S(
             "OIDC token issuer (HTTPS)",
-            "directory accounts by password (LDAP bind); registered clients by their generated "
-            "secret (client credentials); no built-in administrator",
+            "directory accounts by password (LDAP bind), for themselves or a registered "
+            "client (authorization code); clients by their generated secret (client "
+            "credentials); no built-in administrator",
         ),
     ),
     "users": (SSH_LOCAL,),
@@ -50,13 +61,7 @@ ROLE_IDENTITIES: dict[str, tuple[ServiceIdentity, ...]] = {
     "node_exporter": (S("node exporter", "none: testbed-internal, not exposed"),),
     "prometheus": (S("Prometheus", "none: testbed-internal, not exposed"),),
     "redis": (S("Redis (TLS)", "an ACL user per research account, generated password"),),
-    "jupyterhub": (
-        S(
-            "JupyterHub (HTTPS)",
-            "passwords over PAM (SSSD: the directory where there is one) of the definition's "
-            "users and its projects' members",
-        ),
-    ),
+    "jupyterhub": (HUB_WITH_PASSWORDS,),
     "jupyterhub_singleuser": (S("notebook servers", "the hub's OAuth tokens"),),
     "analysis": (
         S("Dask clusters", "TLS certificates made per cluster (plaintext refused)"),
@@ -97,12 +102,15 @@ NO_SERVICE = frozenset(
 
 def service_identities(roles: Iterable[str], testbed_roles: set[str]) -> list[ServiceIdentity]:
     """What the services of a node with `roles` accept, in a testbed whose nodes have
-    `testbed_roles` (a directory's SSH keys replace the local accounts' own)."""
+    `testbed_roles` (a directory's SSH keys replace the local accounts' own; a token issuer
+    logs users in to the hub in place of its password form)."""
     found: list[ServiceIdentity] = []
     for role in roles:
         if role == "users" and "directory" in testbed_roles:
             continue
         for identity in ROLE_IDENTITIES.get(role, ()):
+            if identity == HUB_WITH_PASSWORDS and "token_issuer" in testbed_roles:
+                identity = HUB_WITH_ISSUER
             if identity not in found:
                 found.append(identity)
     if not any(identity.service == "sshd" for identity in found):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shlex
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +21,22 @@ def assert_service_running(host: Any, unit: str) -> None:
     service = host.service(unit)
     assert service.is_running, f"{unit} is not running:\n{journal(host, unit)}"
     assert service.is_enabled, f"{unit} is not enabled at boot"
+
+
+def write_private_file(host: Any, path: str, content: str) -> None:
+    """Write a root-only (0600) file on a node through the connection's stdin: a secret
+    never goes on a command line (podman exec's or ssh's, which `ps` shows)."""
+    backend = host.backend
+    remote = f"umask 077 && cat > {shlex.quote(path)}"
+    if backend.NAME == "podman":
+        argv = ["podman", "exec", "-i", backend.name, "/bin/sh", "-c", remote]
+    elif backend.NAME in ("ssh", "safe-ssh"):
+        ssh, args = backend._build_ssh_command(remote)
+        argv = shlex.split(backend.quote(" ".join(ssh), *args))
+    else:
+        raise NotImplementedError(f"no stdin for testinfra's {backend.NAME} connections")
+    done = subprocess.run(argv, input=content.encode(), capture_output=True, timeout=60)
+    assert done.returncode == 0, f"writing {path}: {done.stderr.decode(errors='replace')}"
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 1.0) -> bool:
@@ -44,9 +62,10 @@ def endpoint_adler32(client: Any, url: str) -> str:
 
 class HubSessions:
     """Drives `hpc_services/hub_session.py` on the hub's node: logs a user in through the
-    hub with their password and starts, stops or runs code in their server. The script is
-    copied once; each call writes the password to a 0600 file beside it for the call only.
-    Gives the script's JSON answer."""
+    hub (at the token issuer where the hub logs users in there) with their password and
+    starts, stops or runs code in their server. The script is copied once; each call writes
+    the password to a 0600 file beside it for the call only. Gives the script's JSON
+    answer."""
 
     SCRIPT = Path(__file__).parent / "hpc_services" / "hub_session.py"
 
@@ -56,7 +75,7 @@ class HubSessions:
         self._write("hub_session.py", self.SCRIPT.read_text())
 
     def _write(self, name: str, content: str) -> None:
-        self.hub.run(f"umask 077 && cat > {self.workdir}/{name} <<'EOF'\n{content}\nEOF")
+        write_private_file(self.hub, f"{self.workdir}/{name}", content)
 
     def run(
         self,

@@ -8,6 +8,7 @@ import base64
 import importlib.util
 import json
 import re
+import sqlite3
 import sys
 import types
 from pathlib import Path
@@ -200,4 +201,48 @@ def test_issuer_users_come_only_from_the_directory(issuer_seed: Any) -> None:
     assert params["uri"].startswith("ldaps://")
     assert params["base-search"] == "ou=people,dc=testbed"
     # directory accounts get the openid scope and nothing administrative
-    assert [m["scope-value"] for m in params["scope-match"]] == ["openid"]
+    assert params["scope-property-match-correspondence"] == {"openid": "posixAccount"}
+    assert params["scope-property-match"] == "equals"
+
+
+def test_issuer_names_users_by_their_directory_uid(issuer_seed: Any) -> None:
+    """Relying parties (JupyterHub) read the user's name from `preferred_username`."""
+    params = issuer_seed.plugin_parameters(
+        {"issuer": "https://c:4593/api/oidc", "access_token_seconds": 600}, "{}"
+    )
+    claims = {c["name"]: c for c in params["claims"]}
+    assert claims["preferred_username"]["user-property"] == "username"
+    assert claims["preferred_username"]["mandatory"] is True
+
+
+def test_clients_get_glewlwyds_grant_names_and_a_second_seed_changes_nothing(
+    issuer_seed: Any,
+) -> None:
+    """The definition's `authorization_code` is glewlwyd's authorization type `code` (the
+    hub's login is refused as unauthorized_client otherwise); seeding again is a no-op."""
+    db = sqlite3.connect(":memory:")
+    db.executescript(
+        """
+        CREATE TABLE g_client (gc_id INTEGER PRIMARY KEY, gc_client_id TEXT, gc_name TEXT,
+            gc_confidential INTEGER, gc_password TEXT, gc_enabled INTEGER);
+        CREATE TABLE g_client_property (gc_id INTEGER, gcp_name TEXT, gcp_value TEXT);
+        CREATE TABLE g_scope (gs_id INTEGER PRIMARY KEY, gs_name TEXT, gs_display_name TEXT,
+            gs_description TEXT, gs_password_required INTEGER, gs_password_max_age INTEGER);
+        CREATE TABLE g_client_scope (gcs_id INTEGER PRIMARY KEY, gcs_name TEXT);
+        CREATE TABLE g_client_scope_client (gc_id INTEGER, gcs_id INTEGER);
+        """
+    )
+    hub = issuer_seed.Client(
+        "jupyterhub", ("authorization_code",), ("openid",), ("https://login:8000/cb",), "s" * 32
+    )
+    seeder = issuer_seed.Seeder(db)
+    seeder.client(hub)
+    properties = sorted(db.execute("SELECT gcp_name, gcp_value FROM g_client_property"))
+    assert properties == [
+        ("authorization_type", "code"),
+        ("redirect_uri", "https://login:8000/cb"),
+        ("token_endpoint_auth_method", "client_secret_basic"),
+    ]
+    again = issuer_seed.Seeder(db)
+    again.client(hub)
+    assert again.done == []

@@ -25,7 +25,7 @@ def test_show_lists_what_each_group_accepts(capsys: pytest.CaptureFixture[str]) 
     groups = {g["name"]: g for g in json.loads(capsys.readouterr().out)["node_groups"]}
     login = {i["service"]: i["accepts"] for i in groups["login"]["identity"]}
     assert "directory" in login["sshd"]  # the directory's keys, not local key pairs
-    assert "PAM" in login["JupyterHub (HTTPS)"]
+    assert "token issuer" in login["JupyterHub (HTTPS)"]  # not the hub's own password form
     assert "slapd (ldaps:// 636)" in {i["service"] for i in groups["controller"]["identity"]}
 
 

@@ -29,6 +29,8 @@ DATABASE = "/var/lib/dbconfig-common/sqlite3/glewlwyd/glewlwyd"
 KEY_ID = "testbed-1"
 PBKDF2_ITERATIONS = 1000  # glewlwyd's own default for its SQLite client store
 SALT_ALPHABET = string.ascii_letters + string.digits
+# The definition's OAuth2 grant names, as glewlwyd's client property authorization_type.
+AUTHORIZATION_TYPES = {"client_credentials": "client_credentials", "authorization_code": "code"}
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,8 @@ def user_module_parameters(directory: dict[str, str]) -> dict[str, object]:
         "email-property": "mail",
         # every directory account may ask for an OpenID Connect login, nothing more
         "scope-property": "objectClass",
-        "scope-match": [{"ldap-value": "posixAccount", "scope-value": "openid", "match": "equals"}],
+        "scope-property-match": "equals",  # glewlwyd 2.7: {scope: LDAP value}
+        "scope-property-match-correspondence": {"openid": "posixAccount"},
         "rdn-property": "uid",
         "password-property": "userPassword",
         "password-algorithm": "CRYPT_SHA512",
@@ -137,6 +140,16 @@ def plugin_parameters(seed: dict[str, object], jwks: str) -> dict[str, object]:
         "auth-type-client-enabled": True,
         "auth-type-refresh-enabled": True,
         "scope": [],
+        # Relying parties (JupyterHub) name the user by the directory's uid, not by `sub`
+        # (an opaque id glewlwyd makes up).
+        "claims": [
+            {
+                "name": "preferred_username",
+                "user-property": "username",
+                "type": "string",
+                "mandatory": True,
+            }
+        ],
     }
 
 
@@ -221,7 +234,7 @@ class Seeder:
             self.done.append(f"changed the secret of client {client.name}")
         client_id = row[0]
         wanted = sorted(
-            [("authorization_type", g) for g in client.grants]
+            [("authorization_type", AUTHORIZATION_TYPES[g]) for g in client.grants]
             + [("redirect_uri", u) for u in client.redirect_uris]
             + [("token_endpoint_auth_method", "client_secret_basic")]
         )

@@ -1,8 +1,10 @@
-"""Run on the hub's node: log in as a user through JupyterHub, then start or stop the user's
-server through the REST API, or run code in a kernel of the running server (through the
-hub's proxy, over its websocket). Prints one JSON line; reads the password from a file.
+"""Run on the hub's node: log in as a user through JupyterHub (at the testbed's token
+issuer where the hub has an OAuth login, else with the hub's password form), then start or
+stop the user's server through the REST API, or run code in a kernel of the running server
+(through the hub's proxy, over its websocket). Prints one JSON line; reads the password
+from a file.
 
-Usage: hub_session.py PORT CA_FILE USER PASSWORD_FILE login|start|stop TIMEOUT
+Usage: hub_session.py PORT CA_FILE USER PASSWORD_FILE login|form-login|start|stop TIMEOUT
        hub_session.py PORT CA_FILE USER PASSWORD_FILE run TIMEOUT KERNEL CODE_FILE
 """
 
@@ -13,6 +15,7 @@ import socket
 import sys
 import time
 import uuid
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 from tornado.httpclient import HTTPRequest
@@ -21,20 +24,66 @@ from tornado.websocket import websocket_connect
 BASE = "https://{host}:{port}"
 
 
-def login(base: str, ca_file: str, user: str, password: str) -> dict[str, str] | dict:
-    """The hub API headers of a fresh token for the user, or the failed step."""
-    session = requests.Session()
-    session.verify = ca_file  # the password goes only to the hub the testbed CA vouches for
+def issuer_login(
+    session: requests.Session, base: str, user: str, password: str
+) -> dict[str, object]:
+    """Log in the way a browser does through the testbed's token issuer (glewlwyd): the hub
+    sends the user to the issuer's authorize URL; the user logs in there with the password
+    (glewlwyd's login API, which its login page calls), grants the hub the scope it asked
+    for, and the issuer sends the user back to the hub's callback with a code."""
+    start = session.get(f"{base}/hub/oauth_login", timeout=10, allow_redirects=False)
+    authorize = start.headers.get("Location", "")
+    query = parse_qs(urlsplit(authorize).query)
+    issuer = "{0.scheme}://{0.netloc}".format(urlsplit(authorize))
+    auth = session.post(
+        f"{issuer}/api/auth/", json={"username": user, "password": password}, timeout=30
+    )
+    if auth.status_code != 200:
+        return {"step": "issuer login", "status": auth.status_code, "via": "issuer"}
+    client, scope = query["client_id"][0], query["scope"][0]
+    granted = session.put(f"{issuer}/api/auth/grant/{client}", json={"scope": scope}, timeout=10)
+    if granted.status_code != 200:
+        return {"step": "grant", "status": granted.status_code, "via": "issuer"}
+    # What the login page does once the user has logged in and consented: back to the
+    # authorize URL with g_continue, which answers with the hub's callback and a code.
+    back = session.get(f"{authorize}&g_continue", timeout=30, allow_redirects=False)
+    callback = back.headers.get("Location", "")
+    if not callback.startswith(f"{base}/hub/oauth_callback?") or "code=" not in callback:
+        error = parse_qs(urlsplit(callback).query).get("error", [""])[0]
+        return {"step": "authorize", "status": back.status_code, "error": error, "via": "issuer"}
+    done = session.get(callback, timeout=30, allow_redirects=False)
+    return {"step": "login", "status": done.status_code, "via": "issuer"}
+
+
+def password_login(
+    session: requests.Session, base: str, user: str, password: str
+) -> dict[str, object]:
+    """Post the hub's own login form (PAM)."""
     session.get(f"{base}/hub/login", timeout=10)
-    xsrf = session.cookies.get("_xsrf", "")
     answer = session.post(
         f"{base}/hub/login",
         timeout=30,
         allow_redirects=False,
-        data={"username": user, "password": password, "_xsrf": xsrf},
+        data={"username": user, "password": password, "_xsrf": session.cookies.get("_xsrf", "")},
     )
-    if answer.status_code != 302:
-        return {"step": "login", "status": answer.status_code}
+    return {"step": "login", "status": answer.status_code, "via": "password form"}
+
+
+def login(base: str, ca_file: str, user: str, password: str, form: bool = False) -> dict:
+    """The hub API headers of a fresh token for the user, or the failed step. A hub with an
+    OAuth login (`/hub/oauth_login` redirects) is logged in to through its issuer, unless
+    `form` asks for the hub's own password form."""
+    session = requests.Session()
+    session.verify = ca_file  # the password goes only to servers the testbed CA vouches for
+    probe = session.get(f"{base}/hub/oauth_login", timeout=10, allow_redirects=False)
+    via_issuer = probe.status_code == 302 and not form
+    logged_in = (issuer_login if via_issuer else password_login)(session, base, user, password)
+    if logged_in["step"] != "login" or logged_in["status"] != 302:
+        return logged_in
+    xsrf = session.cookies.get("_xsrf", "")
+    if not xsrf:  # an OAuth login never showed the hub's form, which sets it
+        session.get(f"{base}/hub/home", timeout=10)
+        xsrf = session.cookies.get("_xsrf", "")
     headers = {"X-XSRFToken": xsrf, "Referer": f"{base}/hub/"}
     made = session.post(
         f"{base}/hub/api/users/{user}/tokens",
@@ -44,7 +93,7 @@ def login(base: str, ca_file: str, user: str, password: str) -> dict[str, str] |
     )
     if made.status_code not in (200, 201):
         return {"step": "token", "status": made.status_code, "body": made.text[:300]}
-    return {"Authorization": f"token {made.json()['token']}"}
+    return {"Authorization": f"token {made.json()['token']}", "via": logged_in["via"]}
 
 
 def start_or_stop(base: str, api: dict, ca_file: str, user: str, action: str, timeout: float):
@@ -145,12 +194,13 @@ def main(argv: list[str]) -> None:
     port, ca_file, user, password_file, action, timeout = argv[:6]
     base = BASE.format(host=socket.gethostname(), port=port)
     with open(password_file) as handle:
-        api = login(base, ca_file, user, handle.read().strip())
+        api = login(base, ca_file, user, handle.read().strip(), form=action == "form-login")
     if "step" in api:
         print(json.dumps(api))
         return
-    if action == "login":
-        print(json.dumps({"step": "login", "status": 302}))
+    via = api.pop("via")
+    if action in ("login", "form-login"):
+        print(json.dumps({"step": "login", "status": 302, "via": via}))
         return
     if action == "run":
         kernel, code_file = argv[6:8]

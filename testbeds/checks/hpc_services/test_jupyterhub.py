@@ -57,6 +57,22 @@ def test_hub_answers_only_over_https_from_the_testbed_ca(testbed, hub):
     assert "<form" not in plain.stdout, "the login page is served over plain HTTP"
 
 
+def test_users_log_in_at_the_token_issuer(testbed, hub_session):
+    """Where the testbed has a token issuer, the hub sends users there (OAuth authorization
+    code flow): the research user logs in at the issuer with the directory password and the
+    hub's own password form lets nobody in. Without an issuer, the hub's form (PAM) does."""
+    with_issuer = bool(testbed.group("token_issuer"))
+    logged_in = hub_session("login", 60)
+    assert logged_in == {
+        "step": "login",
+        "status": 302,
+        "via": "issuer" if with_issuer else "password form",
+    }, logged_in
+    if with_issuer:
+        form = hub_session("form-login", 60)
+        assert form["status"] != 302, form
+
+
 @pytest.fixture(scope="module")
 def notebook(testbed, hub, hub_session):
     """The research user's server, started once through the hub for this module's checks and

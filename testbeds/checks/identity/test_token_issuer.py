@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from testbeds.checks.helpers import assert_service_running
+from testbeds.checks.helpers import assert_service_running, write_private_file
 
 CLIENT = "hpc-workflows"
 
@@ -43,16 +43,17 @@ def fetch(testbed, client_node):
     workdir = client_node.check_output("mktemp -d")
 
     def run(path: str, form: dict[str, str] | None = None, user: str = "", body: str = "") -> Any:
-        lines = [f'url = "{issuer_url(testbed).rsplit("/api/", 1)[0]}{path}"']
+        # path-as-is: a "../" in a path reaches the server as written
+        lines = [f'url = "{issuer_url(testbed).rsplit("/api/", 1)[0]}{path}"', "path-as-is"]
         if user:
             lines.append(f'user = "{user}"')
         for key, value in (form or {}).items():
             lines.append(f'data-urlencode = "{key}={value}"')
         if body:
-            client_node.run(f"umask 077 && cat > {workdir}/body <<'EOF'\n{body}\nEOF")
+            write_private_file(client_node, f"{workdir}/body", body)
             lines += [f'data = "@{workdir}/body"', 'header = "Content-Type: application/json"']
         config = "\n".join(lines)
-        client_node.run(f"umask 077 && cat > {workdir}/curl.conf <<'EOF'\n{config}\nEOF")
+        write_private_file(client_node, f"{workdir}/curl.conf", config)
         out = client_node.run(
             f"curl -sS --cacert {ca} -K {workdir}/curl.conf -w '\\n%{{http_code}}'"
         )
@@ -102,6 +103,18 @@ def test_discovery_names_the_https_issuer_and_its_ec_keys(testbed, fetch):
     assert discovery["issuer"] == issuer_url(testbed)
     assert discovery["jwks_uri"].startswith("https://")
     jwks_key(fetch)
+
+
+def test_issuer_serves_its_login_page_and_nothing_outside_it(fetch):
+    """Browsers sent to the issuer to log in (the hub's OAuth login) get its login page and
+    the page's settings over HTTPS; a path out of the page's folder gets nothing."""
+    status, text = fetch("/login.html")
+    assert status == 200 and "Glewlwyd" in text, (status, text[:200])
+    status, text = fetch("/config.json")
+    assert status == 200, text[:200]
+    assert json.loads(text)["GlewlwydUrl"] == "./"
+    status, text = fetch("/../../../etc/passwd")
+    assert status == 404 and "root:" not in text, (status, text[:200])
 
 
 def test_registered_client_gets_a_signed_scoped_token(testbed, fetch):

@@ -177,7 +177,8 @@ def runs_of(mlflow: Callable[..., Any]) -> Callable[[str], list[dict[str, Any]]]
 @pytest.fixture(scope="session")
 def registry(testbed: Any) -> Callable[..., Any]:
     """GET from the registry's API as the CI account, from the Buildbot master's node,
-    which holds that password: it never leaves the node."""
+    which holds that password: it never leaves the node and reaches curl on stdin, not on
+    its command line."""
     master = testbed.host(testbed.group("buildbot_master")[0])
     host = testbed.group("container_registry")[0]
     base = f"https://{host}:{testbed.value('container_registry_port')}"
@@ -185,9 +186,10 @@ def registry(testbed: Any) -> Callable[..., Any]:
     secrets = master_secrets(testbed)
 
     def get(path: str, accept: str = "", anonymous: bool = False) -> Any:
-        auth = "" if anonymous else f'-u "ci:$(cat {secrets}/registry-password)"'
+        credentials = f'printf \'user = "ci:%s"\\n\' "$(cat {secrets}/registry-password)"'
+        feed = ": |" if anonymous else f"{credentials} |"
         header = f"-H {shlex.quote('Accept: ' + accept)}" if accept else ""
         url = shlex.quote(base + path)
-        return master.run(f"curl -sS -w '\\n%{{http_code}}' {auth} {header} {url}")
+        return master.run(f"{feed} curl -sS -K - -w '\\n%{{http_code}}' {header} {url}")
 
     return get
