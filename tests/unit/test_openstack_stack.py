@@ -215,6 +215,30 @@ def test_changed_roles_trigger_reconfiguration(tmp_path: Path) -> None:
     assert needs_configuring({"roles_hash": after}, {"roles_hash": after}) == []
 
 
+def test_identity_services_are_open_only_to_the_testbeds_nodes(partner_a: Any) -> None:
+    """The directory (ldaps:// 636) and the token issuer (HTTPS 4593) on the controller are
+    reached only through the internal group, whose rules admit its members and no
+    network; the controller's port carries that group."""
+    mocks, testbed, _ = partner_a
+    settle(testbed.nodes)
+    rules = [state for _, state in mocks.of_type("secGroupRule:SecGroupRule")]
+
+    def admits(rule: dict[str, Any], port: int) -> bool:
+        low, high = rule.get("portRangeMin"), rule.get("portRangeMax")
+        return low is None or low <= port <= (high if high is not None else low)
+
+    for port in (636, 4593):
+        admitting = [r for r in rules if r.get("direction") == "ingress" and admits(r, port)]
+        assert admitting, f"nothing admits port {port}: the identity layer is unreachable"
+        assert all(
+            r.get("remoteGroupId") == "hpc-a-internal-id" and not r.get("remoteIpPrefix")
+            for r in admitting
+        ), (port, admitting)
+    ports = dict(mocks.of_type("port:Port"))
+    holders = [n for n, s in ports.items() if "hpc-a-internal-id" in s.get("securityGroupIds", [])]
+    assert "hpc-a-controller" in holders, holders
+
+
 def test_exposed_ports_only_where_the_definition_exposes_them(partner_a: Any) -> None:
     """JupyterHub's port is open on the login node only, and only from the site's service
     networks; no other node gets a service group."""
