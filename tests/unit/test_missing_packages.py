@@ -34,3 +34,6 @@ def test_every_roles_apt_task_is_guarded_and_the_facts_are_read_first() -> None:
             continue  # its apt task updates the package lists the others rely on
         text = tasks.read_text()
         assert text.count("ansible.builtin.apt:") == text.count("missing_packages("), tasks
+        if "delegate_to:" in text and "ansible.builtin.apt:" in text:
+            # a delegated task installs on another host: that host's facts decide
+            assert "missing_packages(ansible_facts)" not in text, tasks
