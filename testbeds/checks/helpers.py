@@ -74,6 +74,12 @@ class HubSessions:
         self.workdir = hub.check_output("mktemp -d")
         self._write("hub_session.py", self.SCRIPT.read_text())
 
+    @classmethod
+    def for_testbed(cls, testbed: Any) -> HubSessions:
+        """Sessions on the testbed's (first) hub, its port and CA as the roles got them."""
+        hub = testbed.host(testbed.group("jupyterhub")[0])
+        return cls(hub, testbed.value("jupyterhub_port"), testbed.value("testbed_ca_file"))
+
     def _write(self, name: str, content: str) -> None:
         write_private_file(self.hub, f"{self.workdir}/{name}", content)
 

@@ -216,55 +216,60 @@ class Seeder:
             "SELECT gc_id, gc_password FROM g_client WHERE gc_client_id = ?", client.name
         )
         if row is None:
-            self.db.execute(
+            client_id = self.db.execute(
                 "INSERT INTO g_client (gc_client_id, gc_name, gc_confidential, gc_password, "
                 "gc_enabled) VALUES (?, ?, 1, ?, 1)",
                 (client.name, client.name, new_secret_hash(client.secret)),
-            )
+            ).lastrowid
             self.done.append(f"added client {client.name}")
-            row = self.one(
-                "SELECT gc_id, gc_password FROM g_client WHERE gc_client_id = ?", client.name
-            )
-            assert row is not None
-        elif not secret_matches(str(row[1]), client.secret):
-            self.db.execute(
-                "UPDATE g_client SET gc_password = ? WHERE gc_id = ?",
-                (new_secret_hash(client.secret), row[0]),
-            )
-            self.done.append(f"changed the secret of client {client.name}")
-        client_id = row[0]
-        wanted = sorted(
+        else:
+            client_id = row[0]
+            if not secret_matches(str(row[1]), client.secret):
+                self.db.execute(
+                    "UPDATE g_client SET gc_password = ? WHERE gc_id = ?",
+                    (new_secret_hash(client.secret), client_id),
+                )
+                self.done.append(f"changed the secret of client {client.name}")
+        properties = (
             [("authorization_type", AUTHORIZATION_TYPES[g]) for g in client.grants]
             + [("redirect_uri", u) for u in client.redirect_uris]
             + [("token_endpoint_auth_method", "client_secret_basic")]
         )
-        current = sorted(
-            (str(n), str(v))
-            for n, v in self.db.execute(
-                "SELECT gcp_name, gcp_value FROM g_client_property WHERE gc_id = ?", (client_id,)
-            )
+        self.client_rows(
+            "g_client_property",
+            ("gcp_name", "gcp_value"),
+            client_id,
+            properties,
+            f"set the grants and redirects of client {client.name}",
         )
-        if current != wanted:
-            self.db.execute("DELETE FROM g_client_property WHERE gc_id = ?", (client_id,))
-            self.db.executemany(
-                "INSERT INTO g_client_property (gc_id, gcp_name, gcp_value) VALUES (?, ?, ?)",
-                [(client_id, n, v) for n, v in wanted],
-            )
-            self.done.append(f"set the grants and redirects of client {client.name}")
-        scope_ids = sorted(self.scope(s) for s in client.scopes)
-        current_ids = sorted(
-            int(r[0])
-            for r in self.db.execute(
-                "SELECT gcs_id FROM g_client_scope_client WHERE gc_id = ?", (client_id,)
-            )
+        scopes = [(self.scope(s),) for s in client.scopes]
+        self.client_rows(
+            "g_client_scope_client",
+            ("gcs_id",),
+            client_id,
+            scopes,
+            f"set the scopes of client {client.name}",
         )
-        if current_ids != scope_ids:
-            self.db.execute("DELETE FROM g_client_scope_client WHERE gc_id = ?", (client_id,))
-            self.db.executemany(
-                "INSERT INTO g_client_scope_client (gc_id, gcs_id) VALUES (?, ?)",
-                [(client_id, s) for s in scope_ids],
-            )
-            self.done.append(f"set the scopes of client {client.name}")
+
+    def client_rows(
+        self,
+        table: str,
+        columns: tuple[str, ...],
+        client_id: object,
+        wanted: list[tuple[object, ...]],
+        what: str,
+    ) -> None:
+        """Make a client's rows of `table` (its `columns` besides gc_id) exactly `wanted`."""
+        names = ", ".join(columns)
+        current = self.db.execute(f"SELECT {names} FROM {table} WHERE gc_id = ?", (client_id,))
+        if sorted(current) == sorted(wanted):
+            return
+        self.db.execute(f"DELETE FROM {table} WHERE gc_id = ?", (client_id,))
+        self.db.executemany(
+            f"INSERT INTO {table} (gc_id, {names}) VALUES (?, {', '.join('?' for _ in columns)})",
+            [(client_id, *row) for row in wanted],
+        )
+        self.done.append(what)
 
 
 def main(seed_file: str) -> int:

@@ -25,14 +25,12 @@ BASE = "https://{host}:{port}"
 
 
 def issuer_login(
-    session: requests.Session, base: str, user: str, password: str
+    session: requests.Session, base: str, authorize: str, user: str, password: str
 ) -> dict[str, object]:
     """Log in the way a browser does through the testbed's token issuer (glewlwyd): the hub
-    sends the user to the issuer's authorize URL; the user logs in there with the password
+    sent the user to the issuer's `authorize` URL; the user logs in there with the password
     (glewlwyd's login API, which its login page calls), grants the hub the scope it asked
     for, and the issuer sends the user back to the hub's callback with a code."""
-    start = session.get(f"{base}/hub/oauth_login", timeout=10, allow_redirects=False)
-    authorize = start.headers.get("Location", "")
     query = parse_qs(urlsplit(authorize).query)
     issuer = "{0.scheme}://{0.netloc}".format(urlsplit(authorize))
     auth = session.post(
@@ -75,9 +73,13 @@ def login(base: str, ca_file: str, user: str, password: str, form: bool = False)
     `form` asks for the hub's own password form."""
     session = requests.Session()
     session.verify = ca_file  # the password goes only to servers the testbed CA vouches for
-    probe = session.get(f"{base}/hub/oauth_login", timeout=10, allow_redirects=False)
-    via_issuer = probe.status_code == 302 and not form
-    logged_in = (issuer_login if via_issuer else password_login)(session, base, user, password)
+    # The hub's OAuth login, if it has one, answers with the issuer's authorize URL (and
+    # sets the state cookie the callback checks).
+    start = session.get(f"{base}/hub/oauth_login", timeout=10, allow_redirects=False)
+    if start.status_code == 302 and not form:
+        logged_in = issuer_login(session, base, start.headers["Location"], user, password)
+    else:
+        logged_in = password_login(session, base, user, password)
     if logged_in["step"] != "login" or logged_in["status"] != 302:
         return logged_in
     xsrf = session.cookies.get("_xsrf", "")

@@ -24,7 +24,7 @@ def hub_session(testbed, hub):
     """Run hub_session.py on the hub's node as the research user; the password goes to a
     0600 file there, never on a command line or in output."""
     password = (testbed.secrets_dir / f"user-{testbed.research_user}-password").read_text()
-    sessions = HubSessions(hub, testbed.value("jupyterhub_port"), testbed.value("testbed_ca_file"))
+    sessions = HubSessions.for_testbed(testbed)
 
     def run(action: str, timeout: int = 240, kernel: str = "", code: str = "") -> dict:
         return sessions.run(testbed.research_user, password, action, timeout, kernel, code)

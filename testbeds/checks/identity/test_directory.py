@@ -148,8 +148,7 @@ def hub_login(testbed, newcomers) -> Iterator[Callable[[NewUser], bool]]:
     """Log a new user in to JupyterHub with its password (at the token issuer, or the hub's
     own form without one; HTTPS checked against the testbed CA); true when the hub let the
     user in."""
-    hub = testbed.host(testbed.group("jupyterhub")[0])
-    sessions = HubSessions(hub, testbed.value("jupyterhub_port"), testbed.value("testbed_ca_file"))
+    sessions = HubSessions.for_testbed(testbed)
 
     def login(user: NewUser) -> bool:
         password = newcomers.controller.file(user.password_file).content_string
