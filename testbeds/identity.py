@@ -29,13 +29,18 @@ HUB_WITH_ISSUER = S(
     "users the token issuer logged in (OAuth authorization code, directory password given "
     "to the issuer only), if members of the definition's projects",
 )
+# The web front ends (nginx auth_pam) of the pipelines services.
+DIRECTORY_PASSWORD_PER_REQUEST = (
+    "directory accounts by password, checked through PAM and SSSD on every request"
+)
 
 ROLE_IDENTITIES: dict[str, tuple[ServiceIdentity, ...]] = {
     "directory": (
         S(
             "slapd (ldaps:// 636)",
-            "nodes and Slurm as a read-only service account (generated password); users bind "
-            "only to prove their password; root over the local socket; no anonymous binds",
+            "nodes (and Slurm, where it runs) as a read-only service account (generated "
+            "password); users bind only to prove their password; root over the local socket; "
+            "no anonymous binds",
         ),
     ),
     "directory_client": (SSH_WITH_DIRECTORY,),
@@ -71,9 +76,11 @@ ROLE_IDENTITIES: dict[str, tuple[ServiceIdentity, ...]] = {
     "xrootd": (S("XRootD root:// and davs://", "none yet: testbed-internal, not exposed"),),
     "postgresql": (S("PostgreSQL (loopback)", "a generated password per database owner"),),
     "rucio": (S("Rucio REST API (HTTPS)", "Rucio accounts (userpass, generated passwords)"),),
-    "git_server": (S("git (HTTPS)", "anyone fetches; push with htpasswd (bcrypt) accounts"),),
-    "container_registry": (S("OCI registry (HTTPS)", "htpasswd (bcrypt) accounts"),),
-    "mlflow": (S("MLflow (HTTPS)", "an account checked by nginx; /health answers anyone"),),
+    "git_server": (S("git (HTTPS)", f"anyone fetches; push by {DIRECTORY_PASSWORD_PER_REQUEST}"),),
+    "container_registry": (
+        S("OCI registry (HTTPS)", f"pull and push by {DIRECTORY_PASSWORD_PER_REQUEST}"),
+    ),
+    "mlflow": (S("MLflow (HTTPS)", f"{DIRECTORY_PASSWORD_PER_REQUEST}; /health answers anyone"),),
     "buildbot_master": (S("Buildbot worker port", "a generated password per worker"),),
 }
 

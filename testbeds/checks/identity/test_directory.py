@@ -4,23 +4,17 @@ or removed after `up` gaining or losing access within the stated bound."""
 
 from __future__ import annotations
 
-import json
-import secrets
 import shlex
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
+from testbeds.checks.directory_accounts import Newcomers, NewUser, directory_host
 from testbeds.checks.helpers import HubSessions, assert_service_running, wait_for
 
 READER_SECRET = "/etc/slurm/directory-reader.secret"
-
-
-def directory_host(testbed: Any) -> Any:
-    return testbed.host(testbed.group("directory")[0])
 
 
 def base_dn(testbed: Any) -> str:
@@ -93,48 +87,6 @@ def test_directory_tool_refuses_bad_input(testbed):
     assert "x;rm" not in people.stdout
 
 
-@dataclass
-class NewUser:
-    name: str
-    uid: int
-    key: str  # private key path on the directory node
-    password_file: str  # on the directory node, mode 0600
-
-
-class Newcomers:
-    """Accounts a check adds with the directory tool, each with a key pair and a password
-    made on the directory node; `close` removes them and the homes the tool made."""
-
-    def __init__(self, controller: Any) -> None:
-        self.controller = controller
-        self.folder = controller.check_output("mktemp -d /root/identity-check.XXXXXX")
-        self.made: list[NewUser] = []
-
-    def add(self, projects: list[str]) -> NewUser:
-        listed = json.loads(self.controller.check_output("testbed-directory show"))
-        taken = {p["uid"] for p in listed["people"]} | {u.uid for u in self.made}
-        uid = next(u for u in range(2100, 2999) if u not in taken)
-        name = f"idcheck{secrets.token_hex(3)}"
-        key, password = f"{self.folder}/{name}-key", f"{self.folder}/{name}-password"
-        self.controller.check_output(f"ssh-keygen -q -t ed25519 -N '' -f {key}")
-        self.controller.check_output(f"umask 077 && head -c 18 /dev/urandom | base64 > {password}")
-        options = " ".join(f"--project {p}" for p in projects)
-        added = self.controller.run(
-            f"testbed-directory add-user {name} --uid {uid} {options} "
-            f"--ssh-key-file {key}.pub --password-file {password}"
-        )
-        assert added.rc == 0, added.stderr
-        user = NewUser(name, uid, key, password)
-        self.made.append(user)
-        return user
-
-    def close(self) -> None:
-        for user in self.made:
-            self.controller.run(f"testbed-directory remove-user {user.name}")
-            self.controller.run(f"rm -rf /home/{user.name}")
-        self.controller.run(f"rm -rf {self.folder}")
-
-
 @pytest.fixture
 def newcomers(testbed) -> Iterator[Newcomers]:
     controller = directory_host(testbed)
@@ -151,8 +103,7 @@ def hub_login(testbed, newcomers) -> Iterator[Callable[[NewUser], bool]]:
     sessions = HubSessions.for_testbed(testbed)
 
     def login(user: NewUser) -> bool:
-        password = newcomers.controller.file(user.password_file).content_string
-        answer = sessions.run(user.name, password, "login", 30)
+        answer = sessions.run(user.name, newcomers.password(user), "login", 30)
         return bool(answer["step"] == "login" and answer["status"] == 302)
 
     yield login

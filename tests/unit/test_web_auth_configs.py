@@ -1,0 +1,66 @@
+"""The pipelines services' web front ends as the roles render them: every request but
+anonymous fetches and MLflow's health probe needs a directory account (nginx auth_pam with
+the directory's PAM service), no password file remains, and the services behind nginx
+listen on loopback only."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from tests.render import REPO, render_role_template
+
+SERVICE = {"service": {}}
+GROUPS = {"directory": ["service"], "directory_client": ["service"]}
+
+
+def render(role: str, template: str, tmp_path: Path) -> str:
+    return render_role_template(role, template, tmp_path, SERVICE, GROUPS, on_host="service")
+
+
+def locations(config: str) -> dict[str, str]:
+    """Each location's match and its body (the configs nest no deeper than that)."""
+    return dict(re.findall(r"location ([^{]+?) \{(.*?)\n    \}", config, re.S))
+
+
+def test_git_serves_only_exact_fetches_anonymously_and_internally(tmp_path: Path) -> None:
+    config = render("git_server", "nginx-git.conf.j2", tmp_path)
+    found = locations(config)
+    anonymous = next(body for match, body in found.items() if "git-fetch" in match)
+    pushes = next(body for match, body in found.items() if "receive" in match)
+    assert "internal;" in anonymous and "auth_pam" not in anonymous
+    assert "receive" not in next(m for m in found if "git-fetch" in m)
+    assert 'fastcgi_param REMOTE_USER "";' in anonymous
+    assert "auth_pam_service_name testbed-web;" in pushes
+    assert "auth_basic" not in config
+    assert "rewrite ^/git/(.*)$ /git-fetch/$1 last;" in config
+
+
+def test_registry_is_behind_nginx_with_directory_accounts(tmp_path: Path) -> None:
+    site = render("container_registry", "nginx-registry.conf.j2", tmp_path)
+    api = locations(site)["/v2/"]
+    assert "auth_pam_service_name testbed-web;" in api
+    assert "proxy_pass http://127.0.0.1:5003;" in api
+    registry = yaml.safe_load(render("container_registry", "config.yml.j2", tmp_path))
+    assert registry["http"]["addr"] == "127.0.0.1:5003"
+    assert "auth" not in registry and "tls" not in registry["http"]
+
+
+def test_mlflow_lets_only_the_health_probe_in_without_an_account(tmp_path: Path) -> None:
+    config = render("mlflow", "nginx-mlflow.conf.j2", tmp_path)
+    server_wide = config.split("location", 1)[0]
+    assert "auth_pam_service_name testbed-web;" in server_wide
+    assert locations(config)["= /health"].strip().startswith("auth_pam off;")
+    assert "auth_basic" not in config
+
+
+def test_web_pam_service_asks_the_directory_only() -> None:
+    tasks = yaml.safe_load((REPO / "roles/directory_client/tasks/configure.yml").read_text())
+    task = next(t for t in tasks if "PAM service" in t["name"])
+    rules = [line.split() for line in task["ansible.builtin.copy"]["content"].splitlines()]
+    assert [rule for rule in rules if rule and not rule[0].startswith("#")] == [
+        ["auth", "required", "pam_sss.so"],
+        ["account", "required", "pam_sss.so"],
+    ]
