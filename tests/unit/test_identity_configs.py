@@ -233,7 +233,7 @@ def test_clients_get_glewlwyds_grant_names_and_a_second_seed_changes_nothing(
         """
     )
     hub = issuer_seed.Client(
-        "jupyterhub", ("authorization_code",), ("openid",), ("https://login:8000/cb",), "s" * 32
+        "jupyterhub", ("authorization_code",), ("openid",), ("https://login:8000/cb",), (), "s" * 32
     )
     seeder = issuer_seed.Seeder(db)
     seeder.client(hub)
@@ -246,3 +246,82 @@ def test_clients_get_glewlwyds_grant_names_and_a_second_seed_changes_nothing(
     again = issuer_seed.Seeder(db)
     again.client(hub)
     assert again.done == []
+
+
+CLIENT_TABLES = """
+    CREATE TABLE g_client (gc_id INTEGER PRIMARY KEY, gc_client_id TEXT, gc_name TEXT,
+        gc_confidential INTEGER, gc_password TEXT, gc_enabled INTEGER);
+    CREATE TABLE g_client_property (gc_id INTEGER, gcp_name TEXT, gcp_value TEXT);
+    CREATE TABLE g_scope (gs_id INTEGER PRIMARY KEY, gs_name TEXT, gs_display_name TEXT,
+        gs_description TEXT, gs_password_required INTEGER, gs_password_max_age INTEGER);
+    CREATE TABLE g_client_scope (gcs_id INTEGER PRIMARY KEY, gcs_name TEXT);
+    CREATE TABLE g_client_scope_client (gc_id INTEGER, gcs_id INTEGER);
+"""
+
+
+def test_storage_clients_get_wlcg_profile_tokens_for_their_own_audiences(
+    issuer_seed: Any,
+) -> None:
+    """A client with storage scopes carries the WLCG profile version that the plugin puts in
+    its tokens, and its audiences as glewlwyd's `resource` property, which the plugin
+    checks a token request's `resource` against; other clients get neither."""
+    db = sqlite3.connect(":memory:")
+    db.executescript(CLIENT_TABLES)
+    storage = issuer_seed.Client(
+        "mover",
+        ("client_credentials",),
+        ("storage.read:/", "storage.create:/home"),
+        (),
+        ("https://site1:8443", "https://site2:8443"),
+        "s" * 32,
+    )
+    hub = issuer_seed.Client("hub", ("authorization_code",), ("openid",), (), (), "t" * 32)
+    seeder = issuer_seed.Seeder(db)
+    seeder.client(storage)
+    seeder.client(hub)
+    rows = db.execute(
+        "SELECT gc_client_id, gcp_name, gcp_value FROM g_client_property JOIN g_client "
+        "USING (gc_id) WHERE gcp_name IN ('resource', 'wlcg_ver')"
+    )
+    assert sorted(rows) == [
+        ("mover", "resource", "https://site1:8443"),
+        ("mover", "resource", "https://site2:8443"),
+        ("mover", "wlcg_ver", "1.0"),
+    ]
+    params = issuer_seed.plugin_parameters(
+        {"issuer": "https://c:4593/api/oidc", "access_token_seconds": 600}, "{}"
+    )
+    assert params["resource-allowed"] is True
+    assert params["resource-client-property"] == "resource"
+    assert params["additional-parameters"] == [
+        {"client-parameter": "wlcg_ver", "token-parameter": "wlcg.ver"}
+    ]
+
+
+@pytest.mark.parametrize(
+    "audience",
+    [
+        "http://site1:8443",
+        "https://site1:8443/#x",
+        "https://a b",
+        "site1",
+        8443,
+        "https://x\ny",
+        "https://ok\n",
+    ],
+)
+def test_seed_refuses_an_audience_that_is_not_an_https_url(issuer_seed: Any, audience: Any) -> None:
+    seed = {
+        "clients": [
+            {"name": "ok", "grants": [], "scopes": [], "secret": "s"},
+            {
+                "name": "bad",
+                "grants": [],
+                "scopes": [],
+                "audiences": ["https://ok", audience],
+                "secret": "s",
+            },
+        ]
+    }
+    with pytest.raises(ValueError, match=r"^token_issuer_clients\[1\]\.audiences\[1\]: "):
+        issuer_seed.read_clients(seed)

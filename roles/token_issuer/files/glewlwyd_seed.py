@@ -4,7 +4,9 @@
 - no built-in administrator (the package's `admin` with its published password) and no
   user store of its own: users come from the directory (LDAP user module, read-only);
 - the OpenID Connect plugin, signing with an EC P-256 key made here once (ES256);
-- the definition's clients, confidential, their secrets stored as glewlwyd's PBKDF2 hash.
+- the definition's clients, confidential, their secrets stored as glewlwyd's PBKDF2 hash;
+  a client with storage scopes (storage.read:/path, ...) gets WLCG-profile tokens
+  (claim wlcg.ver), for an audience it names with `resource` (RFC 8707) among its own.
 
 Usage: glewlwyd-seed SEED.json. Prints one JSON line (`changed`, what was done), never a
 secret. Run as root; glewlwyd reads the database, so restart it when `changed`."""
@@ -15,6 +17,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import secrets
 import sqlite3
 import string
@@ -31,6 +34,12 @@ PBKDF2_ITERATIONS = 1000  # glewlwyd's own default for its SQLite client store
 SALT_ALPHABET = string.ascii_letters + string.digits
 # The definition's OAuth2 grant names, as glewlwyd's client property authorization_type.
 AUTHORIZATION_TYPES = {"client_credentials": "client_credentials", "authorization_code": "code"}
+# Scopes of the WLCG token profile's storage authorisations; a client given one gets
+# WLCG-profile tokens, which storage endpoints (XRootD with SciTokens) read by that claim.
+WLCG_STORAGE_SCOPE = re.compile(r"^storage\.(read|create|modify|stage):/")
+WLCG_VERSION = "1.0"
+# An audience a token may be asked for: an https URL (glewlwyd takes no other), no fragment.
+AUDIENCE = re.compile(r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?")
 
 
 @dataclass(frozen=True)
@@ -39,7 +48,12 @@ class Client:
     grants: tuple[str, ...]
     scopes: tuple[str, ...]
     redirect_uris: tuple[str, ...]
+    audiences: tuple[str, ...]
     secret: str
+
+    @property
+    def wlcg_storage(self) -> bool:
+        return any(WLCG_STORAGE_SCOPE.match(scope) for scope in self.scopes)
 
 
 def signing_key(path: Path) -> ec.EllipticCurvePrivateKey:
@@ -140,6 +154,12 @@ def plugin_parameters(seed: dict[str, object], jwks: str) -> dict[str, object]:
         "auth-type-client-enabled": True,
         "auth-type-refresh-enabled": True,
         "scope": [],
+        # Audiences: a client asks for one of its own (property `resource`) with RFC 8707's
+        # `resource`; without it glewlwyd makes the audience the scope list.
+        "resource-allowed": True,
+        "resource-client-property": "resource",
+        # WLCG-profile tokens: the version claim comes from the client's property.
+        "additional-parameters": [{"client-parameter": "wlcg_ver", "token-parameter": "wlcg.ver"}],
         # Relying parties (JupyterHub) name the user by the directory's uid, not by `sub`
         # (an opaque id glewlwyd makes up).
         "claims": [
@@ -234,13 +254,15 @@ class Seeder:
             [("authorization_type", AUTHORIZATION_TYPES[g]) for g in client.grants]
             + [("redirect_uri", u) for u in client.redirect_uris]
             + [("token_endpoint_auth_method", "client_secret_basic")]
+            + [("resource", audience) for audience in client.audiences]
+            + ([("wlcg_ver", WLCG_VERSION)] if client.wlcg_storage else [])
         )
         self.client_rows(
             "g_client_property",
             ("gcp_name", "gcp_value"),
             client_id,
             properties,
-            f"set the grants and redirects of client {client.name}",
+            f"set the grants, redirects and audiences of client {client.name}",
         )
         scopes = [(self.scope(s),) for s in client.scopes]
         self.client_rows(
@@ -272,18 +294,38 @@ class Seeder:
         self.done.append(what)
 
 
+def read_clients(seed: dict[str, object]) -> list[Client]:
+    """The seed's clients; an audience that is not a plain https URL is refused, naming
+    the client and the field, before the database is touched."""
+    clients = []
+    for i, c in enumerate(seed["clients"]):  # type: ignore[arg-type]
+        audiences = tuple(c.get("audiences", []))
+        for j, audience in enumerate(audiences):
+            if not isinstance(audience, str) or not AUDIENCE.fullmatch(audience):
+                raise ValueError(
+                    f"token_issuer_clients[{i}].audiences[{j}]: {audience!r} is not an "
+                    "https:// URL (host, optional port and path)"
+                )
+        clients.append(
+            Client(
+                c["name"],
+                tuple(c["grants"]),
+                tuple(c["scopes"]),
+                tuple(c.get("redirect_uris", [])),
+                audiences,
+                c["secret"],
+            )
+        )
+    return clients
+
+
 def main(seed_file: str) -> int:
     seed = json.loads(Path(seed_file).read_text())
-    clients = [
-        Client(
-            c["name"],
-            tuple(c["grants"]),
-            tuple(c["scopes"]),
-            tuple(c.get("redirect_uris", [])),
-            c["secret"],
-        )
-        for c in seed["clients"]
-    ]
+    try:
+        clients = read_clients(seed)
+    except ValueError as exc:
+        print(f"glewlwyd-seed: {exc}", file=sys.stderr)
+        return 2
     key = signing_key(Path(seed["signing_key_file"]))
     with sqlite3.connect(DATABASE) as db:
         seeder = Seeder(db)

@@ -129,6 +129,7 @@ def test_registered_client_gets_a_signed_scoped_token(testbed, fetch):
     claims = verified_claims(json.loads(text)["access_token"], kid, key)
     assert claims["iss"] == issuer_url(testbed)
     assert claims["scope"] == "storage.read:/", claims
+    assert claims["wlcg.ver"] == "1.0", claims  # storage scopes: the WLCG token profile
     assert claims["exp"] - claims["iat"] == testbed.value("token_issuer_access_token_seconds")
     assert abs(claims["iat"] - time.time()) < 120
     forged = json.loads(text)["access_token"][:-4] + "AAAA"
@@ -138,6 +139,29 @@ def test_registered_client_gets_a_signed_scoped_token(testbed, fetch):
         "/api/oidc/token", form={**asked, "scope": "storage.modify:/"}, user=f"{CLIENT}:{secret}"
     )
     assert status == 400 and "scope_invalid" in text, (status, text)
+
+
+def test_token_is_for_the_audience_asked_among_the_clients_own(testbed, fetch):
+    """Asked with `resource` (RFC 8707) for one of the client's registered audiences, the
+    token's audience is that and nothing else, as a storage endpoint checks it; an audience
+    not registered for the client gets no token."""
+    secret = (testbed.secrets_dir / f"issuer-{CLIENT}-password").read_text().strip()
+    client = next(c for c in testbed.value("token_issuer_clients") if c["name"] == CLIENT)
+    audience = client["audiences"][0]
+    asked = {"grant_type": "client_credentials", "scope": "storage.read:/"}
+    status, text = fetch(
+        "/api/oidc/token", form={**asked, "resource": audience}, user=f"{CLIENT}:{secret}"
+    )
+    assert status == 200, text
+    kid, key = jwks_key(fetch)
+    claims = verified_claims(json.loads(text)["access_token"], kid, key)
+    assert (claims["aud"], claims["wlcg.ver"]) == (audience, "1.0"), claims
+    status, text = fetch(
+        "/api/oidc/token",
+        form={**asked, "resource": "https://elsewhere.invalid/storage"},
+        user=f"{CLIENT}:{secret}",
+    )
+    assert status == 400 and "invalid_target" in text, (status, text)
 
 
 def test_wrong_secret_unknown_client_and_no_secret_are_refused(fetch):
