@@ -215,23 +215,24 @@ def test_issuer_names_users_by_their_directory_uid(issuer_seed: Any) -> None:
     assert claims["preferred_username"]["mandatory"] is True
 
 
+CLIENT_TABLES = """
+    CREATE TABLE g_client (gc_id INTEGER PRIMARY KEY, gc_client_id TEXT, gc_name TEXT,
+        gc_confidential INTEGER, gc_password TEXT, gc_enabled INTEGER);
+    CREATE TABLE g_client_property (gc_id INTEGER, gcp_name TEXT, gcp_value TEXT);
+    CREATE TABLE g_scope (gs_id INTEGER PRIMARY KEY, gs_name TEXT, gs_display_name TEXT,
+        gs_description TEXT, gs_password_required INTEGER, gs_password_max_age INTEGER);
+    CREATE TABLE g_client_scope (gcs_id INTEGER PRIMARY KEY, gcs_name TEXT);
+    CREATE TABLE g_client_scope_client (gc_id INTEGER, gcs_id INTEGER);
+"""
+
+
 def test_clients_get_glewlwyds_grant_names_and_a_second_seed_changes_nothing(
     issuer_seed: Any,
 ) -> None:
     """The definition's `authorization_code` is glewlwyd's authorization type `code` (the
     hub's login is refused as unauthorized_client otherwise); seeding again is a no-op."""
     db = sqlite3.connect(":memory:")
-    db.executescript(
-        """
-        CREATE TABLE g_client (gc_id INTEGER PRIMARY KEY, gc_client_id TEXT, gc_name TEXT,
-            gc_confidential INTEGER, gc_password TEXT, gc_enabled INTEGER);
-        CREATE TABLE g_client_property (gc_id INTEGER, gcp_name TEXT, gcp_value TEXT);
-        CREATE TABLE g_scope (gs_id INTEGER PRIMARY KEY, gs_name TEXT, gs_display_name TEXT,
-            gs_description TEXT, gs_password_required INTEGER, gs_password_max_age INTEGER);
-        CREATE TABLE g_client_scope (gcs_id INTEGER PRIMARY KEY, gcs_name TEXT);
-        CREATE TABLE g_client_scope_client (gc_id INTEGER, gcs_id INTEGER);
-        """
-    )
+    db.executescript(CLIENT_TABLES)
     hub = issuer_seed.Client(
         "jupyterhub", ("authorization_code",), ("openid",), ("https://login:8000/cb",), (), "s" * 32
     )
@@ -246,17 +247,6 @@ def test_clients_get_glewlwyds_grant_names_and_a_second_seed_changes_nothing(
     again = issuer_seed.Seeder(db)
     again.client(hub)
     assert again.done == []
-
-
-CLIENT_TABLES = """
-    CREATE TABLE g_client (gc_id INTEGER PRIMARY KEY, gc_client_id TEXT, gc_name TEXT,
-        gc_confidential INTEGER, gc_password TEXT, gc_enabled INTEGER);
-    CREATE TABLE g_client_property (gc_id INTEGER, gcp_name TEXT, gcp_value TEXT);
-    CREATE TABLE g_scope (gs_id INTEGER PRIMARY KEY, gs_name TEXT, gs_display_name TEXT,
-        gs_description TEXT, gs_password_required INTEGER, gs_password_max_age INTEGER);
-    CREATE TABLE g_client_scope (gcs_id INTEGER PRIMARY KEY, gcs_name TEXT);
-    CREATE TABLE g_client_scope_client (gc_id INTEGER, gcs_id INTEGER);
-"""
 
 
 def test_storage_clients_get_wlcg_profile_tokens_for_their_own_audiences(
