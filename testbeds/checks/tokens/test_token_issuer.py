@@ -17,7 +17,27 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from testbeds.checks.helpers import assert_service_running, write_private_file
 
-CLIENT = "hpc-workflows"
+# A scope no client is given (glewlwyd matches scopes exactly).
+NOT_GIVEN = "storage.modify:/never-granted"
+
+
+def storage_client(testbed: Any) -> dict[str, Any]:
+    """The definition's first client with client credentials and storage scopes."""
+    return dict(
+        next(
+            c
+            for c in testbed.value("token_issuer_clients")
+            if "client_credentials" in c["grants"]
+            and any(s.startswith("storage.") for s in c["scopes"])
+        )
+    )
+
+
+def client_login(testbed: Any) -> tuple[dict[str, Any], str]:
+    """That client and its credentials as curl's user (name:secret)."""
+    client = storage_client(testbed)
+    secret = (testbed.secrets_dir / f"issuer-{client['name']}-password").read_text().strip()
+    return client, f"{client['name']}:{secret}"
 
 
 def b64decode(part: str) -> bytes:
@@ -31,8 +51,10 @@ def issuer_url(testbed: Any) -> str:
 
 @pytest.fixture(scope="module")
 def client_node(testbed):
-    """The login node, which asks the issuer as any client on the testbed would."""
-    return testbed.host(testbed.group("slurm_login")[0])
+    """Where users work (the login node, or the data client), which asks the issuer as any
+    client on the testbed would."""
+    nodes = testbed.group("slurm_login") or testbed.group("data_client")
+    return testbed.host(nodes[0])
 
 
 @pytest.fixture(scope="module")
@@ -119,54 +141,53 @@ def test_issuer_serves_its_login_page_and_nothing_outside_it(fetch):
 
 def test_registered_client_gets_a_signed_scoped_token(testbed, fetch):
     """Client credentials with the client's generated secret give an ES256 JWT the JWKS
-    verifies, with the issuer, the asked scope only and the configured lifetime; a scope
-    the client was not given is left out, and one it asks for alone is refused."""
-    secret = (testbed.secrets_dir / f"issuer-{CLIENT}-password").read_text().strip()
-    asked = {"grant_type": "client_credentials", "scope": "storage.read:/ storage.modify:/"}
-    status, text = fetch("/api/oidc/token", form=asked, user=f"{CLIENT}:{secret}")
+    verifies, with the issuer, the asked scope only, the WLCG profile's version (storage
+    scopes) and the configured lifetime; a scope the client was not given is left out, and
+    one it asks for alone is refused."""
+    client, login = client_login(testbed)
+    given = client["scopes"][0]
+    asked = {"grant_type": "client_credentials", "scope": f"{given} {NOT_GIVEN}"}
+    status, text = fetch("/api/oidc/token", form=asked, user=login)
     assert status == 200, text
     kid, key = jwks_key(fetch)
     claims = verified_claims(json.loads(text)["access_token"], kid, key)
     assert claims["iss"] == issuer_url(testbed)
-    assert claims["scope"] == "storage.read:/", claims
-    assert claims["wlcg.ver"] == "1.0", claims  # storage scopes: the WLCG token profile
+    assert claims["scope"] == given, claims
+    assert claims["wlcg.ver"] == "1.0", claims
     assert claims["exp"] - claims["iat"] == testbed.value("token_issuer_access_token_seconds")
     assert abs(claims["iat"] - time.time()) < 120
     forged = json.loads(text)["access_token"][:-4] + "AAAA"
     with pytest.raises(InvalidSignature):
         verified_claims(forged, kid, key)
-    status, text = fetch(
-        "/api/oidc/token", form={**asked, "scope": "storage.modify:/"}, user=f"{CLIENT}:{secret}"
-    )
+    status, text = fetch("/api/oidc/token", form={**asked, "scope": NOT_GIVEN}, user=login)
     assert status == 400 and "scope_invalid" in text, (status, text)
 
 
 def test_token_is_for_the_audience_asked_among_the_clients_own(testbed, fetch):
-    """Asked with `resource` (RFC 8707) for one of the client's registered audiences, the
+    """Asked with `resource` (RFC 8707) for each of the client's registered audiences, the
     token's audience is that and nothing else, as a storage endpoint checks it; an audience
     not registered for the client gets no token."""
-    secret = (testbed.secrets_dir / f"issuer-{CLIENT}-password").read_text().strip()
-    client = next(c for c in testbed.value("token_issuer_clients") if c["name"] == CLIENT)
-    audience = client["audiences"][0]
-    asked = {"grant_type": "client_credentials", "scope": "storage.read:/"}
-    status, text = fetch(
-        "/api/oidc/token", form={**asked, "resource": audience}, user=f"{CLIENT}:{secret}"
-    )
-    assert status == 200, text
+    client, login = client_login(testbed)
+    asked = {"grant_type": "client_credentials", "scope": client["scopes"][0]}
     kid, key = jwks_key(fetch)
-    claims = verified_claims(json.loads(text)["access_token"], kid, key)
-    assert (claims["aud"], claims["wlcg.ver"]) == (audience, "1.0"), claims
+    for audience in client["audiences"]:
+        status, text = fetch("/api/oidc/token", form={**asked, "resource": audience}, user=login)
+        assert status == 200, text
+        claims = verified_claims(json.loads(text)["access_token"], kid, key)
+        assert (claims["aud"], claims["wlcg.ver"]) == (audience, "1.0"), claims
     status, text = fetch(
         "/api/oidc/token",
         form={**asked, "resource": "https://elsewhere.invalid/storage"},
-        user=f"{CLIENT}:{secret}",
+        user=login,
     )
     assert status == 400 and "invalid_target" in text, (status, text)
 
 
-def test_wrong_secret_unknown_client_and_no_secret_are_refused(fetch):
-    asked = {"grant_type": "client_credentials", "scope": "storage.read:/"}
-    for user in (f"{CLIENT}:wrong-secret-0123456789", "nobody:whatever-0123456789", ""):
+def test_wrong_secret_unknown_client_and_no_secret_are_refused(testbed, fetch):
+    client = storage_client(testbed)
+    asked = {"grant_type": "client_credentials", "scope": client["scopes"][0]}
+    wrong = f"{client['name']}:wrong-secret-0123456789"
+    for user in (wrong, "nobody:whatever-0123456789", ""):
         status, text = fetch("/api/oidc/token", form=asked, user=user)
         assert status in (401, 403) and "access_token" not in text, (user.split(":")[0], status)
 
