@@ -94,23 +94,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Checks of one node form a group and checks of the whole testbed (jobs, transfers,
     pipelines) another: `testbed verify` runs the groups side by side (pytest-xdist's
     loadgroup), each group's checks one after another, so nodes are checked at the same
-    time while the testbed-wide checks never overlap each other. A testbed-wide check
-    marked `alongside` (it mostly waits, on accounts it makes itself) is a group of its
-    own, run beside the others."""
+    time while the testbed-wide checks never overlap each other."""
     for item in items:
         params = getattr(item, "callspec", None)
         node = params.params.get("node") if params is not None else None
-        if node:
-            group = f"node-{node}"
-        elif item.get_closest_marker("alongside"):
-            group = f"testbed-{item.originalname}"  # type: ignore[attr-defined]
-        else:
-            group = "testbed"
-        item.add_marker(pytest.mark.xdist_group(group))
+        item.add_marker(pytest.mark.xdist_group(f"node-{node}" if node else "testbed"))
 
 
 # pytest-xdist's loadgroup appends "@<group>" to the node ids it schedules.
-_GROUP_SUFFIX = re.compile(r"@(testbed(-\w+)?|node-[^@\[\]]+)$")
+_GROUP_SUFFIX = re.compile(r"@(testbed|node-[^@\[\]]+)$")
 
 
 def pytest_configure(config: pytest.Config) -> None:

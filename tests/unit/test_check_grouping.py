@@ -32,25 +32,10 @@ def test_per_node(node):
 @pytest.mark.parametrize("n", range(6))
 def test_testbed_wide(n):
     record(f"wide-{n}")
-
-
-@pytest.mark.alongside
-def test_waits_alongside():
-    record("alongside")
 """
 
 CONFTEST = """
-import os
-from pathlib import Path
-
 from testbeds.checks.conftest import pytest_collection_modifyitems, pytest_configure  # noqa: F401
-
-
-def pytest_collection_finish(session):
-    out = Path(os.environ["GROUPING_OUT"])
-    for item in session.items:
-        group = item.get_closest_marker("xdist_group").args[0]
-        out.joinpath("group-" + item.name).write_text(group)
 """
 
 
@@ -71,10 +56,6 @@ def test_testbed_wide_checks_share_one_worker_and_keep_their_names(tmp_path: Pat
     wide = {p.read_text() for p in out.glob("wide-*")}
     assert len(list(out.glob("wide-*"))) == 6
     assert len(wide) == 1, f"testbed-wide checks ran in {sorted(wide)}"
-    # The check marked alongside is a group of its own, beside the testbed-wide one.
-    assert out.joinpath("group-test_testbed_wide[0]").read_text() == "testbed"
-    assert out.joinpath("group-test_waits_alongside").read_text() == "testbed-test_waits_alongside"
     names = sorted(case.get("name", "") for case in ET.parse(report).getroot().iter("testcase"))
     assert "test_per_node[cpu1]" in names and "test_testbed_wide[0]" in names
-    assert "test_waits_alongside" in names
     assert not [n for n in names if "@" in n]

@@ -75,7 +75,7 @@ def test_spark_cluster_in_allocation(testbed, user_shell, record_property):
         probe = f"~/.spark-refused-{job}.out"
         user_shell(
             login,
-            f"module load analysis && SPARK_CONF_DIR={conf} nohup timeout 10 spark-submit "
+            f"module load analysis && SPARK_CONF_DIR={conf} nohup timeout 90 spark-submit "
             "--conf spark.authenticate=false --conf spark.network.crypto.enabled=false "
             f"--conf spark.io.encryption.enabled=false ~/spark_aggregate.py {dataset} "
             f"> {probe} 2>&1 &",
@@ -91,12 +91,14 @@ def test_spark_cluster_in_allocation(testbed, user_shell, record_property):
         result = json.loads(lines[-1].removeprefix("RESULT "))
         assert result["per_key"] == expected["per_key"]
         assert result["executors"] == SPARK_NODES, result
+        # A JVM starting on a busy node may take tens of seconds to reach the master.
         assert wait_for(
             lambda: "Expected SaslMessage" in user_shell(login, f"cat {conf}/master.log").stdout,
-            timeout=20,
+            timeout=90,
+            interval=2,
         ), "the master did not log refusing an unauthenticated driver"
         assert wait_for(
-            lambda: user_shell(login, "pgrep -f 'spark[.]authenticate=false'").rc != 0, 20
+            lambda: user_shell(login, "pgrep -f 'spark[.]authenticate=false'").rc != 0, 90, 2
         )
         assert "RESULT " not in user_shell(login, f"cat {probe}").stdout
         record_property(

@@ -118,8 +118,6 @@ def as_user(controller: Any, user: NewUser, login: str, command: str) -> Any:
     )
 
 
-# Mostly waits out SSSD's cache and the Slurm sync, for accounts of its own.
-@pytest.mark.alongside
 def test_user_added_after_up_logs_in_and_submits_then_loses_access(
     testbed, newcomers, hub_login, record_property
 ):
