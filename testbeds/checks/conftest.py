@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import testinfra
 
+from testbeds.checks.directory_accounts import Newcomers, directory_host
 from testbeds.targets.base import ProvisionedNode, read_nodes
 
 
@@ -139,3 +140,11 @@ def user_shell(testbed: Testbed) -> Callable[[Any, str], Any]:
         return host.run(f"su - {testbed.research_user} -c '{quoted}'")
 
     return run
+
+
+@pytest.fixture
+def newcomers(testbed: Testbed) -> Iterator[Newcomers]:
+    """Accounts a check adds to the directory after `up`; removed again afterwards."""
+    made = Newcomers(directory_host(testbed))
+    yield made
+    made.close()

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from testbeds.checks.directory_accounts import Newcomers, NewUser, directory_host
+from testbeds.checks.directory_accounts import NewUser, directory_host
 from testbeds.checks.helpers import HubSessions, assert_service_running, wait_for
 
 READER_SECRET = "/etc/slurm/directory-reader.secret"
@@ -85,14 +85,6 @@ def test_directory_tool_refuses_bad_input(testbed):
     assert len(bad.stderr.strip().splitlines()) == 1
     people = controller.run("testbed-directory show")
     assert "x;rm" not in people.stdout
-
-
-@pytest.fixture
-def newcomers(testbed) -> Iterator[Newcomers]:
-    controller = directory_host(testbed)
-    made = Newcomers(controller)
-    yield made
-    made.close()
 
 
 @pytest.fixture

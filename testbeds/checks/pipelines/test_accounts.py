@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from testbeds.checks.directory_accounts import Newcomers, NewUser, directory_host
+from testbeds.checks.directory_accounts import NewUser
 from testbeds.checks.helpers import wait_for, write_private_file
 from testbeds.checks.pipelines.support import REPOSITORY, http_status
 
@@ -22,13 +22,6 @@ OLD_PASSWORD_FILES = (
     "/etc/nginx/wp5-mlflow.htpasswd",
     "/etc/docker/registry/htpasswd",
 )
-
-
-@pytest.fixture
-def newcomers(testbed: Any) -> Iterator[Newcomers]:
-    made = Newcomers(directory_host(testbed))
-    yield made
-    made.close()
 
 
 class ServiceAccess:
@@ -100,9 +93,8 @@ def test_user_added_after_up_pushes_pulls_and_logs_then_loses_all(
     testbed, newcomers, access, record_property
 ):
     """A user added to the directory after `up` (not in the definition) pushes to git,
-    reaches the registry and MLflow with the directory password at once; a wrong password
-    gets nowhere; once removed, the user is refused by all three within the cache period
-    (the bound)."""
+    reaches the registry and MLflow with the directory password at once; once removed, the
+    user is refused by all three within the cache period (the bound)."""
     bound = int(testbed.value("directory_client_cache_seconds")) + 10
     user = newcomers.add(["research"])
     access.enrol(user, newcomers.password(user))
