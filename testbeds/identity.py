@@ -29,6 +29,18 @@ HUB_WITH_ISSUER = S(
     "users the token issuer logged in (OAuth authorization code, directory password given "
     "to the issuer only), if members of the definition's projects",
 )
+XROOTD_OPEN = S("XRootD root:// and davs://", "anyone on the testbed's network; not exposed")
+XROOTD_WITH_TOKENS = S(
+    "XRootD root:// (ztn) and davs://",
+    "WLCG-profile tokens the token issuer signed for this endpoint's audience, the "
+    "operation and path within their storage.* scopes; anonymous requests refused",
+)
+RUCIO_OPEN = S("Rucio REST API (HTTPS)", "Rucio accounts (userpass, generated passwords)")
+RUCIO_WITH_TOKENS = S(
+    "Rucio REST API (HTTPS)",
+    "Rucio accounts (userpass, generated passwords); its transfers and deletions present "
+    "storage tokens got with its issuer client's generated secret",
+)
 # The web front ends (nginx auth_pam) of the pipelines services.
 DIRECTORY_PASSWORD_PER_REQUEST = (
     "directory accounts by password, checked through PAM and SSSD on every request"
@@ -73,9 +85,9 @@ ROLE_IDENTITIES: dict[str, tuple[ServiceIdentity, ...]] = {
         S("Spark clusters", "a secret made per cluster, traffic encrypted"),
     ),
     "interlink": (S("interLink API (HTTPS)", "a generated bearer token"),),
-    "xrootd": (S("XRootD root:// and davs://", "none yet: testbed-internal, not exposed"),),
+    "xrootd": (XROOTD_OPEN,),
     "postgresql": (S("PostgreSQL (loopback)", "a generated password per database owner"),),
-    "rucio": (S("Rucio REST API (HTTPS)", "Rucio accounts (userpass, generated passwords)"),),
+    "rucio": (RUCIO_OPEN,),
     "git_server": (S("git (HTTPS)", f"anyone fetches; push by {DIRECTORY_PASSWORD_PER_REQUEST}"),),
     "container_registry": (
         S("OCI registry (HTTPS)", f"pull and push by {DIRECTORY_PASSWORD_PER_REQUEST}"),
@@ -106,18 +118,26 @@ NO_SERVICE = frozenset(
     }
 )
 
+# What a service accepts instead where the testbed has a token issuer.
+WITH_ISSUER = {
+    HUB_WITH_PASSWORDS: HUB_WITH_ISSUER,
+    XROOTD_OPEN: XROOTD_WITH_TOKENS,
+    RUCIO_OPEN: RUCIO_WITH_TOKENS,
+}
+
 
 def service_identities(roles: Iterable[str], testbed_roles: set[str]) -> list[ServiceIdentity]:
     """What the services of a node with `roles` accept, in a testbed whose nodes have
     `testbed_roles` (a directory's SSH keys replace the local accounts' own; a token issuer
-    logs users in to the hub in place of its password form)."""
+    logs users in to the hub in place of its password form, and makes the storage
+    endpoints take its tokens only)."""
     found: list[ServiceIdentity] = []
     for role in roles:
         if role == "users" and "directory" in testbed_roles:
             continue
         for identity in ROLE_IDENTITIES.get(role, ()):
-            if identity == HUB_WITH_PASSWORDS and "token_issuer" in testbed_roles:
-                identity = HUB_WITH_ISSUER
+            if "token_issuer" in testbed_roles:
+                identity = WITH_ISSUER.get(identity, identity)
             if identity not in found:
                 found.append(identity)
     if not any(identity.service == "sshd" for identity in found):

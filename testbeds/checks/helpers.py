@@ -50,10 +50,13 @@ def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 1.
         time.sleep(interval)
 
 
-def endpoint_adler32(client: Any, url: str) -> str:
-    """The adler32 a storage endpoint itself reports for a file (root:// checksum query)."""
+def endpoint_adler32(client: Any, url: str, token_file: str) -> str:
+    """The adler32 a storage endpoint itself reports for a file (root:// checksum query,
+    with the storage token in ``token_file``)."""
     host, path = url.removeprefix("root://").split("/", 1)
-    out = client.run(f"xrdfs root://{host} query checksum /{path.lstrip('/')}")
+    out = client.run(
+        f"BEARER_TOKEN_FILE={token_file} xrdfs root://{host} query checksum /{path.lstrip('/')}"
+    )
     assert out.rc == 0, f"{url}: {out.stderr}"
     algorithm, value = out.stdout.split()[:2]
     assert algorithm == "adler32", out.stdout

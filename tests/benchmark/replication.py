@@ -9,8 +9,9 @@ For each dataset (COUNTxBYTES) it uploads the files to SITE1 with Rucio, then ti
 - rucio: a rule for one copy on SITE2, from its creation until Rucio reports it OK (the
   judge, the conveyor's submitter, the gfal2 transfer tool's third-party copies and the
   poller and finisher all inside the figure);
-- raw: `xrdcp --tpc only` from SITE1's replicas to SITE2, one file after another, from
-  the client node: what the endpoints do without Rucio;
+- raw: HTTP third-party copies (curl's COPY, as Rucio's transfers make them, each with a
+  storage token for either end) from SITE1's replicas to SITE2, one file after another,
+  from the client node: what the endpoints do without Rucio;
 
 and prints MB/s and files/s for both and their ratio. The testbed (instance `--instance`)
 is brought up if it is not up, and taken down at the end unless `--keep`. It takes long
@@ -30,6 +31,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from testbeds import paths
+from testbeds.checks.conftest import Testbed
+from testbeds.checks.storage_tokens import StorageTokens
+from testbeds.state import StateDir
 from testbeds.targets import podman
 
 PROBE = paths.CHECKS_DIR / "data_management" / "rucio_probe.py"
@@ -57,13 +61,19 @@ def testbed(*args: str) -> None:
         sys.exit(f"testbed {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
 
 
-def on_client(instance: str) -> Callable[..., Any]:
+WRITE = "storage.read:/ storage.create:/ storage.modify:/"
+
+
+def on_client(instance: str, tokens: StorageTokens) -> Callable[..., Any]:
     client = f"{instance}-client"
     podman.run("cp", str(PROBE), f"{client}:/tmp/rucio_probe.py")
 
-    def rucio(*args: object) -> Any:
+    def rucio(*args: object, token_for: str = "") -> Any:
+        token = [f"STORAGE_TOKEN_FILE={tokens.get(token_for, WRITE).token}"] if token_for else []
         proc = podman.exec_(
             client,
+            "env",
+            *token,
             "/opt/rucio-clients/venv/bin/python",
             "/tmp/rucio_probe.py",
             *map(str, args),
@@ -86,24 +96,30 @@ def rule_figure(rucio: Callable[..., Any], did: str, files: int, size: int) -> F
     return Figure(time.monotonic() - start, files, size)
 
 
-def absolute(pfn: str) -> str:
-    """root://host:port//path: Rucio's PFNs give the path without its leading slash, which
-    XRootD reads as relative."""
+def https_url(pfn: str, port: int) -> str:
+    """The davs:// endpoint's URL of a replica Rucio names by its root:// PFN."""
     head, _, path = pfn.removeprefix("root://").partition("/")
-    return f"root://{head}//{path.lstrip('/')}"
+    return f"https://{head.split(':')[0]}:{port}/{path.lstrip('/')}"
 
 
-def raw_figure(instance: str, sources: list[str], size: int) -> Figure:
-    """One shell on the client copies every file, so only the copies are timed."""
-    target = f"root://site2:1094//data/bench-raw-{uuid.uuid4().hex[:8]}"
+def raw_figure(
+    instance: str, tokens: StorageTokens, sources: list[str], size: int, port: int
+) -> Figure:
+    """One shell on the client copies every file, so only the copies are timed (into the
+    export's top folder: an HTTP COPY makes no parent folders)."""
+    target = f"https://site2:{port}/data/bench-raw-{uuid.uuid4().hex[:8]}"
+    source_token = tokens.get("site1", "storage.read:/").source_header
+    target_token = tokens.get("site2", WRITE).header
     copies = "\n".join(
-        f"xrdcp -s -f --tpc only {shlex.quote(src)} {target}/{src.rsplit('/', 1)[1]} || exit 1"
+        f"curl -sS --fail-with-body -X COPY -H @{target_token} -H @{source_token} "
+        f"-H {shlex.quote('Source: ' + src)} {target}-{src.rsplit('/', 1)[1]} "
+        "| grep -q '^success' || exit 1"
         for src in sources
     )
     script = f"start=$(date +%s.%N)\n{copies}\nend=$(date +%s.%N)\necho $start $end\n"
     proc = podman.exec_(f"{instance}-client", "sh", "-c", script, timeout=RULE_TIMEOUT_S)
     if proc.returncode != 0:
-        sys.exit(f"raw copy failed:\n{proc.stderr[-3000:]}")
+        sys.exit(f"raw copy failed:\n{proc.stdout[-1000:]}{proc.stderr[-3000:]}")
     start, end = map(float, proc.stdout.split()[-2:])
     return Figure(end - start, len(sources), size)
 
@@ -123,21 +139,25 @@ def main() -> None:
     if podman.container_by_name(f"{args.instance}-client") is None:
         print(f"bringing data-movement up as {args.instance}", file=sys.stderr)
         testbed("up", "data-movement", "--instance", args.instance, "--no-verify")
-    rucio = on_client(args.instance)
+    checks_view = Testbed(StateDir(args.instance).nodes_file)
+    tokens = StorageTokens(checks_view, checks_view.host("client"))
+    port = int(checks_view.value("xrootd_https_port"))
+    rucio = on_client(args.instance, tokens)
     rows = []
     try:
         for label, spec in (("small", args.small), ("large", args.large)):
             count, size = dataset(spec)
             name = f"bench-{label}-{uuid.uuid4().hex[:8]}"
             print(f"uploading {count} x {size} bytes to SITE1", file=sys.stderr)
-            made = rucio("dataset", "testbed", name, "SITE1", count, size)
+            made = rucio("dataset", "testbed", name, "SITE1", count, size, token_for="site1")
             total = sum(size + index for index in range(count))  # the probe's file sizes
             replicas = rucio("replicas", made["did"]).values()
-            sources = [absolute(r["replicas"]["SITE1"]) for r in replicas]
-            raw = raw_figure(args.instance, sources, total)
+            sources = [https_url(r["replicas"]["SITE1"], port) for r in replicas]
+            raw = raw_figure(args.instance, tokens, sources, total, port)
             ruled = rule_figure(rucio, made["did"], count, total)
             rows.append((f"{label} ({spec})", ruled, raw))
     finally:
+        tokens.close()
         if not args.keep:
             testbed("down", args.instance)
     print("| dataset | rucio MB/s | raw TPC MB/s | rucio files/s | raw files/s | rucio / raw |")

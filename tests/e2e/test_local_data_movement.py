@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from testbeds import paths
+from testbeds.checks.conftest import Testbed
 from testbeds.checks.helpers import wait_for
+from testbeds.checks.storage_tokens import StorageTokens
+from testbeds.state import StateDir
 from testbeds.targets import podman
 from tests.e2e.lifecycle import Lifecycle
 from tests.e2e.live import LiveTestbed
@@ -28,13 +31,20 @@ def container(node: str) -> str:
 
 
 @pytest.fixture(scope="class")
-def rucio(live: LiveTestbed) -> Callable[..., Any]:
-    """One Rucio operation on the client node, through the server's REST API."""
+def rucio(live: LiveTestbed) -> Iterator[Callable[..., Any]]:
+    """One Rucio operation on the client node, through the server's REST API; uploads and
+    downloads with a storage token for the RSE (of the definition's storage client)."""
     podman.run("cp", str(PROBE), f"{container('client')}:/tmp/rucio_probe.py")
+    testbed = Testbed(StateDir(INSTANCE).nodes_file)
+    tokens = StorageTokens(testbed, testbed.host(testbed.group("data_client")[0]))
 
-    def run(*args: object) -> Any:
+    def run(*args: object, token_for: str = "") -> Any:
+        scope = "storage.read:/ storage.create:/ storage.modify:/"
+        token = f"STORAGE_TOKEN_FILE={tokens.get(token_for, scope).token}" if token_for else ""
         proc = podman.exec_(
             container("client"),
+            "env",
+            *([token] if token else []),
             "/opt/rucio-clients/venv/bin/python",
             "/tmp/rucio_probe.py",
             *map(str, args),
@@ -43,7 +53,8 @@ def rucio(live: LiveTestbed) -> Callable[..., Any]:
         assert proc.returncode == 0, proc.stderr[-3000:]
         return json.loads(proc.stdout.strip().splitlines()[-1])
 
-    return run
+    yield run
+    tokens.close()
 
 
 def transfer_jobs(file_name: str) -> list[dict[str, Any]]:
@@ -64,7 +75,7 @@ def checksum_failures(name: str) -> list[str]:
         f["reason"]
         for j in transfer_jobs(name)
         for f in j["files"]
-        if "CheckSum" in f.get("reason", "")
+        if "CHECKSUM" in f.get("reason", "").upper()
     ]
 
 
@@ -76,7 +87,9 @@ class TestDataMovement(Lifecycle):
             "test_rule_replicates_dataset_to_two_more_endpoints",
             "test_every_replica_has_the_source_checksum",
             "test_deleting_the_rule_lets_the_reaper_remove_replicas",
-            "test_third_party_copy_keeps_checksum",
+            "test_third_party_copy_with_tokens_keeps_checksum",
+            "test_requests_without_a_fitting_token_are_refused",
+            "test_an_expired_token_is_refused",
         }
     )
 
@@ -87,7 +100,15 @@ class TestDataMovement(Lifecycle):
         Rucio's retry copies the file and the rule reaches OK."""
         podman.run("exec", container("hpc"), "systemctl", "stop", "xrootd@testbed")
         try:
-            dataset = rucio("dataset", "testbed", f"down-{uuid.uuid4().hex[:8]}", "SITE1", 1, 65536)
+            dataset = rucio(
+                "dataset",
+                "testbed",
+                f"down-{uuid.uuid4().hex[:8]}",
+                "SITE1",
+                1,
+                65536,
+                token_for="site1",
+            )
             rule = rucio("rule-add", dataset["did"], 1, "HPC")["rule"]
             name = dataset["files"][0]["name"]
             failed = wait_for(
@@ -101,14 +122,32 @@ class TestDataMovement(Lifecycle):
         )
         states = [job["state"] for job in transfer_jobs(name)]
         assert states[0] == "FAILED" and states[-1] == "DONE", states
-        assert "Connection" in transfer_jobs(name)[0]["files"][0]["reason"]
+        assert "connect" in transfer_jobs(name)[0]["files"][0]["reason"].lower()
 
     def test_corrupted_replica_is_detected_never_reported_good(
         self, live: LiveTestbed, rucio: Callable[..., Any]
     ) -> None:
         """A source replica damaged on disk fails every copy on its checksum, never becomes a
-        replica elsewhere, and cannot be downloaded."""
-        dataset = rucio("dataset", "testbed", f"bad-{uuid.uuid4().hex[:8]}", "SITE1", 1, 65536)
+        replica elsewhere, and cannot be downloaded (with a token that downloads a sound
+        file)."""
+        dataset = rucio(
+            "dataset",
+            "testbed",
+            f"bad-{uuid.uuid4().hex[:8]}",
+            "SITE1",
+            1,
+            65536,
+            token_for="site1",
+        )
+        sound = rucio(
+            "dataset",
+            "testbed",
+            f"good-{uuid.uuid4().hex[:8]}",
+            "SITE1",
+            1,
+            65536,
+            token_for="site1",
+        )
         name = dataset["files"][0]["name"]
         damage = (
             f"f=$(find /srv/xrootd/data/rucio -name {name}) && "
@@ -121,11 +160,8 @@ class TestDataMovement(Lifecycle):
         replicas = rucio("replicas", dataset["did"])[name]["replicas"]
         assert set(replicas) == {"SITE1"}, replicas
         assert rucio("rule", rule)["state"] != "OK"
-        download = podman.exec_(
-            container("client"),
-            "sh",
-            "-c",
-            f"cd /tmp && rucio download {dataset['did']}",
-            timeout=120,
-        )
-        assert "Failed to download file" in download.stdout + download.stderr
+        good = rucio("download", sound["did"], "/tmp/downloads", token_for="site1")
+        assert good == {sound["files"][0]["name"]: "DONE"}, good
+        bad = rucio("download", dataset["did"], "/tmp/downloads", token_for="site1")
+        assert bad.get(name) != "DONE", bad
+        assert "NoFilesDownloaded" in bad.get("error", ""), bad

@@ -68,12 +68,21 @@ def converge(client, params, errors):
             current_protocols = client.get_protocols(name)
         except errors.RSEProtocolNotSupported:
             current_protocols = []
-        have = {(p["scheme"], p["hostname"], p["port"]) for p in current_protocols}
+        have = {(p["scheme"], p["hostname"], p["port"]): p for p in current_protocols}
         for protocol in rse.get("protocols", []):
             key = (protocol["scheme"], protocol["hostname"], protocol["port"])
             if key not in have:
                 client.add_protocol(name, protocol)
                 changes.append(f"rse {name} protocol {protocol['scheme']}")
+            elif _priorities(have[key].get("domains", {})) != _priorities(protocol["domains"]):
+                client.update_protocols(
+                    name,
+                    protocol["scheme"],
+                    data={"domains": protocol["domains"]},
+                    hostname=protocol["hostname"],
+                    port=protocol["port"],
+                )
+                changes.append(f"rse {name} protocol {protocol['scheme']} priorities")
         limits = client.get_local_account_limit(params["account"], name) or {}
         if limits.get(name) != params["account_limit_bytes"]:
             client.set_local_account_limit(params["account"], name, params["account_limit_bytes"])
@@ -95,6 +104,17 @@ def converge(client, params, errors):
             client.add_scope(params["account"], scope)
             changes.append(f"scope {scope}")
     return changes
+
+
+def _priorities(domains):
+    """An operation's priority per domain; an operation not offered is None (or absent),
+    which is not 0: Rucio takes 0 as a protocol's first choice."""
+    return {
+        (domain, operation): priority
+        for domain, operations in domains.items()
+        for operation, priority in (operations or {}).items()
+        if priority is not None
+    }
 
 
 def main():

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from testbeds.checks.storage_tokens import StorageTokens
+
 PROBE = Path(__file__).with_name("rucio_probe.py")
 
 
@@ -24,10 +26,19 @@ def rucio(testbed: Any, client: Any) -> Iterator[Callable[..., Any]]:
     workdir = client.check_output("mktemp -d")
     client.run(f"cat > {workdir}/rucio_probe.py <<'EOF'\n{PROBE.read_text()}\nEOF")
 
-    def run(*args: object) -> Any:
-        out = client.run(f"{python} {workdir}/rucio_probe.py {' '.join(map(str, args))}")
+    def run(*args: object, token_file: str = "") -> Any:
+        env = f"STORAGE_TOKEN_FILE={token_file} " if token_file else ""
+        out = client.run(f"{env}{python} {workdir}/rucio_probe.py {' '.join(map(str, args))}")
         assert out.rc == 0, f"rucio {args[0]} failed:\n{out.stderr[-3000:]}"
         return json.loads(out.stdout.strip().splitlines()[-1])
 
     yield run
     client.run(f"rm -rf {workdir}")
+
+
+@pytest.fixture(scope="session")
+def tokens(testbed: Any, client: Any) -> Iterator[StorageTokens]:
+    """Storage tokens on the client node, from the definition's storage client."""
+    found = StorageTokens(testbed, client)
+    yield found
+    found.close()

@@ -2,10 +2,12 @@
 
 python rucio_probe.py topology
 python rucio_probe.py dataset SCOPE NAME RSE COUNT BYTES   (random files, uploaded)
+    (with the storage token in the file STORAGE_TOKEN_FILE names, where the RSE takes tokens)
 python rucio_probe.py rule-add DID COPIES RSE_EXPRESSION
 python rucio_probe.py rule RULE_ID
 python rucio_probe.py rule-delete RULE_ID
 python rucio_probe.py replicas DID          (every file of a DID: checksum, replicas)
+python rucio_probe.py download DID DIR      (with the token STORAGE_TOKEN_FILE names)
 """
 
 import json
@@ -15,7 +17,17 @@ import tempfile
 import zlib
 
 from rucio.client import Client
+from rucio.client.downloadclient import DownloadClient
 from rucio.client.uploadclient import UploadClient
+
+
+def storage_token():
+    """The storage token in the file STORAGE_TOKEN_FILE names, if any."""
+    token_file = os.environ.get("STORAGE_TOKEN_FILE")
+    if not token_file:
+        return None
+    with open(token_file) as handle:
+        return handle.read().strip()
 
 
 def topology(client):
@@ -55,7 +67,9 @@ def dataset(client, scope, name, rse, count, size):
                 "dataset_name": name,
             }
         )
-    UploadClient(client).upload(items)
+    uploader = UploadClient(client)
+    uploader.auth_token = storage_token()
+    uploader.upload(items)
     return {"did": f"{scope}:{name}", "files": files}
 
 
@@ -99,6 +113,17 @@ def replicas(client, did):
     return found
 
 
+def download(client, did, directory):
+    """Download every file of a DID; each file's state (DONE, or why not)."""
+    downloader = DownloadClient(client)
+    downloader.auth_token = storage_token()
+    try:
+        results = downloader.download_dids([{"did": did, "base_dir": directory}])
+    except Exception as exc:  # noqa: BLE001 - the probe reports every failure the same way
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    return {item["name"]: item["clientState"] for item in results}
+
+
 COMMANDS = {
     "topology": topology,
     "dataset": dataset,
@@ -106,6 +131,7 @@ COMMANDS = {
     "rule": rule,
     "rule-delete": rule_delete,
     "replicas": replicas,
+    "download": download,
 }
 
 if __name__ == "__main__":

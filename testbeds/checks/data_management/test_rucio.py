@@ -24,8 +24,16 @@ REPLICATION_TIMEOUT_S = 180
 DELETION_TIMEOUT_S = 180
 
 
+READ = "storage.read:/"
+WRITE = "storage.read:/ storage.create:/ storage.modify:/"
+
+
 def rse_name(node: str) -> str:
     return node.upper()
+
+
+def rse_node(testbed, rse: str) -> str:
+    return next(node for node in testbed.group("xrootd") if rse_name(node) == rse)
 
 
 @pytest.mark.nodes("rucio")
@@ -51,12 +59,16 @@ def test_server_answers_over_tls_from_testbed_ca(testbed, client):
 
 
 def test_every_endpoint_is_an_rse_with_both_protocols(testbed, rucio):
-    """Each XRootD endpoint is an RSE with root:// and davs:// on that host."""
+    """Each XRootD endpoint is an RSE with root:// and davs:// on that host, marked as
+    taking storage tokens (the reaper then deletes with one) relative to the export path."""
     rses = rucio("topology")["rses"]
     for node in testbed.group("xrootd"):
         assert rse_name(node) in rses, f"no RSE for endpoint {node}: {sorted(rses)}"
-        assert rses[rse_name(node)]["schemes"] == ["davs", "root"]
-        assert rses[rse_name(node)]["hosts"] == [node]
+        rse = rses[rse_name(node)]
+        assert rse["schemes"] == ["davs", "root"]
+        assert rse["hosts"] == [node]
+        assert rse["attributes"].get("oidc_support") is True, rse["attributes"]
+        assert rse["attributes"].get("oidc_base_path") == testbed.value("xrootd_export_path")
 
 
 def test_hpc_endpoint_is_marked_as_hpc_site(testbed, rucio):
@@ -86,11 +98,20 @@ def test_distances_between_every_pair(testbed, rucio):
 
 
 @pytest.fixture(scope="module")
-def replicated(testbed, rucio):
-    """A dataset uploaded to the first endpoint and a rule asking for two more copies."""
+def replicated(testbed, rucio, tokens):
+    """A dataset uploaded to the first endpoint (over davs://, with a storage token for
+    it) and a rule asking for two more copies, which Rucio's transfers make with tokens of
+    their own."""
+    first = testbed.group("xrootd")[0]
     source, *others = [rse_name(node) for node in testbed.group("xrootd")]
     dataset = rucio(
-        "dataset", "testbed", f"ds-{uuid.uuid4().hex[:8]}", source, DATASET_FILES, FILE_BYTES
+        "dataset",
+        "testbed",
+        f"ds-{uuid.uuid4().hex[:8]}",
+        source,
+        DATASET_FILES,
+        FILE_BYTES,
+        token_file=tokens.get(first, WRITE).token,
     )
     expression = "|".join(others)
     rule = rucio("rule-add", dataset["did"], 2, f"'{expression}'")["rule"]
@@ -107,7 +128,7 @@ def test_rule_replicates_dataset_to_two_more_endpoints(replicated, rucio):
     assert state["locks_ok_cnt"] == DATASET_FILES * 2
 
 
-def test_every_replica_has_the_source_checksum(replicated, rucio, client):
+def test_every_replica_has_the_source_checksum(testbed, replicated, rucio, client, tokens):
     """Each replica's adler32, as each endpoint computes it, equals the checksum computed
     from the bytes before upload and the one in Rucio's catalogue."""
     assert replicated["ok"]
@@ -118,11 +139,15 @@ def test_every_replica_has_the_source_checksum(replicated, rucio, client):
         assert entry["adler32"] == uploaded["adler32"]
         assert set(entry["replicas"]) == {replicated["source"], *replicated["targets"]}
         for rse, pfn in entry["replicas"].items():
-            assert endpoint_adler32(client, pfn) == uploaded["adler32"], f"{rse}: {pfn}"
+            token = tokens.get(rse_node(testbed, rse), READ).token
+            assert endpoint_adler32(client, pfn, token) == uploaded["adler32"], f"{rse}: {pfn}"
 
 
-def test_deleting_the_rule_lets_the_reaper_remove_replicas(replicated, rucio, client):
-    """Once the rule is gone, the reaper deletes the extra replicas from the endpoints."""
+def test_deleting_the_rule_lets_the_reaper_remove_replicas(
+    testbed, replicated, rucio, client, tokens
+):
+    """Once the rule is gone, the reaper deletes the extra replicas from the endpoints (over
+    davs://, with a token it asks for itself)."""
     assert replicated["ok"]
     before = rucio("replicas", replicated["did"])
     extra = [
@@ -142,5 +167,6 @@ def test_deleting_the_rule_lets_the_reaper_remove_replicas(replicated, rucio, cl
     )
     for pfn in extra:
         host, path = pfn.removeprefix("root://").split("/", 1)
-        stat = client.run(f"xrdfs root://{host} stat /{path.lstrip('/')}")
-        assert stat.rc != 0, f"{pfn} is still on disk"
+        token = tokens.get(host.split(":")[0], READ).token
+        stat = client.run(f"BEARER_TOKEN_FILE={token} xrdfs root://{host} stat /{path.lstrip('/')}")
+        assert stat.rc != 0 and "[3011]" in stat.stderr, f"{pfn}: {stat.stderr}"  # not found

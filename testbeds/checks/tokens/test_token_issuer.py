@@ -16,21 +16,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from testbeds.checks.helpers import assert_service_running, write_private_file
+from testbeds.checks.storage_tokens import issuer_url, storage_client
 
 # A scope no client is given (glewlwyd matches scopes exactly).
 NOT_GIVEN = "storage.modify:/never-granted"
-
-
-def storage_client(testbed: Any) -> dict[str, Any]:
-    """The definition's first client with client credentials and storage scopes."""
-    return dict(
-        next(
-            c
-            for c in testbed.value("token_issuer_clients")
-            if "client_credentials" in c["grants"]
-            and any(s.startswith("storage.") for s in c["scopes"])
-        )
-    )
 
 
 def client_login(testbed: Any) -> tuple[dict[str, Any], str]:
@@ -42,11 +31,6 @@ def client_login(testbed: Any) -> tuple[dict[str, Any], str]:
 
 def b64decode(part: str) -> bytes:
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
-
-
-def issuer_url(testbed: Any) -> str:
-    node = testbed.group("token_issuer")[0]
-    return f"https://{node}:{testbed.value('token_issuer_port')}/api/oidc"
 
 
 @pytest.fixture(scope="module")

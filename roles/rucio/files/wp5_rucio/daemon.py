@@ -3,7 +3,8 @@
     python -m wp5_rucio.daemon rucio-conveyor-submitter --sleep-time 5
 
 runs the named console script of the same installation, as Rucio ships it, after
-importing this package (which adds ``gfal2`` to Rucio's transfer tools).
+importing this package (which adds ``gfal2`` to Rucio's transfer tools). The reaper gets
+the testbed's storage tokens for its deletions (see ``wp5_rucio.tokens``).
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ import sys
 from pathlib import Path
 
 import wp5_rucio  # noqa: F401  (registers the transfer tool)
+from wp5_rucio import tokens
 
 
 def main() -> None:
     if len(sys.argv) < 2:
         sys.exit("usage: python -m wp5_rucio.daemon RUCIO-DAEMON [ARGS...]")
     name = sys.argv[1]
+    if name == "rucio-reaper":
+        tokens.install()
     script = Path(sys.executable).with_name(name)
     if not script.is_file():
         found = shutil.which(name)

@@ -124,6 +124,7 @@ class Gfal2Transfertool(Transfertool):
                 "name": transfer.rws.name,
                 "src": transfer.source_url(transfer.src),
                 "src_rse_id": transfer.src.rse.id,
+                "dst_rse_id": transfer.dst.rse.id,
                 "dst": transfer.dest_url,
                 "adler32": transfer.rws.adler32,
                 "bytes": transfer.rws.byte_count,

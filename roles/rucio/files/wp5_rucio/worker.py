@@ -4,6 +4,11 @@ The expected adler32 is the catalogue's: gfal2 compares it with the checksum the
 reports before copying and the destination reports after, so a corrupted source or a
 damaged copy fails the transfer instead of being registered as a good replica.
 
+Where the endpoints take storage tokens, each copy carries two, asked for with the Rucio
+host's client credentials: one to read the source (for the source's audience), one to
+write the destination (for its own); gfal2 hands the source's to the destination in the
+HTTP COPY request, as FTS3 does.
+
 When a copy ends, the worker reports it to Rucio at once, as FTS3's completion messages
 reach Rucio's receiver daemon; the poller remains the fallback for a worker that died.
 """
@@ -18,13 +23,38 @@ import gfal2
 from rucio.core import request as request_core
 from rucio.core import transfer as transfer_core
 
-from wp5_rucio import jobs
+from wp5_rucio import jobs, tokens
 from wp5_rucio.transfertool import Gfal2TransferStatusReport
 
 COPY_TIMEOUT_S = 600
 
 
+READ_SCOPES = ["storage.read"]
+WRITE_SCOPES = ["storage.read", "storage.create", "storage.modify"]
+
+
+def present_tokens(context: Any, item: dict[str, Any]) -> str:
+    """Give gfal2 a token for each end of the copy; an error message if one is missing."""
+    from rucio.core.rse import determine_scope_for_rse, get_rse_attribute
+
+    for url, rse_id, scopes in (
+        (item["src"], item["src_rse_id"], READ_SCOPES),
+        (item["dst"], item["dst_rse_id"], WRITE_SCOPES),
+    ):
+        if not url.startswith("davs://") or get_rse_attribute(rse_id, "oidc_support") is not True:
+            continue
+        audience = tokens.determine_audience_for_rse(rse_id)
+        token = tokens.request_token(audience, determine_scope_for_rse(rse_id, scopes=scopes))
+        if token is None:
+            return f"no storage token for {audience}"
+        context.cred_set(url, gfal2.cred_new("BEARER", token))
+    return ""
+
+
 def copy_one(context: Any, item: dict[str, Any]) -> tuple[str, str]:
+    missing = present_tokens(context, item)
+    if missing:
+        return jobs.FAILED, missing
     params = context.transfer_parameters()
     params.overwrite = True
     params.create_parent = True

@@ -1,0 +1,107 @@
+"""Storage tokens for the checks: asked for on a node by client credentials, as any client
+of the testbed would, and kept there in root-only files.
+
+A token's secret parts never reach a command line: the client's secret goes in a 0600
+curl config file, and the token goes from curl's output straight into 0600 files, one
+with the bare token (for XRootD's ztn, through ``BEARER_TOKEN_FILE``) and one with the
+``Authorization`` header (for curl's ``-H @file``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from testbeds.checks.helpers import write_private_file
+
+# Writes the token and its header files from the issuer's JSON answer (argv: answer, out).
+_SAVE = (
+    "import json,os,sys; os.umask(0o077); t=json.load(open(sys.argv[1])).get('access_token');"
+    " t or sys.exit('no token: ' + open(sys.argv[1]).read()[:300]);"
+    " open(sys.argv[2], 'w').write(t);"
+    " open(sys.argv[2] + '.header', 'w').write('Authorization: Bearer ' + t + '\\n');"
+    " open(sys.argv[2] + '.source', 'w').write('TransferHeaderAuthorization: Bearer ' + t + '\\n')"
+)
+
+
+def issuer_url(testbed: Any) -> str:
+    node = testbed.group("token_issuer")[0]
+    return f"https://{node}:{testbed.value('token_issuer_port')}/api/oidc"
+
+
+def storage_client(testbed: Any, name: str = "") -> dict[str, Any]:
+    """The definition's client called ``name``, or its first with client credentials and
+    storage scopes."""
+    for client in testbed.value("token_issuer_clients"):
+        if name and client["name"] != name:
+            continue
+        if "client_credentials" in client["grants"] and any(
+            scope.startswith("storage.") for scope in client["scopes"]
+        ):
+            return dict(client)
+    raise LookupError(f"the definition has no storage client {name or ''}".strip())
+
+
+def endpoint_audience(testbed: Any, node: str) -> str:
+    return f"https://{node}:{testbed.value('xrootd_https_port')}"
+
+
+@dataclass(frozen=True)
+class TokenFiles:
+    """Where one token is on the node: bare, as a request header, and as the header that
+    hands it to a third-party copy's source."""
+
+    token: str
+
+    @property
+    def header(self) -> str:
+        return f"{self.token}.header"
+
+    @property
+    def source_header(self) -> str:
+        return f"{self.token}.source"
+
+
+class StorageTokens:
+    """Tokens of one issuer client, got on ``host`` and cached per audience and scope."""
+
+    def __init__(self, testbed: Any, host: Any, client_name: str = "") -> None:
+        self.testbed = testbed
+        self.host = host
+        self.client = storage_client(testbed, client_name)
+        self.workdir = host.check_output("mktemp -d")
+        self._files: dict[tuple[str, str], TokenFiles] = {}
+
+    def get(self, node: str, scope: str) -> TokenFiles:
+        """A token for the endpoint on ``node`` with ``scope`` (space-separated)."""
+        key = (node, scope)
+        if key not in self._files:
+            self._files[key] = self.ask(endpoint_audience(self.testbed, node), scope)
+        return self._files[key]
+
+    def ask(self, audience: str, scope: str) -> TokenFiles:
+        secret_file = self.testbed.secrets_dir / f"issuer-{self.client['name']}-password"
+        secret = secret_file.read_text().strip()
+        name = f"{self.workdir}/{uuid.uuid4().hex[:8]}"
+        config = "\n".join(
+            [
+                f'url = "{issuer_url(self.testbed)}/token"',
+                f'user = "{self.client["name"]}:{secret}"',
+                'data-urlencode = "grant_type=client_credentials"',
+                f'data-urlencode = "scope={scope}"',
+                f'data-urlencode = "resource={audience}"',
+                f'output = "{name}.answer"',
+            ]
+        )
+        write_private_file(self.host, f"{name}.curl", config)
+        ca = self.testbed.value("testbed_ca_file")
+        out = self.host.run(
+            f'curl -sS --cacert {ca} -K {name}.curl && python3 -c "{_SAVE}" {name}.answer {name}'
+        )
+        self.host.run(f"rm -f {name}.curl {name}.answer")
+        assert out.rc == 0, f"no token for {audience} ({scope}): {out.stderr[-500:]}"
+        return TokenFiles(token=name)
+
+    def close(self) -> None:
+        self.host.run(f"rm -rf {self.workdir}")
