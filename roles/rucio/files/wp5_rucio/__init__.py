@@ -1,17 +1,8 @@
 """The testbed's extensions to Rucio, installed beside it on the Rucio host.
 
-Importing the package registers the gfal2 transfer tool (third-party copies driven by
-gfal2 on the Rucio host, for sites without FTS3) under the name ``gfal2`` in Rucio's table
-of transfer tools. The daemons are started through ``wp5_rucio.daemon`` so that the
-registration happens before Rucio reads its configuration.
+``wp5_rucio.daemon`` starts Rucio's daemons with the gfal2 transfer tool (third-party
+copies driven by gfal2 on the Rucio host, for sites without FTS3) registered under the name
+``gfal2`` in Rucio's table of transfer tools. The package itself imports nothing from
+Rucio: a transfer worker, one process per copy, needs only gfal2 and its job record, and
+Rucio's modules take seconds to import.
 """
-
-from rucio.core import transfer as _transfer_core
-
-from wp5_rucio.transfertool import Gfal2Transfertool
-
-_transfer_core.TRANSFERTOOL_CLASSES_BY_NAME.setdefault(
-    Gfal2Transfertool.external_name, Gfal2Transfertool
-)
-
-__all__ = ["Gfal2Transfertool"]

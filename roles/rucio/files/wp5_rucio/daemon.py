@@ -14,14 +14,16 @@ import shutil
 import sys
 from pathlib import Path
 
-import wp5_rucio  # noqa: F401  (registers the transfer tool)
-from wp5_rucio import tokens
+from wp5_rucio import tokens, transfertool
 
 
 def main() -> None:
     if len(sys.argv) < 2:
         sys.exit("usage: python -m wp5_rucio.daemon RUCIO-DAEMON [ARGS...]")
     name = sys.argv[1]
+    transfertool.register()
+    if name == "rucio-conveyor-poller":
+        transfertool.poll_every_round()
     if name == "rucio-reaper":
         tokens.install()
     script = Path(sys.executable).with_name(name)

@@ -105,6 +105,24 @@ def request_token(audience: str, scope: str, use_cache: bool = True) -> str | No
     return token
 
 
+READ_SCOPES = ["storage.read"]
+WRITE_SCOPES = ["storage.read", "storage.create", "storage.modify"]
+
+
+def copy_tokens(src: str, src_rse_id: str, dst: str, dst_rse_id: str) -> dict[str, str | None]:
+    """For a copy from src to dst (URLs), each end's token by URL: a read token for the
+    source, a write token for the destination, each for its endpoint's audience; None
+    where one is needed and none was given. Ends that take no tokens are left out."""
+    from rucio.core.rse import determine_scope_for_rse, get_rse_attribute
+
+    found: dict[str, str | None] = {}
+    for url, rse_id, scopes in ((src, src_rse_id, READ_SCOPES), (dst, dst_rse_id, WRITE_SCOPES)):
+        if url.startswith("davs://") and get_rse_attribute(rse_id, "oidc_support") is True:
+            audience = determine_audience_for_rse(rse_id)
+            found[url] = request_token(audience, determine_scope_for_rse(rse_id, scopes=scopes))
+    return found
+
+
 def determine_audience_for_rse(rse_id: str) -> str:
     """The RSE's davs:// endpoint as an https URL, the audience the endpoint checks."""
     from rucio.core.rse import get_rse_protocols

@@ -7,6 +7,8 @@ retries, source ranking and rule evaluation are Rucio's own.
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import subprocess
 import sys
@@ -23,7 +25,7 @@ from rucio.transfertool.transfertool import (
     TransferToolBuilder,
 )
 
-from wp5_rucio import jobs
+from wp5_rucio import jobs, tokens
 
 _STATES = {
     jobs.DONE: RequestState.DONE,
@@ -139,11 +141,23 @@ class Gfal2Transfertool(Transfertool):
             "files": files,
         }
         jobs.write_job(job)
+        # Asked for here, where they stay cached, and handed to the worker on its stdin.
+        credentials: dict[str, str | None] = {}
+        for item in files:
+            credentials.update(
+                tokens.copy_tokens(item["src"], item["src_rse_id"], item["dst"], item["dst_rse_id"])
+            )
         worker = subprocess.Popen(
             [sys.executable, "-m", "wp5_rucio.worker", job_id],
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,
             start_new_session=True,
         )
+        try:
+            assert worker.stdin is not None
+            worker.stdin.write(json.dumps(credentials).encode())
+            worker.stdin.close()
+        except BrokenPipeError:
+            pass  # the worker died at once; bulk_query reports the job as failed
         _WORKERS.append(worker)
         job["pid"] = worker.pid
         current = jobs.read_job(job_id) or job
@@ -191,3 +205,25 @@ class Gfal2Transfertool(Transfertool):
 
     def update_priority(self, transfer_id: str, priority: int, timeout: int | None = None) -> bool:
         return True
+
+
+def register() -> None:
+    """Add the tool to Rucio's table of transfer tools, before a daemon reads its
+    configuration."""
+    from rucio.core import transfer as transfer_core
+
+    transfer_core.TRANSFERTOOL_CLASSES_BY_NAME.setdefault(
+        Gfal2Transfertool.external_name, Gfal2Transfertool
+    )
+
+
+def poll_every_round() -> None:
+    """Have the poller read every submitted transfer on each round. Rucio's poller skips a
+    request for ten minutes after it polled it (``processed_at_delay``), which suits FTS3,
+    whose completion messages reach Rucio another way; this tool's workers only record
+    their results, and reading them is a local file read."""
+    from rucio.core import request as request_core
+
+    request_core.get_and_mark_next = functools.partial(
+        request_core.get_and_mark_next, processed_at_delay=0
+    )
