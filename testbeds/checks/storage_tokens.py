@@ -9,16 +9,25 @@ with the bare token (for XRootD's ztn, through ``BEARER_TOKEN_FILE``) and one wi
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from testbeds.checks.helpers import write_private_file
 
-# Writes the token and its header files from the issuer's JSON answer (argv: answer, out).
+# Scopes the checks ask for: reading, and writing (which reads back and overwrites too).
+READ_SCOPES = "storage.read:/"
+WRITE_SCOPES = "storage.read:/ storage.create:/ storage.modify:/"
+# A token is asked for again once less than this is left of its life.
+RENEW_BEFORE_S = 60
+
+# Writes the token and its header files from the issuer's JSON answer (argv: answer, out)
+# and prints the token's lifetime (expires_in, not a secret).
 _SAVE = (
-    "import json,os,sys; os.umask(0o077); t=json.load(open(sys.argv[1])).get('access_token');"
+    "import json,os,sys; os.umask(0o077); a=json.load(open(sys.argv[1])); t=a.get('access_token');"
     " t or sys.exit('no token: ' + open(sys.argv[1]).read()[:300]);"
+    " print(int(a.get('expires_in', 0)));"
     " open(sys.argv[2], 'w').write(t);"
     " open(sys.argv[2] + '.header', 'w').write('Authorization: Bearer ' + t + '\\n');"
     " open(sys.argv[2] + '.source', 'w').write('TransferHeaderAuthorization: Bearer ' + t + '\\n')"
@@ -64,23 +73,26 @@ class TokenFiles:
 
 
 class StorageTokens:
-    """Tokens of one issuer client, got on ``host`` and cached per audience and scope."""
+    """Tokens of one issuer client, got on ``host`` and cached per audience and scope
+    until shortly before they expire (a long benchmark outlives the first ones)."""
 
     def __init__(self, testbed: Any, host: Any, client_name: str = "") -> None:
         self.testbed = testbed
         self.host = host
         self.client = storage_client(testbed, client_name)
         self.workdir = host.check_output("mktemp -d")
-        self._files: dict[tuple[str, str], TokenFiles] = {}
+        self._files: dict[tuple[str, str], tuple[TokenFiles, float]] = {}
 
     def get(self, node: str, scope: str) -> TokenFiles:
         """A token for the endpoint on ``node`` with ``scope`` (space-separated)."""
         key = (node, scope)
-        if key not in self._files:
+        cached = self._files.get(key)
+        if cached is None or time.monotonic() >= cached[1]:
             self._files[key] = self.ask(endpoint_audience(self.testbed, node), scope)
-        return self._files[key]
+        return self._files[key][0]
 
-    def ask(self, audience: str, scope: str) -> TokenFiles:
+    def ask(self, audience: str, scope: str) -> tuple[TokenFiles, float]:
+        """A new token, and the monotonic time it should be renewed at."""
         secret_file = self.testbed.secrets_dir / f"issuer-{self.client['name']}-password"
         secret = secret_file.read_text().strip()
         name = f"{self.workdir}/{uuid.uuid4().hex[:8]}"
@@ -101,7 +113,8 @@ class StorageTokens:
         )
         self.host.run(f"rm -f {name}.curl {name}.answer")
         assert out.rc == 0, f"no token for {audience} ({scope}): {out.stderr[-500:]}"
-        return TokenFiles(token=name)
+        lifetime = int(out.stdout.strip().splitlines()[-1])
+        return TokenFiles(token=name), time.monotonic() + lifetime - RENEW_BEFORE_S
 
     def close(self) -> None:
         self.host.run(f"rm -rf {self.workdir}")

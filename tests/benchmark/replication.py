@@ -32,7 +32,7 @@ from typing import Any
 
 from testbeds import paths
 from testbeds.checks.conftest import Testbed
-from testbeds.checks.storage_tokens import StorageTokens
+from testbeds.checks.storage_tokens import READ_SCOPES, WRITE_SCOPES, StorageTokens
 from testbeds.state import StateDir
 from testbeds.targets import podman
 
@@ -61,15 +61,14 @@ def testbed(*args: str) -> None:
         sys.exit(f"testbed {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
 
 
-WRITE = "storage.read:/ storage.create:/ storage.modify:/"
-
-
 def on_client(instance: str, tokens: StorageTokens) -> Callable[..., Any]:
     client = f"{instance}-client"
     podman.run("cp", str(PROBE), f"{client}:/tmp/rucio_probe.py")
 
     def rucio(*args: object, token_for: str = "") -> Any:
-        token = [f"STORAGE_TOKEN_FILE={tokens.get(token_for, WRITE).token}"] if token_for else []
+        token = []
+        if token_for:
+            token = [f"STORAGE_TOKEN_FILE={tokens.get(token_for, WRITE_SCOPES).token}"]
         proc = podman.exec_(
             client,
             "env",
@@ -108,8 +107,8 @@ def raw_figure(
     """One shell on the client copies every file, so only the copies are timed (into the
     export's top folder: an HTTP COPY makes no parent folders)."""
     target = f"https://site2:{port}/data/bench-raw-{uuid.uuid4().hex[:8]}"
-    source_token = tokens.get("site1", "storage.read:/").source_header
-    target_token = tokens.get("site2", WRITE).header
+    source_token = tokens.get("site1", READ_SCOPES).source_header
+    target_token = tokens.get("site2", WRITE_SCOPES).header
     copies = "\n".join(
         f"curl -sS --fail-with-body -X COPY -H @{target_token} -H @{source_token} "
         f"-H {shlex.quote('Source: ' + src)} {target}-{src.rsplit('/', 1)[1]} "

@@ -14,7 +14,7 @@ import pytest
 from testbeds import paths
 from testbeds.checks.conftest import Testbed
 from testbeds.checks.helpers import wait_for
-from testbeds.checks.storage_tokens import StorageTokens
+from testbeds.checks.storage_tokens import WRITE_SCOPES, StorageTokens
 from testbeds.state import StateDir
 from testbeds.targets import podman
 from tests.e2e.lifecycle import Lifecycle
@@ -39,12 +39,13 @@ def rucio(live: LiveTestbed) -> Iterator[Callable[..., Any]]:
     tokens = StorageTokens(testbed, testbed.host(testbed.group("data_client")[0]))
 
     def run(*args: object, token_for: str = "") -> Any:
-        scope = "storage.read:/ storage.create:/ storage.modify:/"
-        token = f"STORAGE_TOKEN_FILE={tokens.get(token_for, scope).token}" if token_for else ""
+        token = []
+        if token_for:
+            token = [f"STORAGE_TOKEN_FILE={tokens.get(token_for, WRITE_SCOPES).token}"]
         proc = podman.exec_(
             container("client"),
             "env",
-            *([token] if token else []),
+            *token,
             "/opt/rucio-clients/venv/bin/python",
             "/tmp/rucio_probe.py",
             *map(str, args),

@@ -8,6 +8,8 @@ import uuid
 import pytest
 
 from testbeds.checks.helpers import assert_service_running, endpoint_adler32, wait_for
+from testbeds.checks.storage_tokens import READ_SCOPES as READ
+from testbeds.checks.storage_tokens import WRITE_SCOPES as WRITE
 
 DAEMONS = [
     "judge-evaluator",
@@ -22,10 +24,6 @@ DATASET_FILES = 4
 FILE_BYTES = 512 * 1024 + 3
 REPLICATION_TIMEOUT_S = 180
 DELETION_TIMEOUT_S = 180
-
-
-READ = "storage.read:/"
-WRITE = "storage.read:/ storage.create:/ storage.modify:/"
 
 
 def rse_name(node: str) -> str:

@@ -10,6 +10,7 @@ import itertools
 import shlex
 import uuid
 import zlib
+from typing import Any
 
 import pytest
 
@@ -19,11 +20,11 @@ from testbeds.checks.helpers import (
     wait_for,
     write_private_file,
 )
+from testbeds.checks.storage_tokens import READ_SCOPES as READ
+from testbeds.checks.storage_tokens import WRITE_SCOPES as WRITE
 from testbeds.checks.storage_tokens import StorageTokens
 
 PAYLOAD_BYTES = 3 * 1024 * 1024 + 17  # not a multiple of any block size
-READ = "storage.read:/"
-WRITE = "storage.read:/ storage.create:/ storage.modify:/"
 
 
 def endpoints(testbed) -> list[str]:
@@ -89,6 +90,22 @@ class Endpoint:
         header = f"-H @{token}.header " if token else ""
         out = self.client.run(f"curl -sS -w '%{{http_code}}' --cacert {self.ca} {header}{request}")
         return out.stdout.strip()[-3:] in ("200", "201", "204"), out.stdout + out.stderr
+
+    def pull(self, source: str, name: str, headers: list[str], timeout_s: int = 0) -> Any:
+        """Ask this endpoint to copy ``source`` (a URL) to ``name`` (HTTP COPY, pull mode),
+        with each of ``headers`` (files of header lines); curl's result."""
+        limit = f"timeout {timeout_s} " if timeout_s else ""
+        sent = " ".join(f"-H @{header}" for header in headers)
+        return self.client.run(
+            f"{limit}curl -sS --fail-with-body --cacert {self.ca} -X COPY {sent} "
+            f"-H {shlex.quote('Source: ' + source)} {self.https}{name}"
+        )
+
+    def holds_data(self, name: str, token: str) -> bool:
+        """Whether ``name`` exists with content (XRootD creates a copy's target before it
+        pulls, so a refused pull leaves it empty)."""
+        out = self.client.run(f"BEARER_TOKEN_FILE={token} xrdfs {self.root} stat {name}")
+        return out.rc == 0 and "Size:   0" not in out.stdout
 
     def exists(self, name: str, token: str) -> bool:
         out = self.client.run(f"BEARER_TOKEN_FILE={token} xrdfs {self.root} stat {name}")
@@ -213,26 +230,14 @@ def test_third_party_copy_with_tokens_keeps_checksum(testbed, client, tokens, pa
     name = src.name("tpc")
     src_token, dst_token = tokens.get(src.node, WRITE), tokens.get(dst.node, WRITE)
     assert src.put("root", path, name, src_token.token)[0]
-    copy = client.run(
-        f"curl -sS --fail-with-body --cacert {src.ca} -X COPY -H @{dst_token.header} "
-        f"-H @{tokens.get(src.node, READ).source_header} -H 'Source: {src.https}{name}' "
-        f"{dst.https}{name}"
-    )
+    source_token = tokens.get(src.node, READ).source_header
+    copy = dst.pull(f"{src.https}{name}", name, [dst_token.header, source_token])
     assert copy.rc == 0 and "failure" not in copy.stdout.lower(), copy.stdout + copy.stderr
     assert endpoint_adler32(client, f"{src.root}{name}", src_token.token) == expected
     assert endpoint_adler32(client, f"{dst.root}{name}", dst_token.token) == expected
     dst.remove(name, dst_token.token)
-    unauthorised = client.run(
-        f"curl -sS --fail-with-body --cacert {src.ca} -X COPY -H @{dst_token.header} "
-        f"-H 'Source: {src.https}{name}' {dst.https}{name}"
-    )
-    written = (
-        dst.exists(name, dst_token.token)
-        and "Size:   0"
-        not in client.run(
-            f"BEARER_TOKEN_FILE={dst_token.token} xrdfs {dst.root} stat {name}"
-        ).stdout
-    )
+    unauthorised = dst.pull(f"{src.https}{name}", name, [dst_token.header])
+    written = dst.holds_data(name, dst_token.token)
     src.remove(name, src_token.token)
     dst.remove(name, dst_token.token)
     refused = unauthorised.rc != 0 or "failure" in unauthorised.stdout.lower()
@@ -267,28 +272,28 @@ def test_https_third_party_copy_from_a_foreign_host_is_refused(testbed, client, 
     one of the testbed's endpoints refuses: the copy fails and the endpoint never connects
     to that host."""
     dst = endpoints(testbed)[0]
+    endpoint = Endpoint(testbed, client, dst)
     token = tokens.get(dst, WRITE)
     foreign = testbed.group("data_client")[0]
     port = 18443
     log = f"/tmp/foreign-{uuid.uuid4().hex[:8]}"
     client.run(f"nohup python3 -c {shlex.quote(LISTENER)} {port} 40 {log} >/dev/null 2>&1 &")
     assert wait_for(lambda: client.run(f"test -f {log}").rc == 0, timeout=10)
-    name = f"{testbed.value('xrootd_export_path')}/foreign-{uuid.uuid4().hex[:8]}"
-    copy = client.run(
-        f"timeout 30 curl -sS --fail-with-body -X COPY -H @{token.header} "
-        f"-H 'Credential: none' -H 'Source: https://{foreign}:{port}/x' "
-        f"https://{dst}:{testbed.value('xrootd_https_port')}{name}"
+    name = endpoint.name("foreign")
+    no_credential = f"{log}.credential"
+    client.run(f"echo 'Credential: none' > {no_credential}")
+    copy = endpoint.pull(
+        f"https://{foreign}:{port}/x", name, [token.header, no_credential], timeout_s=30
     )
     contacted = client.run(f"cat {log}").stdout.split()
-    client.run(f"pkill -f '[f]oreign-' ; rm -f {log}")
+    client.run(f"pkill -f '[f]oreign-' ; rm -f {log} {no_credential}")
     # HTTP TPC may answer 201 and report the transfer's failure in the body.
     refused = copy.rc != 0 or "failure" in copy.stdout.lower()
     assert refused, f"the copy from {foreign} succeeded: {copy.stdout}"
     assert address_of(client, dst) not in contacted, f"{dst} connected to {foreign}"
-    # XRootD creates the destination before it pulls; a refused pull leaves it empty.
-    stat = client.run(f"BEARER_TOKEN_FILE={token.token} xrdfs root://{dst} stat {name}")
-    client.run(f"BEARER_TOKEN_FILE={token.token} xrdfs root://{dst} rm {name}")
-    assert stat.rc != 0 or "Size:   0" in stat.stdout, stat.stdout
+    written = endpoint.holds_data(name, token.token)
+    endpoint.remove(name, token.token)
+    assert not written, f"{dst} wrote {name} from {foreign}"
 
 
 def test_hpc_site_endpoint_present(testbed):

@@ -2,9 +2,10 @@
 
     python -m wp5_rucio.daemon rucio-conveyor-submitter --sleep-time 5
 
-runs the named console script of the same installation, as Rucio ships it, after
-importing this package (which adds ``gfal2`` to Rucio's transfer tools). The reaper gets
-the testbed's storage tokens for its deletions (see ``wp5_rucio.tokens``).
+runs the named console script of the same installation, as Rucio ships it, after adding
+``gfal2`` to Rucio's transfer tools. The poller then reads every submitted gfal2 transfer
+on each round, and the reaper gets the testbed's storage tokens for its deletions (see
+``wp5_rucio.tokens``).
 """
 
 from __future__ import annotations

@@ -4,9 +4,10 @@ The endpoints accept WLCG-profile tokens whose audience is their HTTPS URL. Ruci
 for a token with Auth0's ``audience`` parameter and names an RSE by its bare host name;
 the testbed's issuer (glewlwyd) takes the audience as RFC 8707's ``resource``, an https
 URL registered for the client. So the daemons use this module's two functions in place
-of Rucio's own (``install`` swaps them in where the reaper looks them up): the audience
-of an RSE is the URL of its davs:// endpoint, and a token is asked for with
-``resource``. Tokens are cached per audience and scope until a minute before they expire.
+of Rucio's own: the audience of an RSE is the URL of its davs:// endpoint, and a token is
+asked for with ``resource``. ``install`` swaps them in where the reaper looks them up;
+the gfal2 transfer tool's submitter asks for each copy's tokens with ``copy_tokens``.
+Tokens are cached per audience and scope until a minute before they expire.
 
 The client's credentials come from a file readable by the rucio user only
 (``WP5_RUCIO_TOKEN_CLIENT``); without it no token is asked for and Rucio goes on without.
@@ -77,15 +78,15 @@ def _expiry(token: str) -> float:
 def request_token(audience: str, scope: str, use_cache: bool = True) -> str | None:
     """A token for ``audience`` (an https URL) with ``scope``, or None if none was given;
     the same signature as Rucio's ``rucio.core.oidc.request_token``."""
-    client = load_client()
-    if client is None:
-        return None
     scope = rse_scopes(scope)
     key = (audience, scope)
     with _LOCK:
         cached = _CACHE.get(key)
         if use_cache and cached and cached[1] - time.time() > RENEW_BEFORE_S:
             return cached[0]
+    client = load_client()
+    if client is None:
+        return None
     try:
         response = requests.post(
             client.token_url,
