@@ -158,11 +158,9 @@ class Gfal2Transfertool(Transfertool):
             worker.stdin.close()
         except BrokenPipeError:
             pass  # the worker died at once; bulk_query reports the job as failed
+        # The worker writes its own pid into the record: it is the record's only writer
+        # from here on, so a copy that finishes at once cannot have its result overwritten.
         _WORKERS.append(worker)
-        job["pid"] = worker.pid
-        current = jobs.read_job(job_id) or job
-        current["pid"] = worker.pid
-        jobs.write_job(current)
         self.logger(logging.INFO, "gfal2 job %s started (pid %d): %s", job_id, worker.pid, files)
         return job_id
 

@@ -18,6 +18,7 @@ modules take seconds of CPU to import, which one process per copy would pay each
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -63,6 +64,7 @@ def run(job_id: str, credentials: dict[str, Any]) -> int:
     if job is None:
         return 1
     job["state"] = jobs.ACTIVE
+    job["pid"] = os.getpid()
     job["started_at"] = time.time()
     jobs.write_job(job)
     context = gfal2.creat_context()
