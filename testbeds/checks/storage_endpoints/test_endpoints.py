@@ -101,18 +101,21 @@ class Endpoint:
             f"-H {shlex.quote('Source: ' + source)} {self.https}{name}"
         )
 
+    def xrdfs(self, command: str, name: str, token: str) -> Any:
+        """An ``xrdfs`` command on ``name`` over root://, with ``token``; its result."""
+        return self.client.run(f"BEARER_TOKEN_FILE={token} xrdfs {self.root} {command} {name}")
+
     def holds_data(self, name: str, token: str) -> bool:
         """Whether ``name`` exists with content (XRootD creates a copy's target before it
         pulls, so a refused pull leaves it empty)."""
-        out = self.client.run(f"BEARER_TOKEN_FILE={token} xrdfs {self.root} stat {name}")
+        out = self.xrdfs("stat", name, token)
         return out.rc == 0 and "Size:   0" not in out.stdout
 
     def exists(self, name: str, token: str) -> bool:
-        out = self.client.run(f"BEARER_TOKEN_FILE={token} xrdfs {self.root} stat {name}")
-        return out.rc == 0
+        return self.xrdfs("stat", name, token).rc == 0
 
     def remove(self, name: str, token: str) -> None:
-        self.client.run(f"BEARER_TOKEN_FILE={token} xrdfs {self.root} rm {name}")
+        self.xrdfs("rm", name, token)
 
 
 @pytest.mark.nodes("xrootd")
