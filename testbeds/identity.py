@@ -59,8 +59,9 @@ ROLE_IDENTITIES: dict[str, tuple[ServiceIdentity, ...]] = {
     "token_issuer": (
         S(
             "OIDC token issuer (HTTPS)",
-            "directory accounts by password (LDAP bind), for themselves or a registered "
-            "client (authorization code); clients by their generated secret (client "
+            "directory accounts by password (LDAP bind), for a registered client "
+            "(authorization code) or a terminal (device flow), granted only the scopes "
+            "their directory entry holds; clients by their generated secret (client "
             "credentials); no built-in administrator",
         ),
     ),

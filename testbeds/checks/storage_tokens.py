@@ -22,15 +22,17 @@ WRITE_SCOPES = "storage.read:/ storage.create:/ storage.modify:/"
 # A token is asked for again once less than this is left of its life.
 RENEW_BEFORE_S = 60
 
-# Writes the token and its header files from the issuer's JSON answer (argv: answer, out)
-# and prints the token's lifetime (expires_in, not a secret).
+# Writes the token and its header files (and a refresh token, if the answer has one) from
+# the issuer's JSON answer (argv: answer, out) and prints the token's lifetime (expires_in,
+# not a secret).
 _SAVE = (
     "import json,os,sys; os.umask(0o077); a=json.load(open(sys.argv[1])); t=a.get('access_token');"
     " t or sys.exit('no token: ' + open(sys.argv[1]).read()[:300]);"
     " print(int(a.get('expires_in', 0)));"
     " open(sys.argv[2], 'w').write(t);"
     " open(sys.argv[2] + '.header', 'w').write('Authorization: Bearer ' + t + '\\n');"
-    " open(sys.argv[2] + '.source', 'w').write('TransferHeaderAuthorization: Bearer ' + t + '\\n')"
+    " open(sys.argv[2] + '.source', 'w').write('TransferHeaderAuthorization: Bearer ' + t + '\\n');"
+    " r=a.get('refresh_token'); r and open(sys.argv[2] + '.refresh', 'w').write(r)"
 )
 
 
@@ -64,12 +66,28 @@ class TokenFiles:
     token: str
 
     @property
+    def refresh(self) -> str:
+        """The refresh token that came with it (user grants; a file only if there was one)."""
+        return f"{self.token}.refresh"
+
+    @property
     def header(self) -> str:
         return f"{self.token}.header"
 
     @property
     def source_header(self) -> str:
         return f"{self.token}.source"
+
+
+def save_token(host: Any, answer: str, name: str) -> tuple[TokenFiles | None, str]:
+    """The token in the issuer's JSON answer (a file on ``host``, removed here) saved as
+    ``name``'s files, with its lifetime in seconds; or None and the start of the answer
+    (an error carries no token)."""
+    out = host.run(f'python3 -c "{_SAVE}" {answer} {name}')
+    host.run(f"rm -f {answer}")
+    if out.rc != 0:
+        return None, (out.stdout + out.stderr)[-300:]
+    return TokenFiles(token=name), out.stdout.strip().splitlines()[-1]
 
 
 class StorageTokens:
@@ -108,13 +126,12 @@ class StorageTokens:
         )
         write_private_file(self.host, f"{name}.curl", config)
         ca = self.testbed.value("testbed_ca_file")
-        out = self.host.run(
-            f'curl -sS --cacert {ca} -K {name}.curl && python3 -c "{_SAVE}" {name}.answer {name}'
-        )
-        self.host.run(f"rm -f {name}.curl {name}.answer")
+        out = self.host.run(f"curl -sS --cacert {ca} -K {name}.curl")
+        self.host.run(f"rm -f {name}.curl")
         assert out.rc == 0, f"no token for {audience} ({scope}): {out.stderr[-500:]}"
-        lifetime = int(out.stdout.strip().splitlines()[-1])
-        return TokenFiles(token=name), time.monotonic() + lifetime - RENEW_BEFORE_S
+        token, lifetime = save_token(self.host, f"{name}.answer", name)
+        assert token is not None, f"no token for {audience} ({scope}): {lifetime}"
+        return token, time.monotonic() + int(lifetime) - RENEW_BEFORE_S
 
     def close(self) -> None:
         self.host.run(f"rm -rf {self.workdir}")

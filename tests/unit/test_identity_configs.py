@@ -200,9 +200,59 @@ def test_issuer_users_come_only_from_the_directory(issuer_seed: Any) -> None:
     )
     assert params["uri"].startswith("ldaps://")
     assert params["base-search"] == "ou=people,dc=testbed"
-    # directory accounts get the openid scope and nothing administrative
-    assert params["scope-property-match-correspondence"] == {"openid": "posixAccount"}
-    assert params["scope-property-match"] == "equals"
+    # An account's scopes are what its entry's tokenScope holds (written by the directory
+    # tool only), as they stand: no correspondence maps a value to another scope.
+    assert params["scope-property"] == "tokenScope"
+    assert "scope-property-match-correspondence" not in params
+    assert params["data-format"] == {
+        "wlcg_ver": {"property": "tokenWlcgVersion", "multiple": False}
+    }
+
+
+@pytest.mark.parametrize(
+    ("scopes", "wlcg"),
+    [
+        (("openid",), []),
+        (("openid", "storage.read:/", "storage.create:/users"), ["1.0"]),
+        ((), []),
+    ],
+)
+def test_accounts_hold_their_scopes_and_a_wlcg_version_only_with_storage_scopes(
+    tool: Any, scopes: tuple[str, ...], wlcg: list[str]
+) -> None:
+    """Seeded and added accounts alike carry the scopes the issuer may grant them; the
+    WLCG profile's version (their tokens' wlcg.ver) only where one is a storage scope."""
+    account = tool.Account("alice", 2101, 2101)
+    attrs = tool.account_attrs(account, tool.ADDED_BY_TOOL, scopes)
+    assert "tokenHolder" in attrs["objectClass"]
+    assert (attrs["tokenScope"], attrs["tokenWlcgVersion"]) == (list(scopes), wlcg)
+    assert tool.token_attrs(scopes) == {k: attrs[k] for k in tool.token_attrs(scopes)}
+
+
+@pytest.mark.parametrize("scopes", [["openid", "a b"], ["x\ny"], "openid", [7]])
+def test_directory_tool_refuses_scopes_that_are_not_scopes(tool: Any, scopes: Any) -> None:
+    with pytest.raises(tool.BadInput, match="token_scopes"):
+        tool.checked_scopes(scopes, "token_scopes")
+
+
+def test_users_scopes_are_known_and_need_the_users_password(issuer_seed: Any) -> None:
+    """The scopes directory accounts may be granted exist in the issuer and are given only
+    in a session where the user gave the password; seeding again is a no-op."""
+    db = sqlite3.connect(":memory:")
+    db.executescript(CLIENT_TABLES)
+    db.execute(
+        "INSERT INTO g_scope (gs_name, gs_password_required, gs_password_max_age) "
+        "VALUES ('openid', 0, 0)"
+    )
+    seeder = issuer_seed.Seeder(db)
+    for scope in ("openid", "storage.create:/users"):
+        seeder.scope(scope, for_users=True)
+    rows = sorted(db.execute("SELECT gs_name, gs_password_required FROM g_scope"))
+    assert rows == [("openid", 1), ("storage.create:/users", 1)]
+    again = issuer_seed.Seeder(db)
+    for scope in ("openid", "storage.create:/users"):
+        again.scope(scope, for_users=True)
+    assert again.done == []
 
 
 def test_issuer_names_users_by_their_directory_uid(issuer_seed: Any) -> None:
@@ -230,7 +280,8 @@ def test_clients_get_glewlwyds_grant_names_and_a_second_seed_changes_nothing(
     issuer_seed: Any,
 ) -> None:
     """The definition's `authorization_code` is glewlwyd's authorization type `code` (the
-    hub's login is refused as unauthorized_client otherwise); seeding again is a no-op."""
+    hub's login is refused as unauthorized_client otherwise) and `device_code` its
+    `device_authorization`, which the plugin allows; seeding again is a no-op."""
     db = sqlite3.connect(":memory:")
     db.executescript(CLIENT_TABLES)
     hub = issuer_seed.Client(
@@ -241,12 +292,26 @@ def test_clients_get_glewlwyds_grant_names_and_a_second_seed_changes_nothing(
     properties = sorted(db.execute("SELECT gcp_name, gcp_value FROM g_client_property"))
     assert properties == [
         ("authorization_type", "code"),
+        ("authorization_type", "refresh_token"),
         ("redirect_uri", "https://login:8000/cb"),
         ("token_endpoint_auth_method", "client_secret_basic"),
     ]
     again = issuer_seed.Seeder(db)
     again.client(hub)
     assert again.done == []
+    terminal = issuer_seed.Client(
+        "cli", ("device_code",), ("storage.read:/",), (), ("https://site1:8443",), "t" * 32
+    )
+    seeder.client(terminal)
+    granted = db.execute(
+        "SELECT gcp_value FROM g_client_property JOIN g_client USING (gc_id) "
+        "WHERE gc_client_id = 'cli' AND gcp_name = 'authorization_type'"
+    )
+    assert sorted(row[0] for row in granted) == ["device_authorization", "refresh_token"]
+    params = issuer_seed.plugin_parameters(
+        {"issuer": "https://c:4593/api/oidc", "access_token_seconds": 600}, "{}"
+    )
+    assert params["auth-type-device-enabled"] is True
 
 
 def test_storage_clients_get_wlcg_profile_tokens_for_their_own_audiences(
@@ -283,8 +348,10 @@ def test_storage_clients_get_wlcg_profile_tokens_for_their_own_audiences(
     )
     assert params["resource-allowed"] is True
     assert params["resource-client-property"] == "resource"
+    # The version claim from the client (client credentials) or the user (own tokens).
     assert params["additional-parameters"] == [
-        {"client-parameter": "wlcg_ver", "token-parameter": "wlcg.ver"}
+        {"client-parameter": "wlcg_ver", "token-parameter": "wlcg.ver"},
+        {"user-parameter": "wlcg_ver", "token-parameter": "wlcg.ver"},
     ]
 
 

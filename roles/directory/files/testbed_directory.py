@@ -34,6 +34,8 @@ SSH_KEY = re.compile(
     r"(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/=]+( [ -~]{0,200})?"
 )
 GECOS = re.compile(r"[ -~]{0,128}")
+# An OAuth2 scope (space-separated in requests, so no spaces), e.g. storage.read:/data.
+SCOPE = re.compile(r"[A-Za-z0-9_.:/-]{1,128}")
 ID_RANGE = range(1000, 60000)
 
 
@@ -70,6 +72,8 @@ class Seed:
 class Settings:
     base_dn: str
     homes_root: str | None  # where homes are created (this node holds them), or None
+    # Scopes every account holds (tokenScope), which the token issuer may grant it.
+    token_scopes: tuple[str, ...] = ()
 
     @property
     def people(self) -> str:
@@ -118,6 +122,14 @@ def checked_comment(value: object, where: str) -> str:
     if not isinstance(value, str) or not GECOS.fullmatch(value) or ":" in value:
         raise BadInput(f"{where}: printable text without ':' expected")
     return value
+
+
+def checked_scopes(values: object, where: str) -> tuple[str, ...]:
+    if not isinstance(values, list) or not all(
+        isinstance(v, str) and SCOPE.fullmatch(v) for v in values
+    ):
+        raise BadInput(f"{where}: a list of OAuth2 scopes (letters, digits, _ . : / -) expected")
+    return tuple(values)
 
 
 def read_seed(path: Path) -> Seed:
@@ -180,9 +192,26 @@ def ensure(
         result.done.append(f"updated {dn} ({', '.join(sorted({c[1] for c in changes}))})")
 
 
-def account_attrs(account: Account, made_by: str) -> dict[str, list[str]]:
+ACCOUNT_CLASSES = ["inetOrgPerson", "posixAccount", "ldapPublicKey", "tokenHolder"]
+# Storage scopes of the WLCG token profile; an account holding one gets tokens of the
+# profile's version (claim wlcg.ver, which storage endpoints read the scopes by).
+WLCG_STORAGE_SCOPE = re.compile(r"storage\.(read|create|modify|stage):/")
+WLCG_VERSION = "1.0"
+
+
+def token_attrs(scopes: tuple[str, ...]) -> dict[str, list[str]]:
+    """What the token issuer reads of an account: its scopes and token profile."""
+    wlcg = any(WLCG_STORAGE_SCOPE.match(scope) for scope in scopes)
     return {
-        "objectClass": ["inetOrgPerson", "posixAccount", "ldapPublicKey"],
+        "objectClass": ACCOUNT_CLASSES,
+        "tokenScope": list(scopes),
+        "tokenWlcgVersion": [WLCG_VERSION] if wlcg else [],
+    }
+
+
+def account_attrs(account: Account, made_by: str, scopes: tuple[str, ...]) -> dict[str, list[str]]:
+    return {
+        **token_attrs(scopes),
         "uid": [account.name],
         "cn": [account.comment or account.name],
         "sn": [account.name],
@@ -267,9 +296,12 @@ def apply(conn: ldap.ldapobject.LDAPObject, settings: Settings, seed: Seed) -> R
         ensure(
             conn,
             f"uid={account.name},{settings.people}",
-            account_attrs(account, FROM_DEFINITION),
+            account_attrs(account, FROM_DEFINITION, settings.token_scopes),
             result,
         )
+    # Accounts added with add-user hold the same scopes, also after the definition changes them.
+    for dn in sorted(made_here(conn, settings.people, ADDED_BY_TOOL)):
+        ensure(conn, dn, token_attrs(settings.token_scopes), result)
     wanted = (
         {f"uid={a.name},{settings.people}" for a in seed.accounts}
         | {f"cn={a.name},{settings.groups}" for a in seed.accounts}
@@ -323,8 +355,13 @@ def add_user(
     )
     if taken:
         raise BadInput(f"--uid: {uid} is in use by {taken[0][0]}")
-    ensure(conn, f"cn={name},{settings.groups}", group_attrs(name, uid, (), ADDED_BY_TOOL), result)
-    ensure(conn, dn, account_attrs(account, ADDED_BY_TOOL), result)
+    group = f"cn={name},{settings.groups}"
+    ensure(conn, group, group_attrs(name, uid, (), ADDED_BY_TOOL), result)
+    try:
+        ensure(conn, dn, account_attrs(account, ADDED_BY_TOOL, settings.token_scopes), result)
+    except ldap.LDAPError:
+        conn.delete_s(group)  # no group without its account (its gid would stay taken)
+        raise
     if password is not None:
         # slapd hashes it (sha512-crypt); the password itself is stored nowhere.
         conn.passwd_s(dn, None, password)
@@ -403,8 +440,12 @@ def main(argv: list[str]) -> int:
     commands.add_parser("show")
     args = parser.parse_args(argv)
     config = json.loads(CONFIG.read_text())
-    settings = Settings(config["base_dn"], config.get("homes_root"))
     try:
+        settings = Settings(
+            config["base_dn"],
+            config.get("homes_root"),
+            checked_scopes(config.get("token_scopes", []), f"{CONFIG}: token_scopes"),
+        )
         conn = connect()
         if args.command == "apply":
             apply(conn, settings, read_seed(args.seed)).emit()

@@ -2,9 +2,12 @@
 """Make glewlwyd's database hold what the testbed needs, and nothing it should not:
 
 - no built-in administrator (the package's `admin` with its published password) and no
-  user store of its own: users come from the directory (LDAP user module, read-only);
+  user store of its own: users come from the directory (LDAP user module, read-only), each
+  holding the scopes its entry's `tokenScope` names (written by the directory tool only);
 - the OpenID Connect plugin, signing with an EC P-256 key made here once (ES256);
-- the definition's clients, confidential, their secrets stored as glewlwyd's PBKDF2 hash;
+- the definition's clients, confidential, their secrets stored as glewlwyd's PBKDF2 hash
+  (a client with the device grant lets a directory user on a terminal get a token of the
+  user's own scopes, RFC 8628);
   a client with storage scopes (storage.read:/path, ...) gets WLCG-profile tokens
   (claim wlcg.ver), for an audience it names with `resource` (RFC 8707) among its own.
 
@@ -33,7 +36,13 @@ KEY_ID = "testbed-1"
 PBKDF2_ITERATIONS = 1000  # glewlwyd's own default for its SQLite client store
 SALT_ALPHABET = string.ascii_letters + string.digits
 # The definition's OAuth2 grant names, as glewlwyd's client property authorization_type.
-AUTHORIZATION_TYPES = {"client_credentials": "client_credentials", "authorization_code": "code"}
+AUTHORIZATION_TYPES = {
+    "client_credentials": "client_credentials",
+    "authorization_code": "code",
+    "device_code": "device_authorization",
+}
+# Grants a user approves (the others are the client's own).
+USER_GRANTS = ("authorization_code", "device_code")
 # Scopes of the WLCG token profile's storage authorisations; a client given one gets
 # WLCG-profile tokens, which storage endpoints (XRootD with SciTokens) read by that claim.
 WLCG_STORAGE_SCOPE = re.compile(r"^storage\.(read|create|modify|stage):/")
@@ -124,10 +133,11 @@ def user_module_parameters(directory: dict[str, str]) -> dict[str, object]:
         "username-property": "uid",
         "name-property": "cn",
         "email-property": "mail",
-        # every directory account may ask for an OpenID Connect login, nothing more
-        "scope-property": "objectClass",
-        "scope-property-match": "equals",  # glewlwyd 2.7: {scope: LDAP value}
-        "scope-property-match-correspondence": {"openid": "posixAccount"},
+        # An account's scopes are its tokenScope values as they stand (no correspondence):
+        # openid for logins through the issuer, storage.* for its own storage tokens.
+        "scope-property": "tokenScope",
+        # The WLCG profile's version, on accounts with storage scopes (user tokens' wlcg.ver).
+        "data-format": {"wlcg_ver": {"property": "tokenWlcgVersion", "multiple": False}},
         "rdn-property": "uid",
         "password-property": "userPassword",
         "password-algorithm": "CRYPT_SHA512",
@@ -153,13 +163,21 @@ def plugin_parameters(seed: dict[str, object], jwks: str) -> dict[str, object]:
         "auth-type-password-enabled": False,
         "auth-type-client-enabled": True,
         "auth-type-refresh-enabled": True,
+        # Device authorization (RFC 8628): a user on a terminal approves at the issuer.
+        "auth-type-device-enabled": True,
+        "device-authorization-expiration": 600,
+        "device-authorization-interval": 2,
         "scope": [],
         # Audiences: a client asks for one of its own (property `resource`) with RFC 8707's
         # `resource`; without it glewlwyd makes the audience the scope list.
         "resource-allowed": True,
         "resource-client-property": "resource",
-        # WLCG-profile tokens: the version claim comes from the client's property.
-        "additional-parameters": [{"client-parameter": "wlcg_ver", "token-parameter": "wlcg.ver"}],
+        # WLCG-profile tokens: the version claim comes from the client's property (client
+        # credentials) or the user's (a user's own tokens).
+        "additional-parameters": [
+            {"client-parameter": "wlcg_ver", "token-parameter": "wlcg.ver"},
+            {"user-parameter": "wlcg_ver", "token-parameter": "wlcg.ver"},
+        ],
         # Relying parties (JupyterHub) name the user by the directory's uid, not by `sub`
         # (an opaque id glewlwyd makes up).
         "claims": [
@@ -212,19 +230,31 @@ class Seeder:
             )
             self.done.append(f"updated {module} instance {name}")
 
-    def directory_users(self, directory: dict[str, str]) -> None:
+    def directory_users(self, directory: dict[str, str], user_scopes: list[str]) -> None:
         params = json.dumps(user_module_parameters(directory), sort_keys=True)
         self.instance(
             "g_user_module_instance", "gumi", "ldap", "directory", params, order=0, readonly=1
         )
+        # glewlwyd grants a user only scopes it knows.
+        for scope in user_scopes:
+            self.scope(scope, for_users=True)
 
-    def scope(self, name: str) -> int:
-        if not self.one("SELECT 1 FROM g_scope WHERE gs_name = ?", name):
+    def scope(self, name: str, for_users: bool = False) -> int:
+        """The scope, known to glewlwyd; one users are given needs their password (the
+        directory's) in the session that grants it."""
+        row = self.one("SELECT gs_password_required FROM g_scope WHERE gs_name = ?", name)
+        if row is None:
             self.db.execute(
                 "INSERT INTO g_scope (gs_name, gs_display_name, gs_description, "
-                "gs_password_required, gs_password_max_age) VALUES (?, ?, ?, 0, 0)",
-                (name, name, f"scope {name}"),
+                "gs_password_required, gs_password_max_age) VALUES (?, ?, ?, ?, 0)",
+                (name, name, f"scope {name}", int(for_users)),
             )
+            self.done.append(f"added scope {name}")
+        elif for_users and not row[0]:
+            self.db.execute(
+                "UPDATE g_scope SET gs_password_required = 1 WHERE gs_name = ?", (name,)
+            )
+            self.done.append(f"scope {name} needs the user's password")
         if not self.one("SELECT 1 FROM g_client_scope WHERE gcs_name = ?", name):
             self.db.execute("INSERT INTO g_client_scope (gcs_name) VALUES (?)", (name,))
         row = self.one("SELECT gcs_id FROM g_client_scope WHERE gcs_name = ?", name)
@@ -252,6 +282,13 @@ class Seeder:
                 self.done.append(f"changed the secret of client {client.name}")
         properties = (
             [("authorization_type", AUTHORIZATION_TYPES[g]) for g in client.grants]
+            # A user's grant comes with a refresh token; glewlwyd redeems it only for a
+            # client allowed the refresh grant (and only while the user is in the directory).
+            + (
+                [("authorization_type", "refresh_token")]
+                if set(client.grants) & set(USER_GRANTS)
+                else []
+            )
             + [("redirect_uri", u) for u in client.redirect_uris]
             + [("token_endpoint_auth_method", "client_secret_basic")]
             + [("resource", audience) for audience in client.audiences]
@@ -330,7 +367,7 @@ def main(seed_file: str) -> int:
     with sqlite3.connect(DATABASE) as db:
         seeder = Seeder(db)
         seeder.remove_builtin_users()
-        seeder.directory_users(seed["directory"])
+        seeder.directory_users(seed["directory"], list(seed.get("user_scopes", [])))
         params = json.dumps(plugin_parameters(seed, private_jwks(key)), sort_keys=True)
         seeder.instance("g_plugin_module_instance", "gpmi", "oidc", "oidc", params)
         for client in clients:
