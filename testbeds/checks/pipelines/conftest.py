@@ -70,10 +70,30 @@ def pipelines_of(testbed: Any) -> Callable[[str], list[dict[str, Any]]]:
 
 
 @pytest.fixture(scope="session")
+def buildbot_logs(testbed: Any) -> Callable[[], str]:
+    """The last lines of the master's and each worker's log, for a pipeline that did not
+    finish (a job can wait on a worker whose connection the master still trusts)."""
+    master = testbed.group("buildbot_master")[0]
+    logs = [(master, f"{master_secrets(testbed).rsplit('/', 1)[0]}/twistd.log")] + [
+        (node, f"/var/lib/buildbot/workers/{node}/twistd.log")
+        for node in testbed.group("buildbot_worker")
+    ]
+
+    def tails() -> str:
+        return "\n".join(
+            f"--- {node}:{path}\n" + testbed.host(node).run(f"tail -n 25 {path} 2>&1").stdout
+            for node, path in logs
+        )
+
+    return tails
+
+
+@pytest.fixture(scope="session")
 def push(
     developer: Callable[[str], Any],
     repo_url: str,
     pipelines_of: Callable[[str], list[dict[str, Any]]],
+    buildbot_logs: Callable[[], str],
 ) -> Callable[..., Push]:
     """Commit a change on top of main as the developer, push it to a new branch and wait
     for its pipeline to finish. `change` is a shell command run in the working copy;
@@ -102,7 +122,7 @@ def push(
 
         assert wait_for(finished, timeout=PIPELINE_TIMEOUT_S, interval=1), (
             f"no finished pipeline for {head} on {branch} after {PIPELINE_TIMEOUT_S} s: "
-            f"{pipelines_of(head)}"
+            f"{pipelines_of(head)}\n{buildbot_logs()}"
         )
         pipeline = [p for p in pipelines_of(head) if p["branch"] == branch][-1]
         return Push(branch, head, pipeline, round(time.monotonic() - started, 1))
