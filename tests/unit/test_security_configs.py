@@ -94,3 +94,56 @@ def test_tpc_wrapper_refuses_any_other_source(tpc_wrapper: Path, source: str) ->
     assert proc.returncode == 1
     assert "passed-through" not in proc.stdout
     assert "is not an endpoint of this testbed" in proc.stderr
+
+
+SHARE_DIRS = Path(__file__).parents[2] / "roles" / "xrootd" / "files" / "xrootd-share-dirs.py"
+
+
+def share_dirs(root: Path, *lines: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["python3", str(SHARE_DIRS), str(root), "0755"],
+        input="".join(f"{line}\n" for line in lines),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+
+
+def test_share_dirs_opens_each_directory_xrootd_made_down_from_the_storage(
+    tmp_path: Path,
+) -> None:
+    """Fed the namespace path of a directory made 0700 (with its parents), the helper sets
+    the mode on each directory from the storage root down, and on nothing else."""
+    root = tmp_path / "storage"
+    made = root / "data" / "rucio" / "testbed" / "ab"
+    made.mkdir(parents=True, mode=0o700)
+    for folder in (made, *made.parents):
+        if folder == root or root in folder.parents:
+            folder.chmod(0o700)
+    sibling = root / "data" / "private"
+    sibling.mkdir(mode=0o700)
+    a_file = made / "f0"
+    a_file.write_text("x")
+    a_file.chmod(0o600)
+    outside = tmp_path / "outside"
+    outside.mkdir(mode=0o700)
+
+    share_dirs(root, "/data/rucio/testbed/ab", "/data/rucio/testbed/ab/f0", "/../outside")
+
+    for folder in (root / "data", root / "data" / "rucio", root / "data" / "rucio" / "testbed"):
+        assert folder.stat().st_mode & 0o777 == 0o755, folder
+    assert made.stat().st_mode & 0o777 == 0o755
+    assert sibling.stat().st_mode & 0o777 == 0o700  # not on the path: untouched
+    assert a_file.stat().st_mode & 0o777 == 0o600  # files keep XRootD's mode
+    assert outside.stat().st_mode & 0o777 == 0o700  # outside the storage: refused
+
+
+def test_share_dirs_goes_on_after_a_path_that_is_gone(tmp_path: Path) -> None:
+    """A directory removed before the helper reads its line is skipped; later lines apply."""
+    root = tmp_path / "storage"
+    (root / "data" / "b").mkdir(parents=True, mode=0o700)
+    (root / "data").chmod(0o700)
+    done = share_dirs(root, "/data/a", "/data/b")
+    assert done.returncode == 0
+    assert (root / "data" / "b").stat().st_mode & 0o777 == 0o755
