@@ -42,6 +42,17 @@ class Testbed:
             raise ValueError(f"{name} is a template ({value!r}): read the result on the node")
         return value
 
+    def node_value(self, node: str, name: str) -> Any:
+        """A value as the node got it: its node group's vars first, then `value`."""
+        for group in self.plan.get("node_groups", []):
+            if node in group.get("nodes", []) and name in group.get("vars", {}):
+                return group["vars"][name]
+        return self.value(name)
+
+    def on_shared_filesystem(self, path: str) -> bool:
+        """Whether a path lies on one of the testbed's shared filesystems."""
+        return any(path.startswith(f"{fs['path']}/") for fs in self.plan["shared_filesystems"])
+
     @property
     def secrets_dir(self) -> Path:
         return self.nodes_file.with_name("secrets")
@@ -99,11 +110,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         params = getattr(item, "callspec", None)
         node = params.params.get("node") if params is not None else None
-        item.add_marker(pytest.mark.xdist_group(f"node-{node}" if node else "testbed"))
+        item.add_marker(pytest.mark.xdist_group(f"node-{node}" if node else _lane(item)))
+
+
+# Testbed-wide checks that move data and tokens touch no Slurm partition, so in a composed
+# testbed they run beside the cluster's jobs rather than after them.
+DATA_SUITES = frozenset({"tokens", "storage_endpoints", "data_management"})
+
+
+def _lane(item: pytest.Item) -> str:
+    return "testbed-data" if item.path.parent.name in DATA_SUITES else "testbed"
 
 
 # pytest-xdist's loadgroup appends "@<group>" to the node ids it schedules.
-_GROUP_SUFFIX = re.compile(r"@(testbed|node-[^@\[\]]+)$")
+_GROUP_SUFFIX = re.compile(r"@(testbed(-data)?|node-[^@\[\]]+)$")
 
 
 def pytest_configure(config: pytest.Config) -> None:

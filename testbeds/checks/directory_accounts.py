@@ -31,9 +31,6 @@ class Newcomers:
         self.made: list[NewUser] = []
 
     def add(self, projects: list[str]) -> NewUser:
-        listed = json.loads(self.controller.check_output("testbed-directory show"))
-        taken = {p["uid"] for p in listed["people"]} | {u.uid for u in self.made}
-        uid = next(u for u in range(2100, 2999) if u not in taken)
         name = f"idcheck{secrets.token_hex(3)}"
         key, password = f"{self.folder}/{name}-key", f"{self.folder}/{name}-password"
         self.controller.check_output(f"ssh-keygen -q -t ed25519 -N '' -f {key}")
@@ -42,10 +39,18 @@ class Newcomers:
             f"umask 077 && head -c 18 /dev/urandom | base64 | tr '+/' '._' > {password}"
         )
         options = " ".join(f"--project {p}" for p in projects)
-        added = self.controller.run(
-            f"testbed-directory add-user {name} --uid {uid} {options} "
-            f"--ssh-key-file {key}.pub --password-file {password}"
-        )
+        # Checks of a composed testbed add users side by side: a free uid picked at random,
+        # and another one if a check running beside this one took it first.
+        for _ in range(3):
+            listed = json.loads(self.controller.check_output("testbed-directory show"))
+            taken = {p["uid"] for p in listed["people"]} | {u.uid for u in self.made}
+            uid = secrets.choice([u for u in range(2100, 3000) if u not in taken])
+            added = self.controller.run(
+                f"testbed-directory add-user {name} --uid {uid} {options} "
+                f"--ssh-key-file {key}.pub --password-file {password}"
+            )
+            if added.rc == 0 or "is in use by" not in added.stderr:
+                break
         assert added.rc == 0, added.stderr
         user = NewUser(name, uid, key, password)
         self.made.append(user)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,14 +42,17 @@ def issuer_url(testbed: Any) -> str:
     return f"https://{node}:{testbed.value('token_issuer_port')}/api/oidc"
 
 
-def storage_client(testbed: Any, name: str = "") -> dict[str, Any]:
+def storage_client(testbed: Any, name: str = "", audiences: Sequence[str] = ()) -> dict[str, Any]:
     """The definition's client called ``name``, or its first with client credentials and
-    storage scopes."""
+    storage scopes (registered for every one of ``audiences``: a composed testbed has
+    clients for other endpoints too)."""
     for client in testbed.value("token_issuer_clients"):
         if name and client["name"] != name:
             continue
-        if "client_credentials" in client["grants"] and any(
-            scope.startswith("storage.") for scope in client["scopes"]
+        if (
+            "client_credentials" in client["grants"]
+            and any(scope.startswith("storage.") for scope in client["scopes"])
+            and set(audiences) <= set(client.get("audiences", ()))
         ):
             return dict(client)
     raise LookupError(f"the definition has no storage client {name or ''}".strip())
@@ -97,7 +101,8 @@ class StorageTokens:
     def __init__(self, testbed: Any, host: Any, client_name: str = "") -> None:
         self.testbed = testbed
         self.host = host
-        self.client = storage_client(testbed, client_name)
+        endpoints = [endpoint_audience(testbed, node) for node in testbed.group("xrootd")]
+        self.client = storage_client(testbed, client_name, endpoints)
         self.workdir = host.check_output("mktemp -d")
         self._files: dict[tuple[str, str], tuple[TokenFiles, float]] = {}
 
