@@ -56,8 +56,13 @@ def cmd_show(args: argparse.Namespace) -> int:
         f"{data['testbed']}: {data['description']}",
         f"  instance {data['instance']}, target {data['target']}, site {data['site']}, "
         f"entry node {data['entry']}",
-        "  node groups:",
     ]
+    if data["include"]:
+        parts = [f"{i['testbed']} ({', '.join(i['node_groups'])})" for i in data["include"]]
+        directory = [g["name"] for g in data["node_groups"] if "directory" in g["roles"]]
+        lines.append(f"  composed of: {'; '.join(parts)}; and this file's own groups")
+        lines.append(f"  one directory and token issuer for all: {', '.join(directory) or 'none'}")
+    lines.append("  node groups:")
     testbed_roles = {role for group in data["node_groups"] for role in group["roles"]}
     for group in data["node_groups"]:
         group["identity"] = [
@@ -76,8 +81,12 @@ def cmd_show(args: argparse.Namespace) -> int:
         lines.append(f"    {group['name']:<12} x{group['count']}  {', '.join(group['nodes'])}")
         if group["description"]:
             lines.append(f"      {group['description']}")
+        if group["origin"] != data["testbed"]:
+            lines.append(f"      from testbed {group['origin']}")
         lines.append(f"      roles: {', '.join(group['roles'])}")
         lines.append(f"      hardware: {hw}")
+        if group["vars"]:
+            lines.append(f"      group vars: {json.dumps(group['vars'], sort_keys=True)}")
         if group["expose"]:
             ports = ", ".join(
                 f"{p['port']}/{p['protocol']} {p['description']}".rstrip() for p in group["expose"]

@@ -12,6 +12,7 @@ from typing import Any
 
 from testbeds.errors import PreflightError
 from testbeds.plan import Plan
+from testbeds.schema import NodeGroup
 
 PASSED, FAILED = "#d8f0d8", "#f6d0d0"
 
@@ -46,34 +47,53 @@ def build(
                                       "fillcolor": "white", "fontname": "Helvetica"})  # fmt: skip
     with dot.subgraph(name="cluster_network") as network:
         network.attr(label=f"testbed network of {plan.instance}", style="dashed")
-        for group in plan.definition.node_groups:
-            with network.subgraph(name=f"cluster_{group.name}") as cluster:
-                cluster.attr(label=f"{group.name}: {group.description or ''}".rstrip(": "),
-                             style="rounded")  # fmt: skip
-                for name in group.node_names():
-                    counts = results.get(name, Counter())
-                    lines = [name]
-                    if name in addresses:
-                        lines.append(addresses[name])
-                    lines.append(", ".join(group.roles))
-                    lines += group.traits.notes(hardware_notes)
-                    fill = "white"
-                    if counts:
-                        lines.append(
-                            f"checks: {counts['passed']} passed, {counts['failed']} failed"
-                        )
-                        fill = FAILED if counts["failed"] else PASSED
-                    cluster.node(name, "\n".join(lines), fillcolor=fill)
-                for port in group.expose:
-                    service = f"service_{group.name}_{port.port}"
-                    dot.node(service, f"{port.port}/{port.protocol}\n{port.description}",
-                             shape="ellipse")  # fmt: skip
-                    for name in group.node_names():
-                        dot.edge(service, name, arrowhead="none", style="dotted")
+        if not plan.definition.include:
+            for group in plan.definition.node_groups:
+                _draw_group(dot, network, group, addresses, results, hardware_notes)
+        # A composed testbed draws each included testbed's groups in a box of their own.
+        origins = dict.fromkeys(plan.definition.origin(g.name) for g in plan.definition.node_groups)
+        for origin in origins if plan.definition.include else ():
+            with network.subgraph(name=f"cluster_testbed_{origin}") as box:
+                box.attr(label=f"from {origin}", style="dotted")
+                for group in plan.definition.node_groups:
+                    if plan.definition.origin(group.name) == origin:
+                        _draw_group(dot, box, group, addresses, results, hardware_notes)
     entry = plan.entry_node().name
     dot.node("users", "users", shape="oval")
     dot.edge("users", entry, label="ssh (entry)")
     return dot
+
+
+def _draw_group(
+    dot: Any,
+    parent: Any,
+    group: NodeGroup,
+    addresses: dict[str, str],
+    results: dict[str, Counter[str]],
+    hardware_notes: dict[str, str],
+) -> None:
+    """A node group as a box of its nodes, with the ports it exposes beside it."""
+    with parent.subgraph(name=f"cluster_{group.name}") as cluster:
+        cluster.attr(label=f"{group.name}: {group.description or ''}".rstrip(": "),
+                     style="rounded")  # fmt: skip
+        for name in group.node_names():
+            counts = results.get(name, Counter())
+            lines = [name]
+            if name in addresses:
+                lines.append(addresses[name])
+            lines.append(", ".join(group.roles))
+            lines += group.traits.notes(hardware_notes)
+            fill = "white"
+            if counts:
+                lines.append(f"checks: {counts['passed']} passed, {counts['failed']} failed")
+                fill = FAILED if counts["failed"] else PASSED
+            cluster.node(name, "\n".join(lines), fillcolor=fill)
+        for port in group.expose:
+            service = f"service_{group.name}_{port.port}"
+            dot.node(service, f"{port.port}/{port.protocol}\n{port.description}",
+                     shape="ellipse")  # fmt: skip
+            for name in group.node_names():
+                dot.edge(service, name, arrowhead="none", style="dotted")
 
 
 def render(

@@ -29,6 +29,8 @@ def render_inventory(
         groups=plan.groups(),
         traits=traits,
         generated_vars=generated_vars,
+        # A node group's own vars rank above the testbed's (all:vars) in Ansible.
+        group_vars={g.name: g.vars for g in plan.definition.node_groups if g.vars},
     )
     yaml.safe_load(text)  # fail here, not in Ansible, if a value broke the YAML
     return text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -9,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from testbeds import paths
+from testbeds.composition import compose
 from testbeds.errors import DefinitionError
 from testbeds.playbook import SITE_PLAYBOOK, played_roles
 from testbeds.schema import SiteProfile, TestbedDefinition
@@ -131,12 +134,38 @@ def available_roles(roles_dir: Path | None = None) -> set[str]:
     return {p.name for p in base.iterdir() if (p / "tasks" / "main.yml").is_file()}
 
 
-def load_definition(name_or_path: str, roles_dir: Path | None = None) -> TestbedDefinition:
+@cache
+def role_variables(role: str, roles_dir: Path | None = None) -> frozenset[str]:
+    """The variable names a role mentions in its defaults and argument specs: those it reads,
+    its own and (in default expressions) the definition-level ones it derives them from."""
+    base = roles_dir or paths.roles_dir()
+    words: set[str] = set()
+    for name in ("defaults/main.yml", "meta/argument_specs.yml"):
+        file = base / role / name
+        if file.is_file():
+            words |= set(re.findall(r"[a-z_][a-z0-9_]*", file.read_text(encoding="utf-8")))
+    return frozenset(words)
+
+
+def load_definition(
+    name_or_path: str, roles_dir: Path | None = None, included: bool = False
+) -> TestbedDefinition:
+    """A definition, validated; one that includes others comes back composed (flat)."""
     path = definition_path(name_or_path)
     if not path.is_file() and path.parent == paths.DEFINITIONS_DIR:
         known = ", ".join(available_definitions())
         raise DefinitionError(path, "", f"no testbed named {name_or_path!r} (known: {known})")
     data = read_yaml(path)
+    if isinstance(data, dict) and "include" in data:
+        if included:
+            raise DefinitionError(path, "include", "an included testbed may not include others")
+        # Included testbeds are shipped ones, checked against their own files first.
+        data = compose(
+            path,
+            data,
+            lambda name: load_definition(name, roles_dir, included=True),
+            lambda roles, key: any(key in role_variables(role, roles_dir) for role in roles),
+        )
     definition = parse(TestbedDefinition, path, data)
     roles = available_roles(roles_dir)
     played = played_roles()

@@ -76,6 +76,8 @@ class Plan:
                     "hardware_notes": g.traits.notes(notes),
                     "nodes": g.node_names(),
                     "expose": [port.model_dump() for port in g.expose],
+                    "vars": g.vars,
+                    "origin": self.definition.origin(g.name),
                 }
                 for g in self.definition.node_groups
             ],
@@ -83,6 +85,7 @@ class Plan:
             "checks": list(self.definition.checks),
             "shared_filesystems": [fs.model_dump() for fs in self.definition.shared_filesystems],
             "vars": self.definition.vars,
+            "include": [i.model_dump(mode="json") for i in self.definition.include],
         }
 
 

@@ -131,6 +131,15 @@ class NodeGroup(Strict):
     expose: tuple[ExposedPort, ...] = Field(
         default=(), description="ports reachable from the site's allowed networks"
     )
+    vars: dict[Annotated[str, Field(pattern=VAR_NAME_PATTERN)], Any] = Field(
+        default_factory=dict,
+        description="Ansible variables for this group's nodes only (over the testbed's vars)",
+    )
+
+    @field_validator("vars")
+    @classmethod
+    def _no_reserved_group_vars(cls, values: dict[str, Any]) -> dict[str, Any]:
+        return _no_reserved(values)
 
     @field_validator("roles")
     @classmethod
@@ -156,6 +165,25 @@ class SharedFilesystem(Strict):
     size_gb: int = Field(default=10, ge=1)
 
 
+def _no_reserved(values: dict[str, Any]) -> dict[str, Any]:
+    reserved = sorted(k for k in values if k.startswith(RESERVED_VAR_PREFIXES))
+    if reserved:
+        raise ValueError(
+            f"{reserved[0]!r} may not be set by a definition: ansible_* (connection, "
+            "privilege) and testbed_* variables are the tool's"
+        )
+    return values
+
+
+class Include(Strict):
+    """Another testbed whose node groups this one takes in (composition)."""
+
+    testbed: Name = Field(description="a shipped testbed definition, by name")
+    node_groups: tuple[Annotated[str, Field(pattern=NODE_GROUP_PATTERN)], ...] = Field(
+        default=(), description="the groups taken in (default: all of them)"
+    )
+
+
 class TestbedDefinition(Strict):
     """One testbed, the single source of truth every target derives from."""
 
@@ -170,17 +198,22 @@ class TestbedDefinition(Strict):
     vars: dict[Annotated[str, Field(pattern=VAR_NAME_PATTERN)], Any] = Field(
         default_factory=dict, description="Ansible variables for every node (sites may override)"
     )
+    include: tuple[Include, ...] = Field(
+        default=(),
+        description="testbeds composed into this one: one network, CA, identity and inventory",
+    )
 
     @field_validator("vars")
     @classmethod
     def _no_reserved_vars(cls, values: dict[str, Any]) -> dict[str, Any]:
-        reserved = sorted(k for k in values if k.startswith(RESERVED_VAR_PREFIXES))
-        if reserved:
-            raise ValueError(
-                f"{reserved[0]!r} may not be set by a definition: ansible_* (connection, "
-                "privilege) and testbed_* variables are the tool's"
-            )
-        return values
+        return _no_reserved(values)
+
+    def origin(self, group: str) -> str:
+        """The included testbed a node group comes from, or this testbed's own name."""
+        for included in self.include:
+            if group in included.node_groups:
+                return included.testbed
+        return self.name
 
     @model_validator(mode="after")
     def _names_consistent(self) -> TestbedDefinition:

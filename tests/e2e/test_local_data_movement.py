@@ -11,18 +11,14 @@ from typing import Any
 
 import pytest
 
-from testbeds import paths
-from testbeds.checks.conftest import Testbed
 from testbeds.checks.helpers import wait_for
-from testbeds.checks.storage_tokens import WRITE_SCOPES, StorageTokens
-from testbeds.state import StateDir
 from testbeds.targets import podman
 from tests.e2e.lifecycle import Lifecycle
 from tests.e2e.live import LiveTestbed
+from tests.e2e.rucio_client import rucio_on_client
 
 pytestmark = pytest.mark.e2e
 INSTANCE = "e2e-dm"
-PROBE = paths.CHECKS_DIR / "data_management" / "rucio_probe.py"
 JOBS_DIR = "/var/lib/rucio/gfal2-jobs"
 
 
@@ -32,30 +28,9 @@ def container(node: str) -> str:
 
 @pytest.fixture(scope="class")
 def rucio(live: LiveTestbed) -> Iterator[Callable[..., Any]]:
-    """One Rucio operation on the client node, through the server's REST API; uploads and
-    downloads with a storage token for the RSE (of the definition's storage client)."""
-    podman.run("cp", str(PROBE), f"{container('client')}:/tmp/rucio_probe.py")
-    testbed = Testbed(StateDir(INSTANCE).nodes_file)
-    tokens = StorageTokens(testbed, testbed.host(testbed.group("data_client")[0]))
-
-    def run(*args: object, token_for: str = "") -> Any:
-        token = []
-        if token_for:
-            token = [f"STORAGE_TOKEN_FILE={tokens.get(token_for, WRITE_SCOPES).token}"]
-        proc = podman.exec_(
-            container("client"),
-            "env",
-            *token,
-            "/opt/rucio-clients/venv/bin/python",
-            "/tmp/rucio_probe.py",
-            *map(str, args),
-            timeout=300,
-        )
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        return json.loads(proc.stdout.strip().splitlines()[-1])
-
-    yield run
-    tokens.close()
+    """One Rucio operation on the client node; uploads with a storage token for the RSE."""
+    with rucio_on_client(INSTANCE) as run:
+        yield run
 
 
 def transfer_jobs(file_name: str) -> list[dict[str, Any]]:

@@ -51,3 +51,18 @@ def test_render_writes_svg_and_png(tmp_path: Path) -> None:
     assert [p.suffix for p in written] == [".svg", ".png"]
     assert written[0].read_text().lstrip().startswith(("<?xml", "<svg"))
     assert written[1].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_composed_picture_boxes_each_included_testbed() -> None:
+    """A composed testbed draws one network, each included testbed's groups in a box named
+    after it, and the composition's own groups in its box."""
+    plan = resolve("research-infrastructure", instance="pic")
+    source = build(plan, {}, {}, LocalTarget.hardware_notes).source
+    assert source.count("subgraph cluster_network") == 1
+    for origin in ("hpc-access", "data-movement", "research-infrastructure"):
+        assert f'subgraph "cluster_testbed_{origin}"' in source
+        assert f'label="from {origin}"' in source
+    for node in ("controller", "cpu2", "site1", "ddm", "client", "hpc"):
+        assert f"\t{node} [" in source
+    # The transfer node sits in the composition's own box, after data-movement's.
+    assert source.index("cluster_testbed_research-infrastructure") < source.index("\thpc [")

@@ -270,3 +270,27 @@ def test_each_concern_is_a_component(partner_a: Any) -> None:
         f"testbeds:openstack:{kind}"
         for kind in ("Testbed", "Network", "Security", "Compute", "Storage", "Access")
     )
+
+
+def test_composed_testbed_is_one_stack_with_only_its_declared_ports(mocks: RecordingMocks) -> None:
+    """research-infrastructure builds as one stack: every node of both included testbeds and
+    of the composition on one network, one internal group between them, and service ports
+    open only where a group exposes one (the hub on login, Rucio's API on ddm)."""
+    plan = resolve("research-infrastructure", site="partner-a", target="openstack", instance="ri")
+    testbed = build(plan)
+    nodes = [CloudNode.from_output(n) for n in settle(testbed.nodes)]
+    assert [n.name for n in nodes] == [n.name for n in plan.nodes]
+    assert {"controller", "cpu2", "site1", "ddm", "client", "hpc"} <= {n.name for n in nodes}
+    assert len({n.address for n in nodes}) == len(nodes)
+    assert all(n.address.startswith("10.42.0.") for n in nodes)
+    assert len(mocks.of_type("network:Network")) == 1
+    rules = [s for _, s in mocks.of_type("secGroupRule:SecGroupRule")]
+    assert all(r.get("remoteIpPrefix") not in ("0.0.0.0/0", "::/0") for r in rules)
+    exposed = sorted(
+        (name.split("-")[1], state["portRangeMin"])
+        for name, state in mocks.of_type("secGroupRule:SecGroupRule")
+        if "-services" not in name
+        and "-internal" not in name
+        and state.get("portRangeMin") not in (None, 22)
+    )
+    assert exposed == [("ddm", 443), ("login", 8000)]

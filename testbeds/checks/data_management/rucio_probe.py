@@ -93,6 +93,13 @@ def rule(client, rule_id):
     }
 
 
+def rule_boost(client, rule_id):
+    """Have the repairer try a STUCK rule's locks again now (`rucio update-rule
+    --boost-rule`), not at Rucio's next scheduled retry (hours later)."""
+    client.update_replication_rule(rule_id, {"boost_rule": True})
+    return {"boosted": rule_id}
+
+
 def rule_delete(client, rule_id):
     """Delete the rule now: Rucio gives a deleted rule an hour of grace, which a lifetime
     of one second cuts short; the judge-cleaner then removes it and its locks."""
@@ -113,6 +120,18 @@ def replicas(client, did):
     return found
 
 
+def paths(client, did, rse):
+    """Each file's path at an RSE read in place (its file:// protocol, LAN domain)."""
+    scope, name = did.split(":", 1)
+    found = {}
+    for item in client.list_replicas(
+        [{"scope": scope, "name": name}], schemes=["file"], rse_expression=rse, domain="lan"
+    ):
+        for pfn in item["rses"].get(rse, []):
+            found[item["name"]] = {"pfn": pfn, "adler32": item["adler32"], "bytes": item["bytes"]}
+    return found
+
+
 def download(client, did, directory):
     """Download every file of a DID; each file's state (DONE, or why not)."""
     downloader = DownloadClient(client)
@@ -130,7 +149,9 @@ COMMANDS = {
     "rule-add": rule_add,
     "rule": rule,
     "rule-delete": rule_delete,
+    "rule-boost": rule_boost,
     "replicas": replicas,
+    "paths": paths,
     "download": download,
 }
 

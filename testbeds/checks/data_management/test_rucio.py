@@ -58,13 +58,15 @@ def test_server_answers_over_tls_from_testbed_ca(testbed, client):
 
 def test_every_endpoint_is_an_rse_with_both_protocols(testbed, rucio):
     """Each XRootD endpoint is an RSE with root:// and davs:// on that host, marked as
-    taking storage tokens (the reaper then deletes with one) relative to the export path."""
+    taking storage tokens (the reaper then deletes with one) relative to the export path.
+    An endpoint storing on a shared filesystem has file:// as well, for reads in place."""
     rses = rucio("topology")["rses"]
     for node in testbed.group("xrootd"):
         assert rse_name(node) in rses, f"no RSE for endpoint {node}: {sorted(rses)}"
         rse = rses[rse_name(node)]
-        assert rse["schemes"] == ["davs", "root"]
-        assert rse["hosts"] == [node]
+        in_place = testbed.on_shared_filesystem(testbed.node_value(node, "xrootd_storage_dir"))
+        assert rse["schemes"] == (["davs", "file", "root"] if in_place else ["davs", "root"])
+        assert set(rse["hosts"]) == ({node, "localhost"} if in_place else {node})
         assert rse["attributes"].get("oidc_support") is True, rse["attributes"]
         assert rse["attributes"].get("oidc_base_path") == testbed.value("xrootd_export_path")
 

@@ -1,30 +1,57 @@
-"""hpc-access on the local podman target, for real: the lifecycle (tests/e2e/lifecycle.py)
-with these faults and checks: timings, status, slurmd killed and healed, a name clash, the
-interlink role's preflight."""
+"""research-infrastructure on the local podman target, for real: hpc-access (every node
+group, unchanged) and data-movement composed, through the lifecycle (tests/e2e/lifecycle.py)
+with every check of both testbeds and the composition's own, and these faults: timings,
+status, slurmd killed and healed, a name clash, the interlink role's preflight, the HPC
+site's transfer node down while a rule waits for it.
+
+hpc-access is checked here, inside the composition, rather than on its own: the composition
+holds all of it, and one instance for both keeps the suite within its time (data-movement,
+whose groups the composition changes, also runs on its own)."""
 
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 
+from testbeds.checks.helpers import wait_for
 from testbeds.inventory import inventory_sources
 from testbeds.runner import run_playbook
 from testbeds.state import StateDir
 from testbeds.targets import podman
 from tests.e2e.lifecycle import Lifecycle
 from tests.e2e.live import LiveTestbed, run_cli
+from tests.e2e.rucio_client import rucio_on_client
 
 pytestmark = pytest.mark.e2e
-INSTANCE = "e2e-hpc"
+INSTANCE = "e2e-ri"
+TESTBED = "research-infrastructure"
 
 
-class TestHpcAccess(Lifecycle):
-    testbed = "hpc-access"
+@pytest.fixture(scope="class")
+def rucio(live: LiveTestbed) -> Iterator[Callable[..., Any]]:
+    """One Rucio operation on the client node; uploads with a storage token for the RSE."""
+    with rucio_on_client(INSTANCE) as run:
+        yield run
+
+
+class TestResearchInfrastructure(Lifecycle):
+    testbed = TESTBED
     instance = INSTANCE
     cases = frozenset(
         {
+            "test_rule_to_the_hpc_site_reaches_ok",
+            "test_rucio_gives_each_hpc_replicas_path_on_the_shared_filesystem",
+            "test_slurm_job_reads_every_replica_by_its_path",
+            "test_rule_replicates_dataset_to_two_more_endpoints",
+            "test_third_party_copy_with_tokens_keeps_checksum",
+            "test_directory_user_writes_with_its_own_token_until_removed",
+            "test_user_added_after_up_logs_in_and_submits_then_loses_access",
             "test_batch_job_spans_two_nodes",
             "test_munge_credential_decodes_on_controller",
             "test_mpi_hello_four_ranks_two_hosts",
@@ -51,11 +78,16 @@ class TestHpcAccess(Lifecycle):
         status = json.loads(proc.stdout)
         assert status["up"] is True
         assert sorted(n["name"] for n in status["nodes"]) == [
+            "client",
             "controller",
             "cpu1",
             "cpu2",
+            "ddm",
             "gpu",
+            "hpc",
             "login",
+            "site1",
+            "site2",
         ]
 
     def test_verify_fails_naming_node_when_slurmd_dies_and_up_heals(
@@ -69,7 +101,7 @@ class TestHpcAccess(Lifecycle):
         assert failed.returncode == 1
         assert "test_slurmd_running[cpu2]" in failed.stderr
         assert "test_slurmd_running[cpu1] PASSED" not in failed.stderr  # only cpu2 fails
-        run_cli("up", "hpc-access", "--instance", INSTANCE, "--no-verify")
+        run_cli("up", TESTBED, "--instance", INSTANCE, "--no-verify")
         healed = run_cli(
             "verify", INSTANCE, "--", "-k", "slurmd_running or schedulable", check=False
         )
@@ -115,3 +147,35 @@ class TestHpcAccess(Lifecycle):
             "exec", f"{INSTANCE}-login", "test", "-e", "/usr/local/bin/interlink", check=False
         )
         assert installed.returncode != 0
+
+    def test_hpc_transfer_node_down_holds_the_rule_and_it_converges(
+        self, live: LiveTestbed, rucio: Callable[..., Any]
+    ) -> None:
+        """With the cluster's transfer node stopped, a rule to the HPC site fails clearly
+        (its transfers fail; Rucio marks it STUCK once their retries are spent) and nothing
+        of the file appears on the shared filesystem. Once the node is back, boosting the
+        rule (`rucio update-rule --boost-rule`: Rucio would retry a STUCK lock itself only
+        hours later) brings it to OK, the file then in place where jobs read it."""
+        container = f"{INSTANCE}-hpc"
+        podman.run("exec", container, "systemctl", "stop", "xrootd@testbed")
+        try:
+            dataset = rucio(
+                "dataset", "testbed", f"down-{uuid.uuid4().hex[:8]}", "SITE1", 1, 65536,
+                token_for="site1",
+            )  # fmt: skip
+            rule = rucio("rule-add", dataset["did"], 1, "HPC")["rule"]
+            name = dataset["files"][0]["name"]
+            assert wait_for(lambda: rucio("rule", rule)["state"] == "STUCK", timeout=120), rucio(
+                "rule", rule
+            )
+            found = podman.exec_(f"{INSTANCE}-login", "find", "/shared", "-name", f"{name}*")
+            assert found.stdout.strip() == "", found.stdout
+        finally:
+            podman.run("exec", container, "systemctl", "start", "xrootd@testbed")
+        rucio("rule-boost", rule)
+        assert wait_for(lambda: rucio("rule", rule)["state"] == "OK", timeout=180, interval=3), (
+            rucio("rule", rule)
+        )
+        pfn = next(iter(rucio("paths", dataset["did"], "HPC").values()))["pfn"]
+        size = podman.exec_(f"{INSTANCE}-login", "stat", "-c", "%s", urlparse(pfn).path)
+        assert size.stdout.strip() == "65536", (pfn, size.stderr)

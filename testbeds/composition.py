@@ -1,0 +1,221 @@
+"""Compose testbeds: a definition that includes others becomes one flat definition.
+
+The included testbeds' node groups join the composing definition's own, on one network
+with one CA and one inventory. Node names are kept as they are, because the testbeds'
+variables name hosts (an endpoint's audience is https://<node>:8443): a name used twice is
+refused rather than renamed. The composition has one identity layer: the directory and its
+token issuer stay on one node group (the composing definition's own, or else the first
+included testbed's), and the accounts, projects and clients of every testbed are merged
+there. Every refusal names the composing file and the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from testbeds.errors import DefinitionError
+from testbeds.schema import Include, NodeGroup, TestbedDefinition
+
+# Roles that make a node group the identity host: the issuer reads the directory on its
+# own node, so the two move together.
+IDENTITY_ROLES = ("directory", "token_issuer")
+# Merged variables whose records each claim a numeric id that must stay unique.
+UNIQUE_IDS = {"users_accounts": "uid", "users_projects": "gid"}
+
+_INCLUDES: TypeAdapter[tuple[Include, ...]] = TypeAdapter(tuple[Include, ...])
+
+
+def _named_records(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, dict) and "name" in v for v in value)
+
+
+# Whether any of these roles reads this variable (named in its defaults or argument specs).
+ReadBy = Callable[[set[str], str], bool]
+
+
+class _Composer:
+    def __init__(self, path: Path, data: dict[str, Any], read_by: ReadBy) -> None:
+        self.path = path
+        self.data = data
+        self.read_by = read_by
+
+    def fail(self, field: str, message: str) -> DefinitionError:
+        return DefinitionError(self.path, field, message)
+
+    def includes(self) -> tuple[Include, ...]:
+        try:
+            includes = _INCLUDES.validate_python(self.data.get("include"))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in first["loc"])
+            raise self.fail(f"include{where}", first["msg"]) from None
+        if not includes:
+            raise self.fail("include", "lists no testbed")
+        names = [i.testbed for i in includes]
+        for name in names:
+            if names.count(name) > 1:
+                raise self.fail(f"include[{name}]", "testbed included twice")
+            if name == self.data.get("name"):
+                raise self.fail(f"include[{name}]", "a testbed cannot include itself")
+        for key in ("node_groups", "checks", "shared_filesystems"):
+            if not isinstance(self.data.get(key, []), list):
+                raise self.fail(key, "expected a list")
+        return includes
+
+    def selected_groups(self, included: Include, definition: TestbedDefinition) -> list[NodeGroup]:
+        by_name = {g.name: g for g in definition.node_groups}
+        for name in included.node_groups:
+            if name not in by_name:
+                raise self.fail(
+                    f"include[{included.testbed}].node_groups",
+                    f"{included.testbed} has no node group {name!r} (it has: {', '.join(by_name)})",
+                )
+        return [by_name[n] for n in included.node_groups or by_name]
+
+    def merge_value(self, key: str, field: str, before: Any, value: Any, owner: str) -> Any:
+        """One variable set by two included testbeds: equal values, or records by name."""
+        if before == value:
+            return before
+        if _named_records(before) and _named_records(value):
+            merged = {r["name"]: r for r in before}
+            for record in value:
+                kept = merged.setdefault(record["name"], record)
+                if kept != record:
+                    raise self.fail(
+                        f"{field}[{record['name']}]",
+                        f"differs from {owner}'s {key}[{record['name']}]; "
+                        f"set {key} in this file's vars to choose",
+                    )
+            return list(merged.values())
+        raise self.fail(
+            field, f"differs from {owner}'s {key}; set {key} in this file's vars to choose"
+        )
+
+    def merged_vars(
+        self, definitions: Sequence[TestbedDefinition], roles: Sequence[set[str]]
+    ) -> dict[str, Any]:
+        """Every testbed's vars in one set (they apply to every node): a variable two
+        testbeds set differently, or one sets and another's roles read at their default,
+        is refused unless this file's vars choose its value."""
+        own = self.data.get("vars", {})
+        if not isinstance(own, dict):
+            raise self.fail("vars", "expected a mapping of variable names to values")
+        merged: dict[str, Any] = {}
+        owner: dict[str, str] = {}
+        for definition in definitions:
+            for key, value in definition.vars.items():
+                if key in own:
+                    continue
+                if key in merged:
+                    field = f"include[{definition.name}].vars.{key}"
+                    merged[key] = self.merge_value(key, field, merged[key], value, owner[key])
+                else:
+                    merged[key], owner[key] = value, definition.name
+        for key in merged:
+            for definition, used in zip(definitions, roles, strict=True):
+                if key not in definition.vars and self.read_by(used, key):
+                    raise self.fail(
+                        f"include[{owner[key]}].vars.{key}",
+                        f"{definition.name}'s roles read {key} at their default, which this "
+                        f"would change for them; set {key} in this file's vars to choose",
+                    )
+        merged.update(own)
+        for key, id_field in UNIQUE_IDS.items():
+            holders: dict[Any, str] = {}
+            for record in merged.get(key) or []:
+                if not isinstance(record, dict) or id_field not in record:
+                    continue
+                other = holders.setdefault(record[id_field], str(record.get("name")))
+                if other != record.get("name"):
+                    raise self.fail(
+                        f"vars.{key}[{record.get('name')}].{id_field}",
+                        f"{id_field} {record[id_field]} is also {other}'s",
+                    )
+        return merged
+
+    def identity_holder(
+        self, own_groups: list[Any], chosen: list[tuple[str, list[NodeGroup]]]
+    ) -> str:
+        """The testbed whose directory stays: this file's own, else the first included."""
+        for group in own_groups:
+            if isinstance(group, dict) and set(IDENTITY_ROLES) & set(group.get("roles") or ()):
+                return str(self.data.get("name"))
+        for testbed, groups in chosen:
+            if any(set(IDENTITY_ROLES) & set(g.roles) for g in groups):
+                return testbed
+        return ""
+
+
+def compose(
+    path: Path,
+    data: dict[str, Any],
+    load: Callable[[str], TestbedDefinition],
+    read_by: ReadBy,
+) -> dict[str, Any]:
+    """The flat definition (as data, for the schema to check) of a composing definition."""
+    composer = _Composer(path, data, read_by)
+    includes = composer.includes()
+    definitions = []
+    for included in includes:
+        try:
+            definitions.append(load(included.testbed))
+        except DefinitionError as exc:
+            if exc.path.is_file():  # the included file's own fault, named there
+                raise
+            raise composer.fail(f"include[{included.testbed}].testbed", exc.message) from None
+    chosen = [
+        (i.testbed, composer.selected_groups(i, d))
+        for i, d in zip(includes, definitions, strict=True)
+    ]
+    own_groups = list(data.get("node_groups") or [])
+    holder = composer.identity_holder(own_groups, chosen)
+
+    origin: dict[str, str] = {}
+    for group in own_groups:
+        if isinstance(group, dict) and isinstance(group.get("name"), str):
+            origin[group["name"]] = "this file"
+    groups: list[dict[str, Any]] = []
+    for testbed, selected in chosen:
+        for group in selected:
+            for node in dict.fromkeys((group.name, *group.node_names())):
+                if node in origin:
+                    raise composer.fail(
+                        f"include[{testbed}].node_groups",
+                        f"{testbed}'s node {node!r} clashes with {origin[node]}'s",
+                    )
+                origin[node] = testbed
+            roles = group.roles
+            if testbed != holder:
+                roles = tuple(r for r in roles if r not in IDENTITY_ROLES)
+            groups.append(group.model_copy(update={"roles": roles}).model_dump(mode="json"))
+
+    filesystems: dict[str, dict[str, Any]] = {}
+    for definition in definitions:
+        for fs in definition.shared_filesystems:
+            dumped = fs.model_dump(mode="json")
+            if filesystems.setdefault(fs.path, dumped) != dumped:
+                raise composer.fail(
+                    f"include[{definition.name}].shared_filesystems",
+                    f"{fs.path} is shared differently by another included testbed",
+                )
+
+    checks = [c for d in definitions for c in d.checks] + list(data.get("checks") or [])
+    flat = {key: value for key, value in data.items() if key not in ("include", "vars")}
+    flat.update(
+        node_groups=groups + own_groups,
+        shared_filesystems=list(filesystems.values()) + list(data.get("shared_filesystems") or []),
+        checks=list(dict.fromkeys(checks)),
+        entry=data.get("entry", definitions[0].entry),
+        vars=composer.merged_vars(
+            definitions, [{r for g in selected for r in g.roles} for _, selected in chosen]
+        ),
+        include=[
+            {"testbed": testbed, "node_groups": [g.name for g in selected]}
+            for testbed, selected in chosen
+        ],
+    )
+    return flat

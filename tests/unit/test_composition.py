@@ -1,0 +1,190 @@
+"""Composition: a definition that includes testbeds becomes one flat testbed with one identity
+layer, or is refused naming the composing file and field (exit 2) before anything is made."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from testbeds.cli import main
+from testbeds.errors import DefinitionError
+from testbeds.inventory import inventory_sources, render_inventory
+from testbeds.loader import load_definition
+from testbeds.plan import resolve
+from tests.unit.test_inventory import fake_nodes
+
+COMPOSED = "research-infrastructure"
+# The shipped composition, as data, to break one field at a time.
+SHIPPED = yaml.safe_load(
+    (Path(__file__).parents[2] / "testbeds/definitions/research-infrastructure.yaml").read_text()
+)
+
+
+def composed(tmp_path: Path, **changes: object) -> Path:
+    data = {**json.loads(json.dumps(SHIPPED)), **changes}
+    path = tmp_path / "composed.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_shipped_composition_takes_in_the_selected_groups() -> None:
+    """hpc-access's groups, data-movement's chosen ones and the composition's own transfer
+    node, each with the testbed it came from; the included testbeds' checks all run."""
+    definition = load_definition(COMPOSED)
+    origins = {g.name: definition.origin(g.name) for g in definition.node_groups}
+    assert origins == {
+        "controller": "hpc-access",
+        "login": "hpc-access",
+        "cpu": "hpc-access",
+        "gpu": "hpc-access",
+        "site": "data-movement",
+        "ddm": "data-movement",
+        "client": "data-movement",
+        "hpc": COMPOSED,
+    }
+    assert definition.entry == "login"
+    assert definition.checks[:5] == ("base", "slurm_core", "identity", "tokens", "hpc_services")
+    assert {"storage_endpoints", "data_management", "composition"} <= set(definition.checks)
+    assert [fs.path for fs in definition.shared_filesystems] == ["/home", "/shared"]
+
+
+def test_one_identity_layer_holds_every_testbeds_accounts_and_clients() -> None:
+    """The directory and the issuer stay on hpc-access's controller alone; data-movement's
+    accounts, projects and storage clients join hpc-access's there."""
+    definition = load_definition(COMPOSED)
+    holders = {
+        role: [g.name for g in definition.node_groups if role in g.roles]
+        for role in ("directory", "token_issuer")
+    }
+    assert holders == {"directory": ["controller"], "token_issuer": ["controller"]}
+    accounts = {a["name"]: a["uid"] for a in definition.vars["users_accounts"]}
+    assert accounts == {"researcher": 2001, "datamanager": 2101}
+    projects = {p["name"]: p["gid"] for p in definition.vars["users_projects"]}
+    assert projects == {"physics": 3001, "datalake": 3101}
+    clients = [c["name"] for c in definition.vars["token_issuer_clients"]]
+    assert clients == ["hpc-workflows", "jupyterhub", "datalake-tools", "datalake-cli",
+                       "rucio-transfers"]  # fmt: skip
+    # The composition's own choice, over data-movement's (which hpc-access's roles read).
+    assert definition.vars["directory_create_homes"] is True
+
+
+def test_included_testbeds_are_unchanged_on_their_own() -> None:
+    """Composing does not touch the testbeds it includes."""
+    alone = load_definition("data-movement")
+    assert [g.name for g in alone.node_groups] == ["site", "hpc", "ddm", "client"]
+    assert "directory" in next(g for g in alone.node_groups if g.name == "ddm").roles
+    assert alone.vars["directory_create_homes"] is False
+
+
+def test_group_vars_reach_only_that_groups_nodes(tmp_path: Path) -> None:
+    """The transfer node's storage directory is a var of its group: Ansible gives it to that
+    node and leaves the grid sites at the role default."""
+    plan = resolve(COMPOSED, instance="compose-test")
+    generated = tmp_path / "hosts.yml"
+    generated.write_text(render_inventory(plan, fake_nodes(plan), dict(plan.definition.vars)))
+    args = ["ansible-inventory", "--list"]
+    for source in inventory_sources("local", generated):
+        args += ["-i", source]
+    hostvars = json.loads(subprocess.run(args, capture_output=True, text=True, check=True).stdout)[
+        "_meta"
+    ]["hostvars"]
+    assert hostvars["hpc"]["xrootd_storage_dir"] == "/shared/datalake"
+    assert hostvars["hpc"]["xrootd_directory_mode"] == "0755"
+    assert "xrootd_storage_dir" not in hostvars["site1"]
+    assert "xrootd_directory_mode" not in hostvars["site1"]
+    assert [a["name"] for a in hostvars["site1"]["users_accounts"]] == ["researcher", "datamanager"]
+    group = next(g for g in plan.as_dict()["node_groups"] if g["name"] == "hpc")
+    assert group["vars"] == {
+        "xrootd_storage_dir": "/shared/datalake",
+        "xrootd_directory_mode": "0755",
+    }
+    assert plan.as_dict()["include"][1] == {
+        "testbed": "data-movement",
+        "node_groups": ["site", "ddm", "client"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        ({"include": [{"testbed": "nope"}]}, "include[nope].testbed", "no testbed named 'nope'"),
+        (
+            {"include": [{"testbed": "hpc-access"}, {"testbed": "hpc-access"}]},
+            "include[hpc-access]",
+            "testbed included twice",
+        ),
+        (
+            {"include": [{"testbed": "data-movement", "node_groups": ["site", "tape"]}]},
+            "include[data-movement].node_groups",
+            "data-movement has no node group 'tape'",
+        ),
+        (
+            # Both have a node group `gpu`: names are kept, so the clash is refused.
+            {"include": [{"testbed": "hpc-access"}, {"testbed": "pipelines"}]},
+            "include[pipelines].node_groups",
+            "pipelines's node 'gpu' clashes with hpc-access's",
+        ),
+        (
+            # data-movement's own `hpc` group and this file's transfer node.
+            {"include": [{"testbed": "hpc-access"}, {"testbed": "data-movement"}]},
+            "include[data-movement].node_groups",
+            "data-movement's node 'hpc' clashes with this file's",
+        ),
+        (
+            # data-movement's storage scopes would silently reach hpc-access's accounts.
+            {"vars": {"directory_create_homes": True}},
+            "include[data-movement].vars.users_token_scopes",
+            "hpc-access's roles read users_token_scopes at their default",
+        ),
+        (
+            {
+                "vars": {
+                    **SHIPPED["vars"],
+                    "users_accounts": [{"name": "a", "uid": 2500}, {"name": "b", "uid": 2500}],
+                }
+            },
+            "vars.users_accounts[b].uid",
+            "uid 2500 is also a's",
+        ),
+        (
+            {"name": "bigger", "include": [{"testbed": COMPOSED}]},
+            "include",
+            "may not include others",
+        ),
+        ({"include": []}, "include", "lists no testbed"),
+        (
+            {"name": "hpc-access", "include": [{"testbed": "hpc-access"}]},
+            "include[hpc-access]",
+            "cannot include itself",
+        ),
+        ({"checks": "composition"}, "checks", "expected a list"),
+        ({"vars": ["a"]}, "vars", "expected a mapping"),
+    ],
+)
+def test_bad_composition_names_file_and_field(
+    tmp_path: Path, changes: dict[str, object], field: str, message: str
+) -> None:
+    path = composed(tmp_path, **changes)
+    with pytest.raises(DefinitionError) as caught:
+        load_definition(str(path))
+    assert caught.value.field == field
+    assert message in caught.value.message
+    nested = "may not include" in message  # named in the included file, where it is
+    assert caught.value.path.name == (f"{COMPOSED}.yaml" if nested else "composed.yaml")
+
+
+def test_bad_composition_exits_2_before_anything_is_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`up` of a clashing composition: one line naming file and field, exit 2, no state."""
+    monkeypatch.setenv("TESTBED_STATE_DIR", str(tmp_path / "state"))
+    path = composed(tmp_path, include=[{"testbed": "hpc-access"}, {"testbed": "pipelines"}])
+    assert main(["up", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"testbed: error: {path}: include[pipelines].node_groups:")
+    assert err.count("\n") == 1
+    assert not (tmp_path / "state").exists()
