@@ -2,11 +2,12 @@
 group, unchanged) and data-movement composed, through the lifecycle (tests/e2e/lifecycle.py)
 with every check of both testbeds and the composition's own, and these faults: timings,
 status, slurmd killed and healed, a name clash, the interlink role's preflight, the HPC
-site's transfer node down while a rule waits for it.
+site's transfer node down while a rule waits for it, and data-movement's own
+(tests/e2e/data_faults.py: a grid endpoint down during replication, a corrupted replica).
 
-hpc-access is checked here, inside the composition, rather than on its own: the composition
-holds all of it, and one instance for both keeps the suite within its time (data-movement,
-whose groups the composition changes, also runs on its own)."""
+hpc-access and data-movement are checked here, on one shared instance, rather than each on
+its own: the composition holds all of hpc-access and data-movement's sites, Rucio and
+client, and one instance for both keeps the suite within its time."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from testbeds.inventory import inventory_sources
 from testbeds.runner import run_playbook
 from testbeds.state import StateDir
 from testbeds.targets import podman
+from tests.e2e.data_faults import DataMovementFaults
 from tests.e2e.lifecycle import Lifecycle
 from tests.e2e.live import LiveTestbed, run_cli
 from tests.e2e.rucio_client import rucio_on_client
@@ -40,7 +42,7 @@ def rucio(live: LiveTestbed) -> Iterator[Callable[..., Any]]:
         yield run
 
 
-class TestResearchInfrastructure(Lifecycle):
+class TestResearchInfrastructure(DataMovementFaults, Lifecycle):
     testbed = TESTBED
     instance = INSTANCE
     cases = frozenset(
@@ -49,6 +51,10 @@ class TestResearchInfrastructure(Lifecycle):
             "test_rucio_gives_each_hpc_replicas_path_on_the_shared_filesystem",
             "test_slurm_job_reads_every_replica_by_its_path",
             "test_rule_replicates_dataset_to_two_more_endpoints",
+            "test_every_replica_has_the_source_checksum",
+            "test_deleting_the_rule_lets_the_reaper_remove_replicas",
+            "test_requests_without_a_fitting_token_are_refused",
+            "test_an_expired_token_is_refused",
             "test_third_party_copy_with_tokens_keeps_checksum",
             "test_directory_user_writes_with_its_own_token_until_removed",
             "test_user_added_after_up_logs_in_and_submits_then_loses_access",
