@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from testbeds.errors import DefinitionError
+from testbeds.errors import DefinitionError, field_path
 from testbeds.schema import Include, NodeGroup, TestbedDefinition
 
 # Roles that make a node group the identity host: the issuer reads the directory on its
@@ -51,7 +51,7 @@ class _Composer:
             includes = _INCLUDES.validate_python(self.data.get("include"))
         except ValidationError as exc:
             first = exc.errors()[0]
-            where = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in first["loc"])
+            where = field_path(tuple(first["loc"]), self.data.get("include"))
             raise self.fail(f"include{where}", first["msg"]) from None
         if not includes:
             raise self.fail("include", "lists no testbed")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 class TestbedError(Exception):
@@ -15,6 +16,27 @@ def printable(text: str) -> str:
     """Text from input, safe on one terminal line: control characters (newlines, ANSI
     escapes) shown escaped, never acted on."""
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+def field_path(loc: tuple[int | str, ...], data: Any) -> str:
+    """Render a pydantic location, naming list items by their `name` where they have one."""
+    parts: list[str] = []
+    node = data
+    for key in loc:
+        if isinstance(key, int):
+            name = (
+                node[key].get("name")
+                if isinstance(node, list) and key < len(node) and isinstance(node[key], dict)
+                else None
+            )
+            parts.append(f"[{name}]" if name else f"[{key}]")
+        else:
+            parts.append(f".{key}" if parts else str(key))
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return "".join(parts)
 
 
 class DefinitionError(TestbedError):

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from testbeds import paths
 from testbeds.composition import compose
-from testbeds.errors import DefinitionError
+from testbeds.errors import DefinitionError, field_path
 from testbeds.playbook import SITE_PLAYBOOK, played_roles
 from testbeds.schema import SiteProfile, TestbedDefinition
 
@@ -81,27 +81,6 @@ def read_yaml(path: Path) -> Any:
         raise DefinitionError(path, where, f"YAML syntax error: {problem}") from None
 
 
-def _field_path(loc: tuple[int | str, ...], data: Any) -> str:
-    """Render a pydantic location, naming list items by their `name` where they have one."""
-    parts: list[str] = []
-    node = data
-    for key in loc:
-        if isinstance(key, int):
-            name = (
-                node[key].get("name")
-                if isinstance(node, list) and key < len(node) and isinstance(node[key], dict)
-                else None
-            )
-            parts.append(f"[{name}]" if name else f"[{key}]")
-        else:
-            parts.append(f".{key}" if parts else str(key))
-        try:
-            node = node[key]
-        except (KeyError, IndexError, TypeError):
-            node = None
-    return "".join(parts)
-
-
 def parse(model: type[Model], path: Path, data: Any) -> Model:
     if not isinstance(data, dict):
         raise DefinitionError(path, "", "expected a mapping at the top level")
@@ -109,7 +88,7 @@ def parse(model: type[Model], path: Path, data: Any) -> Model:
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = _field_path(tuple(first["loc"]), data)
+        field = field_path(tuple(first["loc"]), data)
         message = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             message = "unknown key"
