@@ -49,6 +49,13 @@ def hardware_notes_for(target: str) -> dict[str, str]:
         return {}
 
 
+# Where a composition's links are a filter, not only a declaration.
+LINKS_ENFORCED = (
+    "security groups on openstack; local and static join every node in one network; "
+    "kubernetes keeps its per-service network policies"
+)
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     plan = resolve(args.name, site=args.site, target=args.target, instance=args.instance)
     data = plan.as_dict(hardware_notes_for(plan.target))
@@ -94,6 +101,12 @@ def cmd_show(args: argparse.Namespace) -> int:
             lines.append(f"      exposes: {ports}")
         lines += [f"      on target {data['target']}: {note}" for note in group["hardware_notes"]]
         lines += [f"      accepts: {i['service']}: {i['accepts']}" for i in group["identity"]]
+    if data["links"]:
+        lines.append(f"  links between the included testbeds ({LINKS_ENFORCED}):")
+        for link in data["links"]:
+            ports = ", ".join(f"{p['port']}/{p['protocol']}" for p in link["ports"])
+            described = f" ({link['description']})" if link["description"] else ""
+            lines.append(f"    {', '.join(link['from'])} -> {link['to']}: {ports}{described}")
     lines.append(f"  checks: {', '.join(data['checks'])}")
     if args.values:
         from testbeds.provenance import resolved_values

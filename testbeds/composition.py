@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
 from testbeds.errors import DefinitionError, field_path
-from testbeds.schema import Include, NodeGroup, TestbedDefinition
+from testbeds.schema import Include, Link, NodeGroup, TestbedDefinition
 
 # Roles that make a node group the identity host: the issuer reads the directory on its
 # own node, so the two move together.
@@ -26,7 +26,9 @@ IDENTITY_ROLES = ("directory", "token_issuer")
 # Merged variables whose records each claim a numeric id that must stay unique.
 UNIQUE_IDS = {"users_accounts": "uid", "users_projects": "gid"}
 
+T = TypeVar("T")
 _INCLUDES: TypeAdapter[tuple[Include, ...]] = TypeAdapter(tuple[Include, ...])
+_LINKS: TypeAdapter[tuple[Link, ...]] = TypeAdapter(tuple[Link, ...])
 
 
 def _named_records(value: Any) -> bool:
@@ -46,13 +48,17 @@ class _Composer:
     def fail(self, field: str, message: str) -> DefinitionError:
         return DefinitionError(self.path, field, message)
 
-    def includes(self) -> tuple[Include, ...]:
+    def validated(self, adapter: TypeAdapter[T], key: str, value: Any) -> T:
+        """A field the composition reads before the schema sees the flat definition."""
         try:
-            includes = _INCLUDES.validate_python(self.data.get("include"))
+            return adapter.validate_python(value)
         except ValidationError as exc:
             first = exc.errors()[0]
-            where = field_path(tuple(first["loc"]), self.data.get("include"))
-            raise self.fail(f"include{where}", first["msg"]) from None
+            where = field_path(tuple(first["loc"]), value)
+            raise self.fail(f"{key}{where}", first["msg"]) from None
+
+    def includes(self) -> tuple[Include, ...]:
+        includes = self.validated(_INCLUDES, "include", self.data.get("include"))
         if not includes:
             raise self.fail("include", "lists no testbed")
         names = [i.testbed for i in includes]
@@ -137,6 +143,27 @@ class _Composer:
                     )
         return merged
 
+    def links(self, group_origin: dict[str, str]) -> None:
+        """Each link joins existing node groups of two different testbeds: within one
+        testbed the groups reach each other already, so such a link is a mistake."""
+        links = self.validated(_LINKS, "links", self.data.get("links") or ())
+        known = ", ".join(group_origin)
+        for index, link in enumerate(links):
+            for field, group in [("to", link.to)] + [
+                (f"from[{i}]", source) for i, source in enumerate(link.sources)
+            ]:
+                if group not in group_origin:
+                    raise self.fail(
+                        f"links[{index}].{field}", f"no node group {group!r} (there are: {known})"
+                    )
+            for i, source in enumerate(link.sources):
+                if group_origin[source] == group_origin[link.to]:
+                    raise self.fail(
+                        f"links[{index}].from[{i}]",
+                        f"{source} and {link.to} are both {group_origin[source]}'s groups, "
+                        "which reach each other already",
+                    )
+
     def identity_holder(
         self, own_groups: list[Any], chosen: list[tuple[str, list[NodeGroup]]]
     ) -> str:
@@ -175,9 +202,11 @@ def compose(
     holder = composer.identity_holder(own_groups, chosen)
 
     origin: dict[str, str] = {}
+    group_origin: dict[str, str] = {}
     for group in own_groups:
         if isinstance(group, dict) and isinstance(group.get("name"), str):
             origin[group["name"]] = "this file"
+            group_origin[group["name"]] = str(data.get("name"))
     groups: list[dict[str, Any]] = []
     for testbed, selected in chosen:
         for group in selected:
@@ -188,10 +217,13 @@ def compose(
                         f"{testbed}'s node {node!r} clashes with {origin[node]}'s",
                     )
                 origin[node] = testbed
+            group_origin[group.name] = testbed
             roles = group.roles
             if testbed != holder:
                 roles = tuple(r for r in roles if r not in IDENTITY_ROLES)
             groups.append(group.model_copy(update={"roles": roles}).model_dump(mode="json"))
+
+    composer.links(group_origin)
 
     filesystems: dict[str, dict[str, Any]] = {}
     for definition in definitions:

@@ -42,6 +42,7 @@ def build(
 
     dot = graphviz.Digraph(plan.instance, graph_attr={"rankdir": "LR", "fontname": "Helvetica",
                            "label": f"{plan.name} ({plan.instance}, target {plan.target})",
+                           "compound": "true",
                            "labelloc": "t"},
                            node_attr={"shape": "box", "style": "rounded,filled",
                                       "fillcolor": "white", "fontname": "Helvetica"})  # fmt: skip
@@ -58,6 +59,13 @@ def build(
                 for group in plan.definition.node_groups:
                     if plan.definition.origin(group.name) == origin:
                         _draw_group(dot, box, group, addresses, results, hardware_notes)
+    # What passes between the included testbeds: one edge per link and source group.
+    first_node = {g.name: g.node_names()[0] for g in plan.definition.node_groups}
+    for link in plan.definition.links:
+        ports = ", ".join(f"{p.port}/{p.protocol}" for p in link.ports)
+        for source in link.sources:
+            dot.edge(first_node[source], first_node[link.to], label=ports, style="dashed",
+                     ltail=f"cluster_{source}", lhead=f"cluster_{link.to}")  # fmt: skip
     entry = plan.entry_node().name
     dot.node("users", "users", shape="oval")
     dot.edge("users", entry, label="ssh (entry)")

@@ -86,6 +86,9 @@ class Plan:
             "shared_filesystems": [fs.model_dump() for fs in self.definition.shared_filesystems],
             "vars": self.definition.vars,
             "include": [i.model_dump(mode="json") for i in self.definition.include],
+            "links": [
+                link.model_dump(mode="json", by_alias=True) for link in self.definition.links
+            ],
         }
 
 

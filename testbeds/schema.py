@@ -184,6 +184,23 @@ class Include(Strict):
     )
 
 
+GroupName = Annotated[str, Field(pattern=NODE_GROUP_PATTERN)]
+
+
+class Link(Strict):
+    """Traffic a composition lets through between node groups of different included
+    testbeds: the `from` groups' nodes may open these ports on the `to` group's nodes.
+    Groups of one testbed reach each other freely; across testbeds only links pass (where
+    the target filters: security groups on OpenStack)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    sources: tuple[GroupName, ...] = Field(alias="from", min_length=1)
+    to: GroupName
+    ports: tuple[ExposedPort, ...] = Field(min_length=1)
+    description: str = ""
+
+
 class TestbedDefinition(Strict):
     """One testbed, the single source of truth every target derives from."""
 
@@ -201,6 +218,10 @@ class TestbedDefinition(Strict):
     include: tuple[Include, ...] = Field(
         default=(),
         description="testbeds composed into this one: one network, CA, identity and inventory",
+    )
+    links: tuple[Link, ...] = Field(
+        default=(),
+        description="what passes between the included testbeds' node groups (composition)",
     )
 
     @field_validator("vars")
@@ -236,6 +257,12 @@ class TestbedDefinition(Strict):
             raise ValueError(f"node group named like a role: {', '.join(sorted(clash))}")
         if self.entry not in groups:
             raise ValueError(f"entry {self.entry!r} is not a node group ({', '.join(groups)})")
+        if self.links and not self.include:
+            raise ValueError("links join included testbeds, and this definition includes none")
+        for link in self.links:
+            unknown = sorted({link.to, *link.sources} - set(groups))
+            if unknown:
+                raise ValueError(f"link to {link.to}: no node group {unknown[0]!r}")
         paths = [fs.path for fs in self.shared_filesystems]
         for fs in self.shared_filesystems:
             if fs.server not in groups:

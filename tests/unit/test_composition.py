@@ -161,6 +161,37 @@ def test_group_vars_reach_only_that_groups_nodes(tmp_path: Path) -> None:
             "include[hpc-access]",
             "cannot include itself",
         ),
+        (
+            {"links": [{"from": ["site"], "to": "storage", "ports": [{"port": 1094}]}]},
+            "links[0].to",
+            "no node group 'storage'",
+        ),
+        (
+            {
+                "links": [
+                    *SHIPPED["links"],
+                    {"from": ["ddm", "tape"], "to": "hpc", "ports": [{"port": 1}]},
+                ]
+            },
+            "links[4].from[1]",
+            "no node group 'tape'",
+        ),
+        (
+            # Groups of one testbed reach each other already: a link there is a mistake.
+            {"links": [{"from": ["login"], "to": "controller", "ports": [{"port": 6817}]}]},
+            "links[0].from[0]",
+            "both hpc-access's groups",
+        ),
+        (
+            {"links": [{"from": ["hpc"], "to": "site", "ports": [{"port": 70000}]}]},
+            "links[0].ports[0].port",
+            "less than or equal to 65535",
+        ),
+        (
+            {"links": [{"from": [], "to": "site", "ports": [{"port": 1}]}]},
+            "links[0].from",
+            "at least 1",
+        ),
         ({"checks": "composition"}, "checks", "expected a list"),
         ({"vars": ["a"]}, "vars", "expected a mapping"),
     ],
@@ -175,6 +206,20 @@ def test_bad_composition_names_file_and_field(
     assert message in caught.value.message
     nested = "may not include" in message  # named in the included file, where it is
     assert caught.value.path.name == (f"{COMPOSED}.yaml" if nested else "composed.yaml")
+
+
+def test_links_are_for_compositions_only(tmp_path: Path) -> None:
+    """A definition that includes nothing has one testbed's groups, which reach each other:
+    links there are refused."""
+    data = yaml.safe_load(
+        (Path(__file__).parents[2] / "testbeds/definitions/hpc-access.yaml").read_text()
+    )
+    data["links"] = [{"from": ["login"], "to": "controller", "ports": [{"port": 636}]}]
+    path = tmp_path / "alone.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(DefinitionError) as caught:
+        load_definition(str(path))
+    assert "this definition includes none" in caught.value.message
 
 
 def test_bad_composition_exits_2_before_anything_is_made(

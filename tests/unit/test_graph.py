@@ -55,7 +55,7 @@ def test_render_writes_svg_and_png(tmp_path: Path) -> None:
 
 def test_composed_picture_boxes_each_included_testbed() -> None:
     """A composed testbed draws one network, each included testbed's groups in a box named
-    after it, and the composition's own groups in its box."""
+    after it, the composition's own groups in its box, and its links between groups."""
     plan = resolve("research-infrastructure", instance="pic")
     source = build(plan, {}, {}, LocalTarget.hardware_notes).source
     assert source.count("subgraph cluster_network") == 1
@@ -66,3 +66,7 @@ def test_composed_picture_boxes_each_included_testbed() -> None:
         assert f"\t{node} [" in source
     # The transfer node sits in the composition's own box, after data-movement's.
     assert source.index("cluster_testbed_research-infrastructure") < source.index("\thpc [")
+    # Each link is an edge from its source groups to its target, labelled with its ports.
+    assert 'hpc -> controller [label="2049/tcp"' in source
+    assert 'site1 -> hpc [label="1094/tcp, 8443/tcp"' in source
+    assert "lhead=cluster_controller" in source

@@ -289,8 +289,46 @@ def test_composed_testbed_is_one_stack_with_only_its_declared_ports(mocks: Recor
     exposed = sorted(
         (name.split("-")[1], state["portRangeMin"])
         for name, state in mocks.of_type("secGroupRule:SecGroupRule")
-        if "-services" not in name
-        and "-internal" not in name
-        and state.get("portRangeMin") not in (None, 22)
+        if state.get("remoteIpPrefix") and state.get("portRangeMin") != 22
     )
     assert exposed == [("ddm", 443), ("login", 8000)]
+
+
+def test_composed_testbeds_reach_each_other_only_through_their_links(
+    mocks: RecordingMocks,
+) -> None:
+    """Each included testbed's nodes reach each other (a group per testbed); across
+    testbeds a rule admits exactly each declared link's ports from its source groups, and
+    SSH from the entry node (the control node's way in); nothing else."""
+    plan = resolve("research-infrastructure", site="partner-a", target="openstack", instance="ri")
+    settle(build(plan).nodes)
+    definition = plan.definition
+    ports = dict(mocks.of_type("port:Port"))
+    for node in plan.nodes:
+        held = ports[f"ri-{node.name}"]["securityGroupIds"]
+        internal = [g for g in held if g.startswith("ri-internal-")]
+        assert internal == [f"ri-internal-{definition.origin(node.group)}-id"], (node.name, held)
+    declared = {
+        (link.to, source, port.port)
+        for link in definition.links
+        for source in link.sources
+        for port in link.ports
+    }
+    across = {
+        (state["securityGroupId"], state["remoteGroupId"], state.get("portRangeMin"))
+        for state in (s for _, s in mocks.of_type("secGroupRule:SecGroupRule"))
+        if state.get("remoteGroupId") and not state["remoteGroupId"].startswith("ri-internal-")
+    }
+    entry = plan.entry_node().group
+    ssh = {
+        (f"ri-internal-{origin}-id", f"ri-{entry}-members-id", 22)
+        for origin in ("data-movement", "research-infrastructure")
+    }
+    assert across == ssh | {
+        (f"ri-{to}-links-id", f"ri-{source}-members-id", port) for to, source, port in declared
+    }
+    # A link's target holds its links group, a source its members group; nothing opens
+    # the directory (636) across testbeds.
+    assert "ri-controller-links-id" in ports["ri-controller"]["securityGroupIds"]
+    assert "ri-site-members-id" in ports["ri-site1"]["securityGroupIds"]
+    assert not any(port == 636 for _, _, port in declared | across)

@@ -4,7 +4,8 @@ component per concern, everything derived from the plan (definition + site profi
 - network: one network and subnet behind a router to the site's external network;
 - security: groups that let the nodes talk to each other, SSH reach only the entry node
   and only from the site's allowed networks, and the definition's exposed ports reach only
-  the groups that expose them;
+  the groups that expose them; in a composed testbed, between the included testbeds only
+  the links the composition declares (and the entry node's SSH);
 - compute: a server group per node group, one instance per node with the site's flavor
   and image (GPU flavor for GPU groups, a port on the IB/RoCE provider network for
   InfiniBand groups), each with a host key made for cloud-init;
@@ -48,7 +49,7 @@ class OpenStackTestbed(pulumi.ComponentResource):
         super().__init__("testbeds:openstack:Testbed", name, None, opts)
         plan, site = args.plan, args.site
         network = Network(name, site, self)
-        security = Security(name, site, plan.definition.node_groups, self)
+        security = Security(name, site, plan.definition, plan.entry_node().group, self)
         compute = Compute(name, plan, site, network, security, args.public_key, self)
         Storage(name, plan, site, compute.instances, self)
         access = Access(name, plan, site, compute, self)

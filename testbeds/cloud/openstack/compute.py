@@ -67,11 +67,7 @@ class Compute(Part):
             self.child, pulumi.ResourceOptions(depends_on=[network.subnet])
         )
         for node in plan.nodes:
-            groups_of_port = [security.internal.id]
-            if node.name == entry:
-                groups_of_port.append(security.ssh.id)
-            if node.group in security.exposed:
-                groups_of_port.append(security.exposed[node.group].id)
+            groups_of_port = security.port_groups(node.group, entry=node.name == entry)
             self.ports[node.name] = openstack.networking.Port(
                 f"{name}-{node.name}",
                 network_id=network.network.id,
@@ -92,7 +88,7 @@ class Compute(Part):
                         vnic_type=site.infiniband_vnic_type
                     ),
                     port_security_enabled=not sriov,
-                    security_group_ids=None if sriov else [security.internal.id],
+                    security_group_ids=None if sriov else security.fabric_groups(node.group),
                     opts=self.child,
                 )
                 networks.append(openstack.compute.InstanceNetworkArgs(port=ib_port.id))
