@@ -382,3 +382,30 @@ def test_seed_refuses_an_audience_that_is_not_an_https_url(issuer_seed: Any, aud
     }
     with pytest.raises(ValueError, match=r"^token_issuer_clients\[1\]\.audiences\[1\]: "):
         issuer_seed.read_clients(seed)
+
+
+def test_definition_accounts_are_their_uid_as_subject(issuer_seed: Any) -> None:
+    """The definition's accounts get their uid as token subject (Rucio maps a token to an
+    account by subject and issuer, so it must know it beforehand): a subject glewlwyd made
+    up before is replaced, other users' are kept; seeding again is a no-op; a name that is
+    no uid is refused before anything is written."""
+    db = sqlite3.connect(":memory:")
+    db.execute(
+        "CREATE TABLE gpo_subject_identifier (gposi_id INTEGER PRIMARY KEY, "
+        "gposi_plugin_name TEXT, gposi_username TEXT, gposi_client_id TEXT, "
+        "gposi_sector_identifier_uri TEXT, gposi_sub TEXT)"
+    )
+    db.execute(
+        "INSERT INTO gpo_subject_identifier (gposi_plugin_name, gposi_username, gposi_sub) "
+        "VALUES ('oidc', 'researcher', 'Xk3rAnd0m'), ('oidc', 'later', 'Qz9made_up')"
+    )
+    seeder = issuer_seed.Seeder(db)
+    seeder.subjects(["researcher", "datamanager"])
+    rows = sorted(db.execute("SELECT gposi_username, gposi_sub FROM gpo_subject_identifier"))
+    assert rows == [("datamanager", "datamanager"), ("later", "Qz9made_up"),
+                    ("researcher", "researcher")]  # fmt: skip
+    again = issuer_seed.Seeder(db)
+    again.subjects(["researcher", "datamanager"])
+    assert again.done == []
+    with pytest.raises(ValueError, match="subjects"):
+        again.subjects(["x' OR '1'='1"])

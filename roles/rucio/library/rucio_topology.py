@@ -38,6 +38,18 @@ options:
     type: list
     elements: str
     default: []
+  users:
+    description: User accounts, each with name, email and the OIDC identity (the token
+      issuer's "SUB=<subject>, ISS=<issuer URL>") a user's own token authenticates as; each
+      gets its scope user.<name> and the user limit on every RSE. Accounts not listed are
+      left alone.
+    type: list
+    elements: dict
+    default: []
+  user_limit_bytes:
+    description: Local limit of each user account on every RSE.
+    type: int
+    default: 0
 """
 
 import os
@@ -103,6 +115,33 @@ def converge(client, params, errors):
         if scope not in existing_scopes:
             client.add_scope(params["account"], scope)
             changes.append(f"scope {scope}")
+    for user in params["users"]:
+        changes += _user(client, errors, user, names, params["user_limit_bytes"], existing_scopes)
+    return changes
+
+
+def _user(client, errors, user, rses, limit_bytes, existing_scopes):
+    """One user's account, identity, scope and limits, as wanted."""
+    changes = []
+    name = user["name"]
+    try:
+        client.get_account(name)
+    except errors.AccountNotFound:
+        client.add_account(name, "USER", user["email"])
+        changes.append(f"account {name}")
+    identities = {(i["identity"], i["type"]) for i in client.list_identities(name)}
+    if (user["identity"], "OIDC") not in identities:
+        client.add_identity(name, user["identity"], "OIDC", user["email"], default=True)
+        changes.append(f"account {name} identity")
+    scope = f"user.{name}"
+    if scope not in existing_scopes:
+        client.add_scope(name, scope)
+        changes.append(f"scope {scope}")
+    for rse in rses:
+        limits = client.get_local_account_limit(name, rse) or {}
+        if limits.get(rse) != limit_bytes:
+            client.set_local_account_limit(name, rse, limit_bytes)
+            changes.append(f"account {name} limit at {rse}")
     return changes
 
 
@@ -126,6 +165,8 @@ def main():
             "account": {"type": "str", "default": "root"},
             "account_limit_bytes": {"type": "int", "required": True},
             "scopes": {"type": "list", "elements": "str", "default": []},
+            "users": {"type": "list", "elements": "dict", "default": []},
+            "user_limit_bytes": {"type": "int", "default": 0},
         },
         supports_check_mode=False,
     )

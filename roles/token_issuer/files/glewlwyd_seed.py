@@ -9,7 +9,10 @@
   (a client with the device grant lets a directory user on a terminal get a token of the
   user's own scopes, RFC 8628);
   a client with storage scopes (storage.read:/path, ...) gets WLCG-profile tokens
-  (claim wlcg.ver), for an audience it names with `resource` (RFC 8707) among its own.
+  (claim wlcg.ver), for an audience it names with `resource` (RFC 8707) among its own;
+- the definition's accounts known by their directory uid as subject (`sub`): glewlwyd
+  would make up a random one at a user's first token, and services that map a token to an
+  account by its subject and issuer (Rucio) must know it beforehand.
 
 Usage: glewlwyd-seed SEED.json. Prints one JSON line (`changed`, what was done), never a
 secret. Run as root; glewlwyd reads the database, so restart it when `changed`."""
@@ -33,6 +36,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 DATABASE = "/var/lib/dbconfig-common/sqlite3/glewlwyd/glewlwyd"
 KEY_ID = "testbed-1"
+PLUGIN = "oidc"
+# A directory uid as glewlwyd would take it for a username (and Rucio for an identity).
+USERNAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 PBKDF2_ITERATIONS = 1000  # glewlwyd's own default for its SQLite client store
 SALT_ALPHABET = string.ascii_letters + string.digits
 # The definition's OAuth2 grant names, as glewlwyd's client property authorization_type.
@@ -239,6 +245,31 @@ class Seeder:
         for scope in user_scopes:
             self.scope(scope, for_users=True)
 
+    def subjects(self, usernames: list[str]) -> None:
+        """Each user's public subject is its uid; one glewlwyd made up before is replaced."""
+        for username in usernames:
+            if not USERNAME.fullmatch(username):
+                raise ValueError(f"subjects: {username!r} is not a directory uid")
+            where = (
+                "gposi_plugin_name = ? AND gposi_username = ? "
+                "AND gposi_client_id IS NULL AND gposi_sector_identifier_uri IS NULL"
+            )
+            row = self.one(f"SELECT gposi_sub FROM gpo_subject_identifier WHERE {where}",
+                           PLUGIN, username)  # fmt: skip
+            if row is None:
+                self.db.execute(
+                    "INSERT INTO gpo_subject_identifier (gposi_plugin_name, gposi_sub, "
+                    "gposi_username) VALUES (?, ?, ?)",
+                    (PLUGIN, username, username),
+                )
+                self.done.append(f"{username} is subject {username}")
+            elif row[0] != username:
+                self.db.execute(
+                    f"UPDATE gpo_subject_identifier SET gposi_sub = ? WHERE {where}",
+                    (username, PLUGIN, username),
+                )
+                self.done.append(f"{username} is subject {username} (was another)")
+
     def scope(self, name: str, for_users: bool = False) -> int:
         """The scope, known to glewlwyd; one users are given needs their password (the
         directory's) in the session that grants it."""
@@ -369,9 +400,10 @@ def main(seed_file: str) -> int:
         seeder.remove_builtin_users()
         seeder.directory_users(seed["directory"], list(seed.get("user_scopes", [])))
         params = json.dumps(plugin_parameters(seed, private_jwks(key)), sort_keys=True)
-        seeder.instance("g_plugin_module_instance", "gpmi", "oidc", "oidc", params)
+        seeder.instance("g_plugin_module_instance", "gpmi", "oidc", PLUGIN, params)
         for client in clients:
             seeder.client(client)
+        seeder.subjects(list(seed.get("subjects", [])))
     print(json.dumps({"changed": bool(seeder.done), "done": seeder.done}))
     return 0
 
