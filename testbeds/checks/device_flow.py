@@ -139,5 +139,15 @@ class Terminal:
         )
         return dict(json.loads(payload))
 
+    def accounts_token(self, user: str, audience: str) -> TokenFiles:
+        """A token of one of the definition's accounts (its directory password is a testbed
+        secret) for an audience: asked, approved, polled."""
+        password = (self.testbed.secrets_dir / f"user-{user}-password").read_text().strip()
+        asked = self.device_authorization(audience)
+        self.approve(user, password, asked["user_code"])
+        token, said = self.token(asked["device_file"])
+        assert token is not None, said
+        return token
+
     def close(self) -> None:
         self.host.run(f"rm -rf {self.workdir}")

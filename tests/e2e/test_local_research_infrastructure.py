@@ -51,6 +51,8 @@ class TestResearchInfrastructure(DataMovementFaults, Lifecycle):
             "test_rule_to_the_hpc_site_reaches_ok",
             "test_rucio_gives_each_hpc_replicas_path_on_the_shared_filesystem",
             "test_slurm_job_reads_every_replica_by_its_path",
+            "test_job_registers_its_result_in_rucio_with_the_users_tokens",
+            "test_users_rule_copies_the_result_to_a_grid_site_with_its_checksum",
             "test_rule_replicates_dataset_to_two_more_endpoints",
             "test_every_replica_has_the_source_checksum",
             "test_deleting_the_rule_lets_the_reaper_remove_replicas",

@@ -16,8 +16,8 @@ options:
     type: path
     required: true
   rses:
-    description: RSEs, each with name, attributes (dict) and protocols (list of dicts as
-      Rucio's add_protocol takes them).
+    description: RSEs, each with name, attributes (dict), protocols (list of dicts as
+      Rucio's add_protocol takes them) and deterministic (default true; kept as made).
     type: list
     elements: dict
     required: true
@@ -69,7 +69,7 @@ def converge(client, params, errors):
         try:
             client.get_rse(name)
         except errors.RSENotFound:
-            client.add_rse(name, deterministic=True)
+            client.add_rse(name, deterministic=rse.get("deterministic", True))
             changes.append(f"rse {name}")
         current_attrs = client.list_rse_attributes(name)
         for key, value in sorted(rse.get("attributes", {}).items()):

@@ -1,10 +1,14 @@
-"""Data to HPC: a Rucio rule to the HPC site puts a dataset on the cluster's data-transfer
-node, whose storage is the cluster's shared filesystem, and a Slurm job on a compute node
-reads every file there by the POSIX path its replica has, as the research user."""
+"""Data to HPC and results back: a Rucio rule to the HPC site puts a dataset on the
+cluster's data-transfer node, whose storage is the cluster's shared filesystem; a Slurm job
+of the research user on a compute node reads every file there by the POSIX path its
+replica has, and puts its result back into the datalake with the user's own tokens
+(written to the transfer node, registered in Rucio, copied to a grid site by the user's
+rule, checksums verified)."""
 
 from __future__ import annotations
 
 import base64
+import json
 import posixpath
 import time
 import uuid
@@ -13,8 +17,12 @@ from urllib.parse import urlparse
 import pytest
 
 from testbeds.checks.data_management.test_rucio import rse_name
-from testbeds.checks.helpers import wait_for
+from testbeds.checks.data_management.test_user_accounts import RUCIO_SCOPES, rucio_url
+from testbeds.checks.device_flow import Terminal
+from testbeds.checks.helpers import endpoint_adler32, wait_for
+from testbeds.checks.storage_tokens import READ_SCOPES as READ
 from testbeds.checks.storage_tokens import WRITE_SCOPES as WRITE
+from testbeds.checks.storage_tokens import endpoint_audience
 
 DATASET_FILES = 3
 FILE_BYTES = 256 * 1024 + 7
@@ -30,6 +38,52 @@ for path in sys.argv[1:]:
         for block in iter(lambda: data.read(1 << 20), b""):
             value = zlib.adler32(block, value)
     print(socket.gethostname(), path, f"{value:08x}")
+"""
+
+# Run in the Slurm job: a result from the replicas (each one's path and adler32), written
+# to the user's area on the transfer node with the user's storage token, registered in
+# Rucio at that area's RSE with the user's Rucio token, and a rule of the user's for a copy
+# at a grid site. The spec names what to do; the tokens are files beside it (0600).
+RESULT_JOB = """\
+import json, os, socket, ssl, sys, urllib.error, urllib.request, zlib
+
+spec = json.load(open(sys.argv[1]))
+folder = os.path.dirname(sys.argv[1])
+lines = []
+for path in spec["inputs"]:
+    value = 1
+    with open(path, "rb") as data:
+        for block in iter(lambda: data.read(1 << 20), b""):
+            value = zlib.adler32(block, value)
+    lines.append(f"{path} {value:08x}\\n")
+result = "".join(lines).encode()
+adler32 = f"{zlib.adler32(result):08x}"
+tls = ssl.create_default_context(cafile=spec["ca"])
+
+
+def call(method, url, body, headers):
+    request = urllib.request.Request(url, data=body, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, context=tls, timeout=60) as answer:
+            return answer.read().decode()
+    except urllib.error.HTTPError as error:
+        sys.exit(f"{method} {url}: HTTP {error.code} {error.read().decode()[:600]}")
+
+
+def token(name):
+    return open(os.path.join(folder, name)).read().strip()
+
+
+call("PUT", spec["url"], result, {"Authorization": "Bearer " + token("storage.token")})
+rucio = {"X-Rucio-Auth-Token": token("rucio.token"), "Content-Type": "application/json"}
+did = {"scope": spec["scope"], "name": spec["name"]}
+replica = {**did, "bytes": len(result), "adler32": adler32, "pfn": spec["pfn"]}
+call("POST", spec["rucio"] + "/replicas",
+     json.dumps({"rse": spec["rse"], "files": [replica]}).encode(), rucio)
+rule = {"dids": [did], "copies": 1, "rse_expression": spec["to"], "account": spec["account"]}
+rules = json.loads(call("POST", spec["rucio"] + "/rules/", json.dumps(rule).encode(), rucio))
+print(json.dumps({"node": socket.gethostname(), "bytes": len(result), "adler32": adler32,
+                  "rule": rules[0]}))
 """
 
 
@@ -120,4 +174,106 @@ def test_slurm_job_reads_every_replica_by_its_path(
     record_property(
         "hpc_job_reads_replicas",
         f"job {job.stdout.strip()} read {len(paths)} replicas in place, {took:.1f} s from sbatch",
+    )
+
+
+@pytest.fixture(scope="module")
+def result_back(testbed, at_hpc, rucio, user_shell):
+    """The research user's job puts a result computed from the HPC replicas back into the
+    datalake: it writes it to the user's area on the transfer node, registers it in Rucio
+    at that area's RSE (<HPC>_USERDISK) and adds a rule for a copy at a grid site, all with
+    the user's own tokens, which the user got on the login node beforehand."""
+    assert at_hpc["ok"]
+    user = testbed.research_user
+    login_node = testbed.group("slurm_login")[0]
+    login = testbed.host(login_node)
+    hpc = testbed.group("hpc")[0]
+    grid = next(node for node in testbed.group("xrootd") if node != hpc)
+    tag = uuid.uuid4().hex[:8]
+    folder = f".results-{tag}"
+    assert user_shell(login, f"umask 077 && mkdir {folder}").rc == 0
+    home = user_shell(login, "pwd").stdout.strip()
+    storage = Terminal(testbed, login, "storage.read:/ storage.create:/users")
+    for_rucio = Terminal(testbed, login, RUCIO_SCOPES)
+    try:
+        tokens = {
+            "storage.token": storage.accounts_token(user, endpoint_audience(testbed, hpc)).token,
+            "rucio.token": for_rucio.accounts_token(user, rucio_url(testbed)).token,
+        }
+        for name, path in tokens.items():  # through a pipe: never on a command line
+            handed = login.run(f"su - {user} -c 'umask 077 && cat > {folder}/{name}' < {path}")
+            assert handed.rc == 0, handed.stderr
+    finally:
+        storage.close()
+        for_rucio.close()
+    name = f"result-{tag}.txt"
+    export = testbed.value("xrootd_export_path")
+    https = endpoint_audience(testbed, hpc)
+    spec = {
+        "inputs": sorted(replica_paths(rucio, at_hpc)),
+        "url": f"{https}{export}/users/{name}",
+        "pfn": f"davs://{https.removeprefix('https://')}{export}/users/{name}",
+        "rucio": rucio_url(testbed),
+        "rse": f"{rse_name(hpc)}_USERDISK",
+        "scope": f"user.{user}",
+        "name": name,
+        "to": rse_name(grid),
+        "account": user,
+        "ca": testbed.value("testbed_ca_file"),
+    }
+    for file, text in (("spec.json", json.dumps(spec)), ("job.py", RESULT_JOB)):
+        encoded = base64.b64encode(text.encode()).decode()
+        assert user_shell(login, f"echo {encoded} | base64 -d > {folder}/{file}").rc == 0
+    started = time.monotonic()
+    job = user_shell(
+        login,
+        f"timeout {JOB_TIMEOUT_S} sbatch --wait --parsable --output={folder}/job.out "
+        f"--wrap 'python3 {home}/{folder}/job.py {home}/{folder}/spec.json'",
+    )
+    output = user_shell(login, f"cat {folder}/job.out; rm -rf {folder}").stdout
+    assert job.rc == 0, f"job failed: {job.stdout}{job.stderr}\n{output[-3000:]}"
+    registered = time.monotonic() - started
+    done = json.loads(output.strip().splitlines()[-1])
+    reached = wait_for(
+        lambda: rucio("rule", done["rule"])["state"] == "OK",
+        timeout=REPLICATION_TIMEOUT_S,
+        interval=3,
+    )
+    return {
+        **done,
+        "did": f"{spec['scope']}:{name}",
+        "grid": grid,
+        "ok": reached,
+        "registered_s": registered,
+        "took_s": time.monotonic() - started,
+    }
+
+
+def test_job_registers_its_result_in_rucio_with_the_users_tokens(testbed, result_back, rucio):
+    """The job, on a compute node, wrote its result and registered it in Rucio as the
+    research user (scope user.<name>, the user's own rule), at the users' area of the
+    transfer node."""
+    assert result_back["node"] in testbed.group("slurm_compute")
+    state = rucio("rule", result_back["rule"])
+    assert state["account"] == testbed.research_user, state
+    assert state["scope"] == f"user.{testbed.research_user}", state
+
+
+def test_users_rule_copies_the_result_to_a_grid_site_with_its_checksum(
+    testbed, result_back, rucio, client, tokens, record_property
+):
+    """The user's rule reaches OK, Rucio copying the result from the transfer node to the
+    grid site; the copy's adler32, as that endpoint computes it, is the one the job
+    computed from its bytes."""
+    assert result_back["ok"], rucio("rule", result_back["rule"])
+    grid = rse_name(result_back["grid"])
+    entry = rucio("replicas", result_back["did"])[result_back["did"].split(":", 1)[1]]
+    assert entry["adler32"] == result_back["adler32"]
+    pfn = entry["replicas"][grid]
+    token = tokens.get(result_back["grid"], READ).token
+    assert endpoint_adler32(client, pfn, token) == result_back["adler32"], pfn
+    record_property(
+        "result_back_to_grid",
+        f"registered {result_back['registered_s']:.1f} s after sbatch, at {grid} "
+        f"{result_back['took_s']:.1f} s after sbatch",
     )

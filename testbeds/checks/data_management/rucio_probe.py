@@ -89,6 +89,8 @@ def rule(client, rule_id):
             "locks_replicating_cnt",
             "locks_stuck_cnt",
             "rse_expression",
+            "account",
+            "scope",
         )
     }
 

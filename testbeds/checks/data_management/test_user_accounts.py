@@ -10,7 +10,7 @@ import time
 import pytest
 
 from testbeds.checks.device_flow import Terminal
-from testbeds.checks.storage_tokens import TokenFiles, endpoint_audience
+from testbeds.checks.storage_tokens import endpoint_audience
 
 # A token for Rucio carries openid (Rucio's expected scope); its audience is Rucio's URL.
 RUCIO_SCOPES = "openid"
@@ -46,17 +46,6 @@ def whoami(testbed, client, token_file: str) -> tuple[int, str]:
     return int(status or 0), account
 
 
-def users_token(terminal, testbed, user: str, audience: str) -> TokenFiles:
-    """The user's own token for an audience: the device flow, approved with the user's
-    directory password."""
-    password = (testbed.secrets_dir / f"user-{user}-password").read_text().strip()
-    asked = terminal.device_authorization(audience)
-    terminal.approve(user, password, asked["user_code"])
-    token, said = terminal.token(asked["device_file"])
-    assert token is not None, said
-    return token
-
-
 def test_users_own_token_is_the_user_in_rucio_and_nothing_else_is(
     testbed, client, terminal, record_property
 ):
@@ -66,7 +55,7 @@ def test_users_own_token_is_the_user_in_rucio_and_nothing_else_is(
     signature altered, are refused."""
     user = testbed.research_user
     started = time.monotonic()
-    token = users_token(terminal, testbed, user, rucio_url(testbed))
+    token = terminal.accounts_token(user, rucio_url(testbed))
     claims = terminal.claims(token)
     assert claims["sub"] == user, claims
     assert claims["aud"] == rucio_url(testbed), claims
@@ -74,7 +63,7 @@ def test_users_own_token_is_the_user_in_rucio_and_nothing_else_is(
     took = time.monotonic() - started
 
     endpoint = endpoint_audience(testbed, testbed.group("xrootd")[0])
-    storage = users_token(terminal, testbed, user, endpoint)
+    storage = terminal.accounts_token(user, endpoint)
     assert whoami(testbed, client, storage.token)[0] == 401
 
     forged = f"{token.token}.forged"
