@@ -20,6 +20,7 @@ from testbeds.checks.data_management.test_rucio import rse_name
 from testbeds.checks.data_management.test_user_accounts import RUCIO_SCOPES, rucio_url
 from testbeds.checks.device_flow import Terminal
 from testbeds.checks.helpers import endpoint_adler32, wait_for
+from testbeds.checks.storage_endpoints.test_user_tokens import USER_SCOPES
 from testbeds.checks.storage_tokens import READ_SCOPES as READ
 from testbeds.checks.storage_tokens import WRITE_SCOPES as WRITE
 from testbeds.checks.storage_tokens import endpoint_audience
@@ -193,7 +194,7 @@ def result_back(testbed, at_hpc, rucio, user_shell):
     folder = f".results-{tag}"
     assert user_shell(login, f"umask 077 && mkdir {folder}").rc == 0
     home = user_shell(login, "pwd").stdout.strip()
-    storage = Terminal(testbed, login, "storage.read:/ storage.create:/users")
+    storage = Terminal(testbed, login, USER_SCOPES)
     for_rucio = Terminal(testbed, login, RUCIO_SCOPES)
     try:
         tokens = {
