@@ -6,7 +6,9 @@ variables name hosts (an endpoint's audience is https://<node>:8443): a name use
 refused rather than renamed. The composition has one identity layer: the directory and its
 token issuer stay on one node group (the composing definition's own, or else the first
 included testbed's), and the accounts, projects and clients of every testbed are merged
-there. Every refusal names the composing file and the field.
+there. A variable two testbeds set differently, which the identity host does not read
+(each testbed's own databases, say), stays with each testbed's groups. Every refusal names
+the composing file and the field.
 """
 
 from __future__ import annotations
@@ -101,12 +103,32 @@ class _Composer:
             field, f"differs from {owner}'s {key}; set {key} in this file's vars to choose"
         )
 
+    def kept_apart(
+        self, definitions: Sequence[TestbedDefinition], identity_roles: set[str]
+    ) -> set[str]:
+        """Variables two testbeds set differently that the identity host does not read:
+        each testbed keeps its own value on its own groups (the records the identity host
+        reads, accounts and clients, are merged there instead)."""
+        own = self.data.get("vars") or {}
+        first: dict[str, Any] = {}
+        apart = set()
+        for definition in definitions:
+            for key, value in definition.vars.items():
+                if key in own or self.read_by(identity_roles, key):
+                    continue
+                if first.setdefault(key, value) != value:
+                    apart.add(key)
+        return apart
+
     def merged_vars(
-        self, definitions: Sequence[TestbedDefinition], roles: Sequence[set[str]]
+        self,
+        definitions: Sequence[TestbedDefinition],
+        roles: Sequence[set[str]],
+        apart: set[str],
     ) -> dict[str, Any]:
-        """Every testbed's vars in one set (they apply to every node): a variable two
-        testbeds set differently, or one sets and another's roles read at their default,
-        is refused unless this file's vars choose its value."""
+        """Every testbed's vars in one set (they apply to every node), but those kept apart:
+        a variable two testbeds set differently, or one sets and another's roles read at
+        their default, is refused unless this file's vars choose its value."""
         own = self.data.get("vars", {})
         if not isinstance(own, dict):
             raise self.fail("vars", "expected a mapping of variable names to values")
@@ -116,10 +138,10 @@ class _Composer:
             for key, value in definition.vars.items():
                 if key in own:
                     continue
-                if key in merged:
+                if key in merged and key not in apart:
                     field = f"include[{definition.name}].vars.{key}"
                     merged[key] = self.merge_value(key, field, merged[key], value, owner[key])
-                else:
+                elif key not in merged:
                     merged[key], owner[key] = value, definition.name
         for key in merged:
             for definition, used in zip(definitions, roles, strict=True):
@@ -129,6 +151,8 @@ class _Composer:
                         f"{definition.name}'s roles read {key} at their default, which this "
                         f"would change for them; set {key} in this file's vars to choose",
                     )
+        for key in apart:
+            del merged[key]
         merged.update(own)
         for key, id_field in UNIQUE_IDS.items():
             holders: dict[Any, str] = {}
@@ -200,6 +224,15 @@ def compose(
     ]
     own_groups = list(data.get("node_groups") or [])
     holder = composer.identity_holder(own_groups, chosen)
+    # Every role on the identity host's nodes: what it reads is merged for all testbeds.
+    candidates = [set(g.roles) for t, selected in chosen if t == holder for g in selected] + [
+        set(g.get("roles") or ())
+        for g in own_groups
+        if isinstance(g, dict) and holder == data.get("name")
+    ]
+    identity_roles = set().union(*(r for r in candidates if r & set(IDENTITY_ROLES)))
+    apart = composer.kept_apart(definitions, identity_roles)
+    vars_of = {d.name: d.vars for d in definitions}
 
     origin: dict[str, str] = {}
     group_origin: dict[str, str] = {}
@@ -221,7 +254,13 @@ def compose(
             roles = group.roles
             if testbed != holder:
                 roles = tuple(r for r in roles if r not in IDENTITY_ROLES)
-            groups.append(group.model_copy(update={"roles": roles}).model_dump(mode="json"))
+            own_values = {
+                k: v
+                for k, v in vars_of[testbed].items()
+                if k in apart and composer.read_by(set(roles), k)
+            }
+            update = {"roles": roles, "vars": {**own_values, **group.vars}}
+            groups.append(group.model_copy(update=update).model_dump(mode="json"))
 
     composer.links(group_origin)
 
@@ -243,7 +282,7 @@ def compose(
         checks=list(dict.fromkeys(checks)),
         entry=data.get("entry", definitions[0].entry),
         vars=composer.merged_vars(
-            definitions, [{r for g in selected for r in g.roles} for _, selected in chosen]
+            definitions, [{r for g in selected for r in g.roles} for _, selected in chosen], apart
         ),
         include=[
             {"testbed": testbed, "node_groups": [g.name for g in selected]}

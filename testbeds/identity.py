@@ -110,6 +110,7 @@ NO_SERVICE = frozenset(
         "fpga",
         "slurm",  # slurm.conf and the client tools, shared by the Slurm roles
         "slurm_login",
+        "hpc_gateway",  # a command the gateway's CI worker runs; it listens on nothing
         "charliecloud",
         "redis_client",
         "data_client",

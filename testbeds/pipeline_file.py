@@ -7,12 +7,17 @@ tests. A malformed file gives the same messages everywhere, each naming the fiel
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 FILE_NAME = ".wp5-pipeline.yml"
-# Tags a job may carry: `gpu` runs it only where a GPU is (a GPU worker, a GPU node).
-KNOWN_TAGS = frozenset({"gpu"})
+# Tags a job may carry: `gpu` runs it only where a GPU is (a GPU worker, a GPU node); `hpc`
+# runs it on the cluster as a Slurm job, in its `image` (with a GPU node's GPU if `gpu` too).
+KNOWN_TAGS = frozenset({"gpu", "hpc"})
+# An image reference, where $CI_REGISTRY, $CI_PROJECT and $CI_COMMIT_SHA are filled in when
+# the job runs: registry/name:tag, nothing a shell would read.
+IMAGE_PATTERN = re.compile(r"^[A-Za-z0-9$_{}.:/-]+:[A-Za-z0-9$_{}.-]+$")
 
 
 @dataclass(frozen=True)
@@ -20,10 +25,15 @@ class Job:
     name: str
     script: tuple[str, ...]
     tags: frozenset[str] = frozenset()
+    image: str = ""
 
     @property
     def gpu(self) -> bool:
         return "gpu" in self.tags
+
+    @property
+    def hpc(self) -> bool:
+        return "hpc" in self.tags
 
 
 class PipelineFileError(ValueError):
@@ -34,7 +44,7 @@ class PipelineFileError(ValueError):
         self.problems = problems
 
 
-def problems(document: Any, gpu_available: bool = True) -> list[str]:
+def problems(document: Any, gpu_available: bool = True, hpc_available: bool = False) -> list[str]:
     """What is wrong with a parsed pipeline file, one message per field (empty: valid)."""
     jobs = document.get("jobs") if isinstance(document, dict) else None
     if not isinstance(jobs, list) or not jobs:
@@ -51,7 +61,7 @@ def problems(document: Any, gpu_available: bool = True) -> list[str]:
         if job["name"] in names:
             found.append(f"{where}.name {job['name']!r} is used twice")
         names.add(job["name"])
-        unknown_keys = set(job) - {"name", "script", "tags"}
+        unknown_keys = set(job) - {"name", "script", "tags", "image"}
         if unknown_keys:
             found.append(f"{where}: unknown key(s) {sorted(map(str, unknown_keys))}")
         script = job.get("script")
@@ -68,17 +78,35 @@ def problems(document: Any, gpu_available: bool = True) -> list[str]:
         unknown_tags = sorted(set(tags) - KNOWN_TAGS)
         if unknown_tags:
             found.append(f"{where}.tags: unknown {unknown_tags}; known: {sorted(KNOWN_TAGS)}")
-        if "gpu" in tags and not gpu_available:
+        if "hpc" in tags:
+            found.extend(hpc_problems(where, job.get("image"), hpc_available))
+        elif "image" in job:
+            found.append(f"{where}.image is for jobs tagged hpc (the CI workers run no images)")
+        elif "gpu" in tags and not gpu_available:
             found.append(f"{where} needs a GPU and this testbed has none")
     return found
 
 
-def parse(document: Any, gpu_available: bool = True) -> list[Job]:
+def hpc_problems(where: str, image: Any, hpc_available: bool) -> list[str]:
+    found = []
+    if not hpc_available:
+        found.append(f"{where} runs on HPC and this testbed has no HPC gateway")
+    if not isinstance(image, str) or not IMAGE_PATTERN.match(image):
+        found.append(f"{where}.image must be an image reference (registry/name:tag)")
+    return found
+
+
+def parse(document: Any, gpu_available: bool = True, hpc_available: bool = False) -> list[Job]:
     """The jobs of a parsed pipeline file, or PipelineFileError naming every problem."""
-    found = problems(document, gpu_available)
+    found = problems(document, gpu_available, hpc_available)
     if found:
         raise PipelineFileError(found)
     return [
-        Job(job["name"], tuple(job["script"]), frozenset(job.get("tags", [])))
+        Job(
+            job["name"],
+            tuple(job["script"]),
+            frozenset(job.get("tags", [])),
+            job.get("image", ""),
+        )
         for job in document["jobs"]
     ]

@@ -5,8 +5,10 @@ testbed's values (wp5-master.json) to `configure`.
 A push (the git server's post-receive hook, through the PB change source) starts the
 `pipeline` builder on the master's local worker: it checks the commit out, reads the
 repository's pipeline file (testbeds/pipeline_file.py, copied beside this module) and
-triggers one build per job, in order, on the `job-cpu` or `job-gpu` builder. A failed job
-stops the pipeline: later jobs (those that publish) never run."""
+triggers one build per job, in order, on the `job-cpu`, `job-gpu` or `job-hpc` builder. A
+failed job stops the pipeline: later jobs (those that publish) never run. An HPC job's
+script runs on the cluster: the gateway worker hands it to wp5-hpc-job, which runs it as a
+Slurm job in the job's image and answers with the Slurm job's output and exit code."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from buildbot.steps.worker import CompositeStepMixin
 from twisted.internet import defer
 
 from testbeds.nodeside.master_settings import Settings
-from testbeds.pipeline_file import FILE_NAME, PipelineFileError, parse
+from testbeds.pipeline_file import FILE_NAME, Job, PipelineFileError, parse
 
 
 class RunPipeline(buildstep.BuildStep, CompositeStepMixin):  # type: ignore[misc]
@@ -28,9 +30,10 @@ class RunPipeline(buildstep.BuildStep, CompositeStepMixin):  # type: ignore[misc
     name = "read pipeline"
     haltOnFailure = True
 
-    def __init__(self, gpu_available: bool, **kwargs: Any) -> None:
+    def __init__(self, gpu_available: bool, hpc_available: bool, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.gpu_available = gpu_available
+        self.hpc_available = hpc_available
 
     @defer.inlineCallbacks  # type: ignore[untyped-decorator]
     def run(self) -> Any:
@@ -44,7 +47,7 @@ class RunPipeline(buildstep.BuildStep, CompositeStepMixin):  # type: ignore[misc
             yield self.addCompleteLog("error", f"{FILE_NAME}: {error}")
             return results.FAILURE
         try:
-            jobs = parse(document, self.gpu_available)
+            jobs = parse(document, self.gpu_available, self.hpc_available)
         except PipelineFileError as error:
             yield self.addCompleteLog("error", "\n".join(error.problems))
             return results.FAILURE
@@ -52,11 +55,16 @@ class RunPipeline(buildstep.BuildStep, CompositeStepMixin):  # type: ignore[misc
             [
                 steps.Trigger(
                     name=f"job {job.name}",
-                    schedulerNames=["jobs-gpu" if job.gpu else "jobs-cpu"],
+                    schedulerNames=[scheduler_of(job)],
                     waitForFinish=True,
                     haltOnFailure=True,
                     updateSourceStamp=True,
-                    set_properties={"job_name": job.name, "job_script": list(job.script)},
+                    set_properties={
+                        "job_name": job.name,
+                        "job_script": list(job.script),
+                        "job_image": job.image,
+                        "job_gpu": job.gpu,
+                    },
                 )
                 for job in jobs
             ]
@@ -65,9 +73,28 @@ class RunPipeline(buildstep.BuildStep, CompositeStepMixin):  # type: ignore[misc
         return results.SUCCESS
 
 
+def scheduler_of(job: Job) -> str:
+    return "jobs-hpc" if job.hpc else "jobs-gpu" if job.gpu else "jobs-cpu"
+
+
 @util.renderer  # type: ignore[untyped-decorator]
 def job_command(props: Any) -> list[str]:
     return ["bash", "-euo", "pipefail", "-c", "\n".join(props.getProperty("job_script"))]
+
+
+# Where the HPC job's script is written in the checkout, for wp5-hpc-job to take along.
+HPC_SCRIPT = ".wp5-hpc-script"
+
+
+@util.renderer  # type: ignore[untyped-decorator]
+def hpc_script(props: Any) -> str:
+    return "\n".join(props.getProperty("job_script")) + "\n"
+
+
+@util.renderer  # type: ignore[untyped-decorator]
+def hpc_command(props: Any) -> list[str]:
+    gpu = ["--gpu"] if props.getProperty("job_gpu") else []
+    return ["wp5-hpc-job", "--image", props.getProperty("job_image"), *gpu, HPC_SCRIPT]
 
 
 def job_environment(settings: Settings) -> dict[str, Any]:
@@ -93,6 +120,23 @@ def job_environment(settings: Settings) -> dict[str, Any]:
     }
 
 
+def hpc_job_factory(settings: Settings, checkout: Any) -> Any:
+    """Check out, write the job's script beside the checkout, hand both to wp5-hpc-job."""
+    return util.BuildFactory(
+        [
+            checkout,
+            steps.StringDownload(hpc_script, workerdest=HPC_SCRIPT, mode=0o600),
+            steps.ShellCommand(
+                name="slurm job",
+                command=hpc_command,
+                env=job_environment(settings),
+                timeout=settings.job_timeout_s,
+                haltOnFailure=True,
+            ),
+        ]
+    )
+
+
 def configure(values: dict[str, Any]) -> dict[str, Any]:
     """The BuildmasterConfig for this testbed's values."""
     settings = Settings(values)
@@ -103,7 +147,8 @@ def configure(values: dict[str, Any]) -> dict[str, Any]:
         )
 
     gpu = bool(settings.gpu_workers)
-    pipeline = util.BuildFactory([checkout(), RunPipeline(gpu_available=gpu)])
+    hpc = bool(settings.hpc_workers)
+    pipeline = util.BuildFactory([checkout(), RunPipeline(gpu_available=gpu, hpc_available=hpc)])
     job = util.BuildFactory(
         [
             checkout(),
@@ -119,22 +164,24 @@ def configure(values: dict[str, Any]) -> dict[str, Any]:
     builders = [
         util.BuilderConfig(
             name="pipeline", workernames=["orchestrator"], factory=pipeline, collapseRequests=False
-        ),
-        util.BuilderConfig(
-            name="job-cpu", workernames=settings.cpu_workers, factory=job, collapseRequests=False
-        ),
+        )
     ]
-    triggerable = [schedulers.Triggerable(name="jobs-cpu", builderNames=["job-cpu"])]
+    triggerable = []
+    # One builder per kind of job, on its workers, with the scheduler pipelines trigger.
+    kinds = [("cpu", settings.cpu_workers, job)]
     if gpu:
+        kinds.append(("gpu", settings.gpu_workers, job))
+    if hpc:
+        kinds.append(("hpc", settings.hpc_workers, hpc_job_factory(settings, checkout())))
+    for kind, workers, factory in kinds:
         builders.append(
             util.BuilderConfig(
-                name="job-gpu",
-                workernames=settings.gpu_workers,
-                factory=job,
-                collapseRequests=False,
+                name=f"job-{kind}", workernames=workers, factory=factory, collapseRequests=False
             )
         )
-        triggerable.append(schedulers.Triggerable(name="jobs-gpu", builderNames=["job-gpu"]))
+        triggerable.append(
+            schedulers.Triggerable(name=f"jobs-{kind}", builderNames=[f"job-{kind}"])
+        )
     return {
         "title": "wp5-testbeds pipelines",
         "buildbotNetUsageData": None,

@@ -16,6 +16,8 @@ class Settings:
         self.change_user = str(values["change_user"])
         # Worker name -> GPUs on its node, from the definition's traits.
         self.workers: dict[str, int] = {k: int(v) for k, v in values["workers"].items()}
+        # Workers on the cluster's login nodes: they take HPC jobs alone, as Slurm jobs.
+        self.hpc_workers = sorted(values.get("hpc_workers") or [])
         self.job_timeout_s = int(values["job_timeout_s"])
         self.job_path = str(values["job_path"])
         self.registry = str(values["registry"])
@@ -26,11 +28,16 @@ class Settings:
 
     @property
     def gpu_workers(self) -> list[str]:
-        return sorted(name for name, gpus in self.workers.items() if gpus > 0)
+        return sorted(n for n, gpus in self._job_workers.items() if gpus > 0)
 
     @property
     def cpu_workers(self) -> list[str]:
-        return sorted(n for n, gpus in self.workers.items() if gpus == 0) or sorted(self.workers)
+        workers = self._job_workers
+        return sorted(n for n, gpus in workers.items() if gpus == 0) or sorted(workers)
+
+    @property
+    def _job_workers(self) -> dict[str, int]:
+        return {n: gpus for n, gpus in self.workers.items() if n not in self.hpc_workers}
 
     def secret(self, name: str) -> str:
         return (self.secrets_dir / name).read_text().strip()

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """wp5-pipeline-status [REVISION]: the pipelines Buildbot ran, as JSON (Buildbot here has no
 web UI). Each pipeline lists its jobs in order with the worker that ran them and their
-result; a failed job carries the end of its output.
+result; a failed job, and every HPC job, carries the end of its output.
 
 Reads the master's database (--db) directly, read-only; run it as root on the master's
 node. The buildbot_master role installs it with a wrapper that names the database."""
@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
+HPC_BUILDER = "job-hpc"
 RESULTS = ["success", "warnings", "failure", "skipped", "exception", "retry", "cancelled"]
 DECOMPRESS: dict[int, Callable[[bytes], bytes]] = {
     0: lambda b: b,
@@ -36,11 +37,13 @@ def prop(db: sqlite3.Connection, build_id: int, name: str) -> Any:
     return json.loads(row[0]) if row else None
 
 
-def output_tail(db: sqlite3.Connection, build_id: int, lines: int) -> list[str] | None:
-    """The last lines of the stdio log of the build's failed step."""
+def output_tail(
+    db: sqlite3.Connection, build_id: int, lines: int, failed_only: bool = True
+) -> list[str] | None:
+    """The last lines of the stdio log of the build's failed step (or its last step)."""
+    failed = " AND results NOT IN (0, 1, 3)" if failed_only else ""
     step = db.execute(
-        "SELECT id FROM steps WHERE buildid = ? AND results NOT IN (0, 1, 3) ORDER BY number DESC",
-        (build_id,),
+        f"SELECT id FROM steps WHERE buildid = ?{failed} ORDER BY number DESC", (build_id,)
     ).fetchone()
     if step is None:
         return None
@@ -76,6 +79,9 @@ def build_row(db: sqlite3.Connection, build_id: int, lines: int) -> dict[str, An
     }
     if results not in (None, 0, 1):
         row["output_tail"] = output_tail(db, build_id, lines)
+    elif results is not None and builder == HPC_BUILDER:
+        # An HPC job's output is its result too: the Slurm job's, green or red.
+        row["output_tail"] = output_tail(db, build_id, lines, failed_only=False)
     return row
 
 
@@ -110,7 +116,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("revision", nargs="?", help="only pipelines of this commit")
     parser.add_argument("--db", required=True, help="the master's state.sqlite")
-    parser.add_argument("--lines", type=int, default=30, help="output lines of a failed job")
+    parser.add_argument("--lines", type=int, default=30, help="output lines of a failed or HPC job")
     args = parser.parse_args()
     try:
         db = sqlite3.connect(f"file:{args.db}?mode=ro", uri=True)

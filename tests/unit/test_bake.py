@@ -18,7 +18,7 @@ def test_same_inputs_same_tag_per_group() -> None:
     first = baked_image_ref(plan, "worker", BASE)
     assert first == baked_image_ref(resolve("pipelines", instance="other"), "worker", BASE)
     assert first.startswith("localhost/wp5-testbeds-baked-pipelines-worker:")
-    assert first != baked_image_ref(plan, "gpu", BASE)
+    assert first != baked_image_ref(plan, "gpuworker", BASE)
 
 
 def test_base_image_change_gives_new_tag() -> None:

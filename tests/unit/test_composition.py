@@ -32,8 +32,9 @@ def composed(tmp_path: Path, **changes: object) -> Path:
 
 
 def test_shipped_composition_takes_in_the_selected_groups() -> None:
-    """hpc-access's groups, data-movement's chosen ones and the composition's own transfer
-    node, each with the testbed it came from; the included testbeds' checks all run."""
+    """hpc-access's groups, data-movement's chosen ones, pipelines' and the composition's own
+    transfer node and CI gateway, each with the testbed it came from; the included testbeds'
+    checks all run."""
     definition = load_definition(COMPOSED)
     origins = {g.name: definition.origin(g.name) for g in definition.node_groups}
     assert origins == {
@@ -44,11 +45,17 @@ def test_shipped_composition_takes_in_the_selected_groups() -> None:
         "site": "data-movement",
         "ddm": "data-movement",
         "client": "data-movement",
+        "service": "pipelines",
+        "worker": "pipelines",
+        "gpuworker": "pipelines",
         "hpc": COMPOSED,
+        "gateway": COMPOSED,
     }
     assert definition.entry == "login"
     assert definition.checks[:5] == ("base", "slurm_core", "identity", "tokens", "hpc_services")
-    assert {"storage_endpoints", "data_management", "composition"} <= set(definition.checks)
+    assert {"storage_endpoints", "data_management", "pipelines", "composition"} <= set(
+        definition.checks
+    )
     assert [fs.path for fs in definition.shared_filesystems] == ["/home", "/shared"]
 
 
@@ -62,14 +69,27 @@ def test_one_identity_layer_holds_every_testbeds_accounts_and_clients() -> None:
     }
     assert holders == {"directory": ["controller"], "token_issuer": ["controller"]}
     accounts = {a["name"]: a["uid"] for a in definition.vars["users_accounts"]}
-    assert accounts == {"researcher": 2001, "datamanager": 2101}
+    assert accounts == {"researcher": 2001, "datamanager": 2101, "developer": 2201, "ci": 2202}
     projects = {p["name"]: p["gid"] for p in definition.vars["users_projects"]}
-    assert projects == {"physics": 3001, "datalake": 3101}
+    assert projects == {"physics": 3001, "datalake": 3101, "research": 3201}
     clients = [c["name"] for c in definition.vars["token_issuer_clients"]]
     assert clients == ["hpc-workflows", "jupyterhub", "datalake-tools", "datalake-cli",
                        "rucio-transfers"]  # fmt: skip
     # The composition's own choice, over data-movement's (which hpc-access's roles read).
     assert definition.vars["directory_create_homes"] is True
+
+
+def test_what_the_identity_host_does_not_read_stays_with_each_testbed() -> None:
+    """data-movement's and pipelines' databases differ, and the controller runs no
+    PostgreSQL: each database server gets its own testbed's list, nothing global."""
+    definition = load_definition(COMPOSED)
+    assert "postgresql_databases" not in definition.vars
+    databases = {
+        g.name: [d["name"] for d in g.vars["postgresql_databases"]]
+        for g in definition.node_groups
+        if "postgresql_databases" in g.vars
+    }
+    assert databases == {"ddm": ["rucio"], "service": ["mlflow"]}
 
 
 def test_included_testbeds_are_unchanged_on_their_own() -> None:
@@ -96,7 +116,16 @@ def test_group_vars_reach_only_that_groups_nodes(tmp_path: Path) -> None:
     assert hostvars["hpc"]["xrootd_directory_mode"] == "0755"
     assert "xrootd_storage_dir" not in hostvars["site1"]
     assert "xrootd_directory_mode" not in hostvars["site1"]
-    assert [a["name"] for a in hostvars["site1"]["users_accounts"]] == ["researcher", "datamanager"]
+    assert [a["name"] for a in hostvars["site1"]["users_accounts"]] == [
+        "researcher",
+        "datamanager",
+        "developer",
+        "ci",
+    ]
+    # Each database server has its own testbed's databases.
+    assert [d["name"] for d in hostvars["ddm"]["postgresql_databases"]] == ["rucio"]
+    assert [d["name"] for d in hostvars["service"]["postgresql_databases"]] == ["mlflow"]
+    assert "postgresql_databases" not in hostvars["site1"]
     group = next(g for g in plan.as_dict()["node_groups"] if g["name"] == "hpc")
     assert group["vars"] == {
         "xrootd_storage_dir": "/shared/datalake",
@@ -123,10 +152,10 @@ def test_group_vars_reach_only_that_groups_nodes(tmp_path: Path) -> None:
             "data-movement has no node group 'tape'",
         ),
         (
-            # Both have a node group `gpu`: names are kept, so the clash is refused.
-            {"include": [{"testbed": "hpc-access"}, {"testbed": "pipelines"}]},
-            "include[pipelines].node_groups",
-            "pipelines's node 'gpu' clashes with hpc-access's",
+            # Both have a node group `hpc`: names are kept, so the clash is refused.
+            {"include": [{"testbed": "data-movement"}]},
+            "include[data-movement].node_groups",
+            "data-movement's node 'hpc' clashes with this file's",
         ),
         (
             # data-movement's own `hpc` group and this file's transfer node.
@@ -173,7 +202,7 @@ def test_group_vars_reach_only_that_groups_nodes(tmp_path: Path) -> None:
                     {"from": ["ddm", "tape"], "to": "hpc", "ports": [{"port": 1}]},
                 ]
             },
-            "links[4].from[1]",
+            f"links[{len(SHIPPED['links'])}].from[1]",
             "no node group 'tape'",
         ),
         (
@@ -227,9 +256,9 @@ def test_bad_composition_exits_2_before_anything_is_made(
 ) -> None:
     """`up` of a clashing composition: one line naming file and field, exit 2, no state."""
     monkeypatch.setenv("TESTBED_STATE_DIR", str(tmp_path / "state"))
-    path = composed(tmp_path, include=[{"testbed": "hpc-access"}, {"testbed": "pipelines"}])
+    path = composed(tmp_path, include=[{"testbed": "hpc-access"}, {"testbed": "data-movement"}])
     assert main(["up", str(path)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"testbed: error: {path}: include[pipelines].node_groups:")
+    assert err.startswith(f"testbed: error: {path}: include[data-movement].node_groups:")
     assert err.count("\n") == 1
     assert not (tmp_path / "state").exists()

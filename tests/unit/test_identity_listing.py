@@ -32,7 +32,7 @@ def test_show_lists_what_each_group_accepts(capsys: pytest.CaptureFixture[str]) 
 def test_nodes_without_user_accounts_let_only_root_in(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["show", "pipelines", "--json"]) == 0
     groups = {g["name"]: g for g in json.loads(capsys.readouterr().out)["node_groups"]}
-    for name in ("worker", "gpu"):  # CI workers resolve no directory accounts
+    for name in ("worker", "gpuworker"):  # CI workers resolve no directory accounts
         sshd = [i["accepts"] for i in groups[name]["identity"] if i["service"] == "sshd"]
         assert sshd == ["root by the control node's key; no user logs in"], name
 

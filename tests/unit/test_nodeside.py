@@ -9,21 +9,26 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-from testbeds.nodeside import pipeline_status, post_receive
+import pytest
+
+from testbeds.nodeside import hpc_job, pipeline_status, post_receive
 from testbeds.nodeside.master_settings import Settings
 from tests.render import render_role_template
 
 
 def test_the_master_values_render_into_its_settings(tmp_path: Path) -> None:
-    """wp5-master.json, rendered by Ansible for a testbed with a CPU and a GPU worker."""
+    """wp5-master.json, rendered by Ansible for a testbed with a CPU and a GPU worker and an
+    HPC gateway (a worker on a Slurm login node), which takes only HPC jobs."""
     hosts = {
         "service": {},
         "worker": {"testbed_traits": {"gpus": 0}},
         "gpu": {"testbed_traits": {"gpus": 2}},
+        "gateway": {},
     }
     groups = {
         "buildbot_master": ["service"],
-        "buildbot_worker": ["worker", "gpu"],
+        "buildbot_worker": ["worker", "gpu", "gateway"],
+        "slurm_login": ["login", "gateway"],
         "mlflow": ["service"],
         "container_registry": ["service"],
     }
@@ -37,8 +42,9 @@ def test_the_master_values_render_into_its_settings(tmp_path: Path) -> None:
         {"testbed_secrets_dir": str(tmp_path / "secrets")},
     )
     settings = Settings(json.loads(text))
-    assert settings.workers == {"gpu": 2, "worker": 0}
+    assert settings.workers == {"gateway": 0, "gpu": 2, "worker": 0}
     assert settings.gpu_workers == ["gpu"] and settings.cpu_workers == ["worker"]
+    assert settings.hpc_workers == ["gateway"]
     assert settings.mlflow_url == "https://service:5001"
     assert settings.registry == "service:5000"
     assert settings.secrets_dir == Path("/var/lib/buildbot/masters/pipelines/secrets")
@@ -122,3 +128,44 @@ def test_the_hook_reports_each_pushed_branch(tmp_path: Path, monkeypatch) -> Non
     assert change["comments"] == "first" and change["project"] == "research"
     # Without its configuration (or while seeding) the hook does nothing and the push stands.
     assert post_receive.main(str(tmp_path / "missing.ini")) == 0
+
+
+HPC_SETTINGS = hpc_job.Settings(
+    cpu_partition="cpu",
+    gpu_partition="gpu",
+    gpu_gres="gpu:1",
+    time_limit="00:20:00",
+    jobs_dir=".wp5-hpc-jobs",
+    binds=("/home", "/shared"),
+    ca_file="/etc/grid-security/ca.pem",
+)
+
+
+def test_hpc_job_fills_in_the_image_from_the_jobs_variables_alone() -> None:
+    env = {
+        "CI_REGISTRY": "service:5000",
+        "CI_PROJECT": "research-analysis",
+        "CI_COMMIT_SHA": "ab12",
+    }
+    found = hpc_job.image_reference("$CI_REGISTRY/${CI_PROJECT}/analysis:$CI_COMMIT_SHA", env)
+    assert (found["registry"], found["name"], found["tag"]) == (
+        "service:5000",
+        "research-analysis/analysis",
+        "ab12",
+    )
+    for template, message in [
+        ("$HOME/x:1", "only CI_REGISTRY, CI_PROJECT, CI_COMMIT_SHA may be named"),
+        ("$CI_REGISTRY/x", "is not registry/name:tag"),
+        ("$CI_REGISTRY/x:1 --privileged", "is not registry/name:tag"),
+        ("$CI_REGISTRY/$CI_PROJECT/x:$CI_COMMIT_SHA", "is not registry/name:tag"),  # no project
+    ]:
+        with pytest.raises(hpc_job.JobError, match=message):
+            hpc_job.image_reference(template, {**env, "CI_PROJECT": ""})
+
+
+def test_hpc_job_asks_slurm_for_a_gpu_only_when_tagged(tmp_path: Path) -> None:
+    cpu = hpc_job.sbatch_command(HPC_SETTINGS, tmp_path, "analyse", gpu=False)
+    gpu = hpc_job.sbatch_command(HPC_SETTINGS, tmp_path, "analyse", gpu=True)
+    assert "--partition=cpu" in cpu and not any(a.startswith("--gres") for a in cpu)
+    assert {"--partition=gpu", "--gres=gpu:1"} <= set(gpu)
+    assert cpu[:3] == ["sbatch", "--parsable", "--wait"] and cpu[-1] == f"{tmp_path}/job.sh"

@@ -273,9 +273,10 @@ def test_each_concern_is_a_component(partner_a: Any) -> None:
 
 
 def test_composed_testbed_is_one_stack_with_only_its_declared_ports(mocks: RecordingMocks) -> None:
-    """research-infrastructure builds as one stack: every node of both included testbeds and
-    of the composition on one network, one internal group between them, and service ports
-    open only where a group exposes one (the hub on login, Rucio's API on ddm)."""
+    """research-infrastructure builds as one stack: every node of the included testbeds and
+    of the composition on one network, and service ports open only where a group exposes one
+    (the hub on login, Rucio's API on ddm, git, the registry, MLflow and Buildbot's worker
+    port on pipelines' service node)."""
     plan = resolve("research-infrastructure", site="partner-a", target="openstack", instance="ri")
     testbed = build(plan)
     nodes = [CloudNode.from_output(n) for n in settle(testbed.nodes)]
@@ -291,7 +292,14 @@ def test_composed_testbed_is_one_stack_with_only_its_declared_ports(mocks: Recor
         for name, state in mocks.of_type("secGroupRule:SecGroupRule")
         if state.get("remoteIpPrefix") and state.get("portRangeMin") != 22
     )
-    assert exposed == [("ddm", 443), ("login", 8000)]
+    assert exposed == [
+        ("ddm", 443),
+        ("login", 8000),
+        ("service", 443),
+        ("service", 5000),
+        ("service", 5001),
+        ("service", 9989),
+    ]
 
 
 def test_composed_testbeds_reach_each_other_only_through_their_links(
@@ -322,13 +330,15 @@ def test_composed_testbeds_reach_each_other_only_through_their_links(
     entry = plan.entry_node().group
     ssh = {
         (f"ri-internal-{origin}-id", f"ri-{entry}-members-id", 22)
-        for origin in ("data-movement", "research-infrastructure")
+        for origin in ("data-movement", "pipelines", "research-infrastructure")
     }
     assert across == ssh | {
         (f"ri-{to}-links-id", f"ri-{source}-members-id", port) for to, source, port in declared
     }
-    # A link's target holds its links group, a source its members group; nothing opens
-    # the directory (636) across testbeds.
+    # A link's target holds its links group, a source its members group; across testbeds
+    # the directory (636) is open only to the nodes that check its passwords or resolve its
+    # accounts: pipelines' service node and the CI gateway.
     assert "ri-controller-links-id" in ports["ri-controller"]["securityGroupIds"]
     assert "ri-site-members-id" in ports["ri-site1"]["securityGroupIds"]
-    assert not any(port == 636 for _, _, port in declared | across)
+    directory_readers = {source for _, source, port in declared if port == 636}
+    assert directory_readers == {"service", "gateway"}

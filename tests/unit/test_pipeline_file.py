@@ -31,9 +31,13 @@ GOOD = {"name": "test", "script": ["pytest"]}
         ({"jobs": [GOOD, GOOD]}, "jobs[1].name 'test' is used twice"),
         ({"jobs": [{"name": "a", "script": "pytest"}]}, "jobs[0].script must be a non-empty list"),
         ({"jobs": [{"name": "a", "script": []}]}, "jobs[0].script must be a non-empty list"),
-        ({"jobs": [{**GOOD, "tags": ["tpu"]}]}, "jobs[0].tags: unknown ['tpu']; known: ['gpu']"),
+        (
+            {"jobs": [{**GOOD, "tags": ["tpu"]}]},
+            "jobs[0].tags: unknown ['tpu']; known: ['gpu', 'hpc']",
+        ),
         ({"jobs": [{**GOOD, "tags": "gpu"}]}, "jobs[0].tags must be a list of names"),
-        ({"jobs": [{**GOOD, "image": "x"}]}, "jobs[0]: unknown key(s) ['image']"),
+        ({"jobs": [{**GOOD, "image": "r:5000/x:1"}]}, "jobs[0].image is for jobs tagged hpc"),
+        ({"jobs": [{**GOOD, "colour": "x"}]}, "jobs[0]: unknown key(s) ['colour']"),
     ],
 )
 def test_each_mistake_is_named(document: Any, message: str) -> None:
@@ -58,3 +62,19 @@ def test_the_kubernetes_generator_refuses_a_malformed_file_with_the_same_words(
     broken.write_text(yaml.safe_dump({"jobs": [{"name": "a", "script": "pytest"}]}))
     with pytest.raises(pipeline_file.PipelineFileError, match=r"jobs\[0\]\.script must be"):
         workflow_template(None, broken)  # type: ignore[arg-type]  # fails before the scope is used
+
+
+HPC_JOB = {**GOOD, "tags": ["hpc", "gpu"], "image": "$CI_REGISTRY/$CI_PROJECT/a:$CI_COMMIT_SHA"}
+
+
+def test_an_hpc_job_needs_a_gateway_and_an_image() -> None:
+    """Where no Slurm gateway is (the pipelines testbed alone, Kubernetes) an HPC job is
+    refused before anything runs; a GPU-tagged HPC job asks the cluster for the GPU, not a
+    GPU worker."""
+    job = pipeline_file.parse({"jobs": [HPC_JOB]}, gpu_available=False, hpc_available=True)[0]
+    assert job.hpc and job.gpu and job.image == HPC_JOB["image"]
+    with pytest.raises(pipeline_file.PipelineFileError, match="has no HPC gateway"):
+        pipeline_file.parse({"jobs": [HPC_JOB]})
+    for image in ("", "registry/name", "r/x:1; rm -rf /", "r/x:$(id)"):
+        with pytest.raises(pipeline_file.PipelineFileError, match=r"jobs\[0\]\.image must be"):
+            pipeline_file.parse({"jobs": [{**HPC_JOB, "image": image}]}, hpc_available=True)

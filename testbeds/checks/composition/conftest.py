@@ -1,5 +1,26 @@
-"""The composed checks drive Rucio like the data-management ones: the same fixtures."""
+"""The composed checks drive Rucio like the data-management ones, and push commits like the
+pipeline ones: the same fixtures."""
 
 from testbeds.checks.data_management.conftest import client, rucio, tokens
+from testbeds.checks.pipelines.conftest import (
+    buildbot_logs,
+    developer,
+    git_base,
+    pipelines_of,
+    push,
+    registry,
+    service,
+)
 
-__all__ = ["client", "rucio", "tokens"]
+__all__ = [
+    "buildbot_logs",
+    "client",
+    "developer",
+    "git_base",
+    "pipelines_of",
+    "push",
+    "registry",
+    "rucio",
+    "service",
+    "tokens",
+]

@@ -42,8 +42,13 @@ def service(testbed: Any) -> Any:
 
 
 @pytest.fixture(scope="session")
-def repo_url(testbed: Any) -> str:
-    return f"https://{testbed.group('git_server')[0]}/git/{REPOSITORY}.git"
+def git_base(testbed: Any) -> str:
+    return f"https://{testbed.group('git_server')[0]}/git"
+
+
+@pytest.fixture(scope="session")
+def repo_url(git_base: str) -> str:
+    return f"{git_base}/{REPOSITORY}.git"
 
 
 @pytest.fixture(scope="session")
@@ -91,15 +96,17 @@ def buildbot_logs(testbed: Any) -> Callable[[], str]:
 @pytest.fixture(scope="session")
 def push(
     developer: Callable[[str], Any],
-    repo_url: str,
+    git_base: str,
     pipelines_of: Callable[[str], list[dict[str, Any]]],
     buildbot_logs: Callable[[], str],
 ) -> Callable[..., Push]:
     """Commit a change on top of main as the developer, push it to a new branch and wait
     for its pipeline to finish. `change` is a shell command run in the working copy;
-    `revision` pushes an existing commit instead."""
+    `revision` pushes an existing commit instead; `repository` is the sample one unless
+    named."""
 
-    def run(label: str, change: str = "", revision: str = "") -> Push:
+    def run(label: str, change: str = "", revision: str = "", repository: str = REPOSITORY) -> Push:
+        repo_url = f"{git_base}/{repository}.git"
         branch = f"check/{label}-{uuid.uuid4().hex[:8]}"
         work = f"/tmp/{branch.replace('/', '-')}"
         if revision:

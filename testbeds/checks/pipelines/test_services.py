@@ -27,11 +27,14 @@ def test_service_running(host, unit):
 
 
 @pytest.mark.nodes("buildbot_worker")
-def test_worker_running(host, node):
-    """The Buildbot worker runs as the unprivileged buildbot user."""
+def test_worker_running(host, node, testbed):
+    """The Buildbot worker runs unprivileged: as the buildbot user, or on an HPC gateway as
+    the CI account (its jobs become that account's Slurm jobs)."""
+    user = "ci" if node in testbed.group("hpc_gateway") else "buildbot"
     assert_service_running(host, f"buildbot-worker@{node}")
-    workers = [p for p in host.process.filter(user="buildbot") if "buildbot-worker" in p.args]
-    assert workers, "no buildbot-worker process runs as the buildbot user"
+    workers = [p for p in host.process.filter(user=user) if "buildbot-worker" in p.args]
+    assert workers, f"no buildbot-worker process runs as {user}"
+    assert not [p for p in host.process.filter(user="root") if "buildbot-worker" in p.args]
 
 
 def test_every_worker_is_connected_to_the_master(testbed):

@@ -1,0 +1,120 @@
+"""Pipelines to HPC: a commit pushed to the analysis repository builds its image on a CI
+worker and pushes it; the job tagged hpc and gpu runs on the cluster's GPU node as a Slurm
+job of the ci account, in exactly that image (by digest), and the pipeline is green or red
+with the Slurm job, showing its output."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shlex
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import yaml
+
+from testbeds.checks.pipelines.support import http_status
+
+ANALYSIS = "research-analysis"
+# data/events.csv of the sample: five events, energies 12.5, 7.25, 30, 0.75 and 19.5.
+EXPECTED = "data/events.csv: events=5 mean_energy=14.000 max_energy=30.000"
+MANIFEST_TYPES = "application/vnd.oci.image.manifest.v1+json"
+
+
+def slurm_job_id(output: list[str]) -> str:
+    found = [m[1] for line in output if (m := re.search(r"submitted Slurm job (\d+)", line))]
+    assert len(found) == 1, output
+    return found[0]
+
+
+@pytest.fixture(scope="session")
+def analysed(push: Callable[..., Any]) -> Any:
+    return push("hpc", change="echo 'checked by testbed verify' >> README.md", repository=ANALYSIS)
+
+
+@pytest.fixture(scope="session")
+def analysis_failed(push: Callable[..., Any]) -> Any:
+    """A commit whose analysis finds no events (its job prints whether a password reached
+    the script's environment first)."""
+    pipeline = {
+        "jobs": [
+            {"name": "image", "script": ["sh ci/build-image.sh"]},
+            {
+                "name": "analyse",
+                "tags": ["hpc", "gpu"],
+                "image": "$CI_REGISTRY/$CI_PROJECT/analysis:$CI_COMMIT_SHA",
+                "script": [
+                    "env | grep -c PASSWORD || echo no password in the job environment",
+                    "analyse data/none.csv",
+                ],
+            },
+        ]
+    }
+    change = (
+        f"printf '%s' {shlex.quote(yaml.safe_dump(pipeline))} > .wp5-pipeline.yml && "
+        "printf '# event,detector,energy\\n' > data/none.csv && git add data/none.csv"
+    )
+    return push("hpc-red", change=change, repository=ANALYSIS)
+
+
+def test_analysis_pipeline_builds_the_image_then_runs_on_the_cluster(analysed, record_property):
+    assert analysed.pipeline["result"] == "success", analysed.pipeline
+    assert [(j["name"], j["worker"], j["result"]) for j in analysed.pipeline["jobs"]] == [
+        ("image", "worker", "success"),
+        ("analyse", "gateway", "success"),
+    ]
+    output = analysed.job("analyse")["output_tail"]
+    assert EXPECTED in output, output
+    assert "wp5-hpc-job: Slurm job " + slurm_job_id(output) + " exited with 0" in output
+    record_property("pipeline_to_hpc_s", f"push to green, HPC job included: {analysed.seconds} s")
+
+
+def test_hpc_job_is_the_ci_accounts_slurm_job_on_the_gpu_node(analysed, testbed):
+    """Accounting on the controller: the job's user, partition, node and state."""
+    job = slurm_job_id(analysed.job("analyse")["output_tail"])
+    controller = testbed.host(testbed.group("slurm_controller")[0])
+    fields = "User,Partition,NodeList,State,ExitCode"
+    out = controller.run(f"sacct -X -n -P -j {job} -o {fields}")
+    assert out.rc == 0, out.stderr
+    user, partition, nodes, state, exit_code = out.stdout.strip().split("|")
+    assert (user, partition, nodes, state, exit_code) == ("ci", "gpu", "gpu", "COMPLETED", "0:0")
+    # The script saw the one GPU Slurm gave it (emulated on the local target).
+    output = analysed.job("analyse")["output_tail"]
+    assert any(re.fullmatch(r"analyse: on gpu, GPUs: \d", line) for line in output), output
+
+
+def test_hpc_job_ran_exactly_the_image_the_pipeline_pushed(analysed, registry):
+    """The digest the job pulled is the digest of the manifest the registry holds for the
+    commit's tag."""
+    output = analysed.job("analyse")["output_tail"]
+    tag = f"{ANALYSIS}/analysis:{analysed.revision}"
+    digest = re.compile(re.escape(tag) + r" is (sha256:\w+)")
+    pulled = [m[1] for line in output if (m := digest.search(line))]
+    status, manifest = http_status(
+        registry(f"/v2/{ANALYSIS}/analysis/manifests/{analysed.revision}", accept=MANIFEST_TYPES)
+    )
+    assert status == 200, manifest
+    assert pulled == ["sha256:" + hashlib.sha256(manifest.encode()).hexdigest()]
+
+
+def test_failing_hpc_job_turns_the_pipeline_red_with_its_output(analysis_failed):
+    assert analysis_failed.pipeline["result"] == "failure", analysis_failed.pipeline
+    job = analysis_failed.job("analyse")
+    assert job["result"] == "failure"
+    output = job["output_tail"]
+    assert "data/none.csv: no events" in output, output
+    job_id = slurm_job_id(output)
+    assert f"wp5-hpc-job: Slurm job {job_id} exited with 1" in output
+    # The registry and tracking passwords stop at the gateway and the image pull.
+    assert "no password in the job environment" in output
+
+
+def test_job_folders_keep_the_output_and_no_copy_of_the_checkout(analysed, testbed):
+    """What the gateway leaves in the ci account's home: each job's script and output."""
+    gateway = testbed.host(testbed.group("hpc_gateway")[0])
+    folders = gateway.run("runuser -u ci -- sh -c 'ls -d ~/.wp5-hpc-jobs/analyse-*'")
+    assert folders.rc == 0, folders.stderr
+    for folder in folders.stdout.split():
+        listing = gateway.run(f"runuser -u ci -- ls -A {shlex.quote(folder)}").stdout.split()
+        assert sorted(listing) == ["job.sh", "slurm.out"], (folder, listing)

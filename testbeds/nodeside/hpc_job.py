@@ -1,0 +1,213 @@
+#!/usr/bin/python3
+"""wp5-hpc-job --image REF [--gpu] SCRIPT: run a pipeline job's script on the cluster.
+
+Run by the HPC gateway's Buildbot worker, as the CI account, in the job's checkout. It
+resolves the image's tag to its digest at the registry (so the Slurm job runs exactly the
+image the pipeline pushed, even if the tag moves), copies the checkout to the account's
+shared home, submits a Slurm job that pulls that digest with Charliecloud and runs SCRIPT
+in it, waits, prints the job's output and exits with its exit code: the pipeline's job is
+green or red with the Slurm job. Standard library only (the gateway's system Python).
+
+The registry password comes from the job's environment (CI_REGISTRY_PASSWORD), reaches
+the Slurm job the same way and is dropped before the script starts."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import ssl
+import string
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+CONFIG = Path("/etc/wp5-hpc-job.json")
+# Variables an image reference may name (the pipeline file's words).
+IMAGE_VARIABLES = ("CI_REGISTRY", "CI_PROJECT", "CI_COMMIT_SHA")
+REFERENCE = re.compile(
+    r"^(?P<registry>[a-z0-9.-]+(:[0-9]{1,5})?)/(?P<name>[a-z0-9][a-z0-9._/-]*):"
+    r"(?P<tag>[A-Za-z0-9_][A-Za-z0-9._-]{0,127})$"
+)
+MANIFESTS = ", ".join(
+    [
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.oci.image.index.v1+json",
+    ]
+)
+# The Slurm job: pull the digest into node-local storage, run the script in the image with
+# the shared filesystems bound, remove the image. Values come as WP5_* variables.
+BATCH = """#!/bin/bash
+set -euo pipefail
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/wp5-hpc-image.XXXXXX")
+trap 'rm -rf "$scratch"' EXIT
+storage=$scratch/storage  # ch-image makes it: it refuses a folder it did not
+echo "wp5-hpc-job: Slurm job $SLURM_JOB_ID on $(hostname), image $WP5_IMAGE"
+log=$scratch/pull.log
+CH_IMAGE_USERNAME=$CI_REGISTRY_USER CH_IMAGE_PASSWORD=$CI_REGISTRY_PASSWORD \\
+  ch-image --storage "$storage" --no-cache --auth pull "$WP5_IMAGE" job > "$log" 2>&1 \\
+  || { cat "$log" >&2; exit 125; }
+unset CI_REGISTRY_PASSWORD MLFLOW_TRACKING_PASSWORD
+status=0
+ch-run {binds} -c "$WP5_WORK" "$storage/img/job" -- /bin/sh -eu "$WP5_WORK/$WP5_SCRIPT" || status=$?
+echo "wp5-hpc-job: script exited with $status"
+exit $status
+"""
+
+
+class JobError(Exception):
+    """What stops the job before it runs, in one line."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    cpu_partition: str
+    gpu_partition: str
+    gpu_gres: str
+    time_limit: str
+    jobs_dir: str  # under the account's home, which every compute node mounts
+    binds: tuple[str, ...]
+    ca_file: str
+
+    @classmethod
+    def read(cls, path: Path = CONFIG) -> Settings:
+        values = json.loads(path.read_text())
+        return cls(**{**values, "binds": tuple(values["binds"])})
+
+
+def image_reference(template: str, environment: dict[str, str]) -> re.Match[str]:
+    values = {name: environment.get(name, "") for name in IMAGE_VARIABLES}
+    try:
+        reference = string.Template(template).substitute(values)
+    except (KeyError, ValueError) as error:
+        named = ", ".join(IMAGE_VARIABLES)
+        raise JobError(f"image {template!r}: only {named} may be named") from error
+    match = REFERENCE.match(reference)
+    if match is None:
+        raise JobError(f"image {reference!r} is not registry/name:tag")
+    return match
+
+
+def digest_of(reference: re.Match[str], user: str, password: str, ca_file: str) -> str:
+    """The digest the registry gives the tag now (HEAD of its manifest, as the CI account)."""
+    url = f"https://{reference['registry']}/v2/{reference['name']}/manifests/{reference['tag']}"
+    request = urllib.request.Request(url, method="HEAD", headers={"Accept": MANIFESTS})
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    request.add_header("Authorization", f"Basic {token}")
+    context = ssl.create_default_context(cafile=ca_file)
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=30) as answer:
+            digest = str(answer.headers.get("Docker-Content-Digest", ""))
+    except urllib.error.HTTPError as error:
+        raise JobError(f"registry: {reference[0]}: HTTP {error.code}") from None
+    except OSError as error:
+        raise JobError(f"registry: {reference[0]}: {error}") from None
+    if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+        raise JobError(f"registry: {reference[0]}: no digest in the answer")
+    return digest
+
+
+def job_folder(settings: Settings, environment: dict[str, str]) -> Path:
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", environment.get("CI_JOB_NAME", "job"))[:40]
+    commit = re.sub(r"[^0-9a-f]", "", environment.get("CI_COMMIT_SHA", ""))[:12]
+    folder = Path.home() / settings.jobs_dir / f"{name}-{commit}-{secrets.token_hex(4)}"
+    folder.mkdir(parents=True, mode=0o700)
+    return folder
+
+
+def sbatch_command(settings: Settings, folder: Path, name: str, gpu: bool) -> list[str]:
+    where = (
+        [f"--partition={settings.gpu_partition}", f"--gres={settings.gpu_gres}"]
+        if gpu
+        else [f"--partition={settings.cpu_partition}"]
+    )
+    return [
+        "sbatch",
+        "--parsable",
+        "--wait",
+        f"--job-name=ci-{name}",
+        f"--output={folder}/slurm.out",
+        f"--chdir={folder}",
+        f"--time={settings.time_limit}",
+        *where,
+        str(folder / "job.sh"),
+    ]
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    environment = dict(os.environ)
+    reference = image_reference(args.image, environment)
+    digest = digest_of(
+        reference,
+        environment.get("CI_REGISTRY_USER", ""),
+        environment.get("CI_REGISTRY_PASSWORD", ""),
+        settings.ca_file,
+    )
+    exact = f"{reference['registry']}/{reference['name']}@{digest}"
+    print(f"wp5-hpc-job: {reference[0]} is {digest}", flush=True)
+    script = Path(args.script)
+    if not script.is_file():
+        raise JobError(f"{script}: no such script")
+
+    folder = job_folder(settings, environment)
+    work = folder / "work"
+    shutil.copytree(Path.cwd(), work, ignore=shutil.ignore_patterns(".git"), symlinks=True)
+    binds = " ".join(f"-b {path}:{path}" for path in settings.binds)
+    (folder / "job.sh").write_text(BATCH.replace("{binds}", binds))
+    environment.update(WP5_IMAGE=exact, WP5_WORK=str(work), WP5_SCRIPT=script.name)
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", environment.get("CI_JOB_NAME", "job"))[:40]
+    command = sbatch_command(settings, folder, name, args.gpu)
+    submitted = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, text=True)
+    assert submitted.stdout is not None
+    job_id = submitted.stdout.readline().strip().split(";")[0]
+    if job_id:
+        print(f"wp5-hpc-job: submitted Slurm job {job_id} ({' '.join(command[5:-1])})", flush=True)
+
+        def cancel(signum: int, _frame: FrameType | None) -> None:
+            subprocess.run(["scancel", job_id], check=False)
+            sys.exit(128 + signum)
+
+        signal.signal(signal.SIGTERM, cancel)
+        signal.signal(signal.SIGINT, cancel)
+    status = submitted.wait()
+    output = folder / "slurm.out"
+    print(f"--- output of Slurm job {job_id or '(not submitted)'} ---", flush=True)
+    if output.is_file():
+        print(output.read_text(errors="replace"), end="", flush=True)
+    if job_id:
+        accounted = subprocess.run(
+            ["sacct", "-X", "-n", "-P", "-j", job_id, "-o", "JobID,User,NodeList,State,ExitCode"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        print(f"--- accounting: {accounted.stdout.strip() or accounted.stderr.strip()}")
+    shutil.rmtree(work, ignore_errors=True)
+    print(f"wp5-hpc-job: Slurm job {job_id} exited with {status}")
+    return status
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--image", required=True, help="registry/name:tag ($CI_* filled in)")
+    parser.add_argument("--gpu", action="store_true", help="on a GPU node, with one GPU")
+    parser.add_argument("script", help="the job's script, in the checkout")
+    args = parser.parse_args()
+    try:
+        sys.exit(run(args, Settings.read()))
+    except JobError as error:
+        sys.exit(f"wp5-hpc-job: {error}")
+
+
+if __name__ == "__main__":
+    main()
