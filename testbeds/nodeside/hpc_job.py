@@ -8,6 +8,10 @@ shared home, submits a Slurm job that pulls that digest with Charliecloud and ru
 in it, waits, prints the job's output and exits with its exit code: the pipeline's job is
 green or red with the Slurm job. Standard library only (the gateway's system Python).
 
+Each run is recorded in MLflow (MLFLOW_TRACKING_*, as the CI account), in the project's
+experiment: the commit, the exact image, the Slurm job's id, node and exit code, and the
+tags the script wrote to $WP5_RUN_TAGS (key=value lines, such as the dataset it read).
+
 The registry password comes from the job's environment (CI_REGISTRY_PASSWORD), reaches
 the Slurm job the same way and is dropped before the script starts."""
 
@@ -25,11 +29,14 @@ import ssl
 import string
 import subprocess
 import sys
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 CONFIG = Path("/etc/wp5-hpc-job.json")
 # Variables an image reference may name (the pipeline file's words).
@@ -63,6 +70,12 @@ ch-run {binds} -c "$WP5_WORK" "$storage/img/job" -- /bin/sh -eu "$WP5_WORK/$WP5_
 echo "wp5-hpc-job: script exited with $status"
 exit $status
 """
+
+
+# Tags a script may set ($WP5_RUN_TAGS): plain keys, short values, a few of them; the
+# runner's own tags (below) are not theirs to change.
+SCRIPT_TAG = re.compile(r"^([A-Za-z0-9_.-]{1,64})=(.{0,500})$")
+MAX_SCRIPT_TAGS = 20
 
 
 class JobError(Exception):
@@ -144,6 +157,113 @@ def sbatch_command(settings: Settings, folder: Path, name: str, gpu: bool) -> li
     ]
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What the Slurm job was, for its record."""
+
+    job_id: str
+    node: str
+    exit_code: int
+    started_ms: int
+    ended_ms: int
+
+
+def script_tags(path: Path) -> dict[str, str]:
+    """The tags the script wrote, each line checked; anything else is ignored, said once."""
+    if not path.is_file():
+        return {}
+    found: dict[str, str] = {}
+    for line in path.read_text(errors="replace").splitlines()[:MAX_SCRIPT_TAGS]:
+        match = SCRIPT_TAG.match(line)
+        if match is None:
+            print(f"wp5-hpc-job: run tags: ignored a line that is not key=value: {line[:60]!r}")
+            continue
+        found[match[1]] = match[2]
+    return found
+
+
+class Tracking:
+    """The MLflow REST calls that record a run, as the CI account, verified against the CA."""
+
+    def __init__(self, environment: dict[str, str]) -> None:
+        self.base = environment.get("MLFLOW_TRACKING_URI", "").rstrip("/")
+        credentials = (
+            f"{environment.get('MLFLOW_TRACKING_USERNAME', '')}:"
+            f"{environment.get('MLFLOW_TRACKING_PASSWORD', '')}"
+        )
+        self.authorization = "Basic " + base64.b64encode(credentials.encode()).decode()
+        ca_file = environment.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or None
+        self.context = ssl.create_default_context(cafile=ca_file)
+
+    def call(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            self.base + path,
+            data=data,
+            method="GET" if body is None else "POST",
+            headers={"Authorization": self.authorization, "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, context=self.context, timeout=30) as answer:
+            return json.loads(answer.read() or b"{}")
+
+    def experiment(self, name: str) -> str:
+        query = urllib.parse.urlencode({"experiment_name": name})
+        try:
+            found = self.call(f"/api/2.0/mlflow/experiments/get-by-name?{query}")
+            return str(found["experiment"]["experiment_id"])
+        except urllib.error.HTTPError as error:
+            if error.code != 404:
+                raise
+        return str(self.call("/api/2.0/mlflow/experiments/create", {"name": name})["experiment_id"])
+
+    def record(self, name: str, run_name: str, tags: dict[str, str], outcome: Outcome) -> str:
+        run = self.call(
+            "/api/2.0/mlflow/runs/create",
+            {
+                "experiment_id": self.experiment(name),
+                "run_name": run_name,
+                "start_time": outcome.started_ms,
+                "tags": [{"key": k, "value": v} for k, v in sorted(tags.items())],
+            },
+        )
+        run_id = str(run["run"]["info"]["run_id"])
+        self.call(
+            "/api/2.0/mlflow/runs/update",
+            {
+                "run_id": run_id,
+                "status": "FINISHED" if outcome.exit_code == 0 else "FAILED",
+                "end_time": outcome.ended_ms,
+            },
+        )
+        return run_id
+
+
+def record_run(environment: dict[str, str], exact: str, folder: Path, outcome: Outcome) -> None:
+    """The run in MLflow, or one line saying why not: the job's result stands either way."""
+    if not environment.get("MLFLOW_TRACKING_URI"):
+        return
+    tags = script_tags(folder / "run-tags")
+    tags.update(
+        {
+            "git_commit": environment.get("CI_COMMIT_SHA", ""),
+            "ci.job": environment.get("CI_JOB_NAME", ""),
+            "ci.build": environment.get("CI_BUILD_URL", ""),
+            "image": exact,
+            "slurm.job_id": outcome.job_id,
+            "slurm.node": outcome.node,
+            "slurm.exit_code": str(outcome.exit_code),
+        }
+    )
+    project = environment.get("CI_PROJECT", "") or "hpc-jobs"
+    run_name = f"{tags['ci.job']}-{tags['git_commit'][:12]}"
+    try:
+        run_id = Tracking(environment).record(project, run_name, tags, outcome)
+    except (OSError, ValueError, KeyError) as error:
+        print(f"wp5-hpc-job: MLflow: the run was not recorded: {error}")
+        return
+    print(f"wp5-hpc-job: MLflow run {run_id} in experiment {project}")
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     environment = dict(os.environ)
     reference = image_reference(args.image, environment)
@@ -164,9 +284,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     shutil.copytree(Path.cwd(), work, ignore=shutil.ignore_patterns(".git"), symlinks=True)
     binds = " ".join(f"-b {path}:{path}" for path in settings.binds)
     (folder / "job.sh").write_text(BATCH.replace("{binds}", binds))
-    environment.update(WP5_IMAGE=exact, WP5_WORK=str(work), WP5_SCRIPT=script.name)
+    environment.update(
+        WP5_IMAGE=exact,
+        WP5_WORK=str(work),
+        WP5_SCRIPT=script.name,
+        WP5_RUN_TAGS=str(folder / "run-tags"),
+    )
     name = re.sub(r"[^A-Za-z0-9._-]", "_", environment.get("CI_JOB_NAME", "job"))[:40]
     command = sbatch_command(settings, folder, name, args.gpu)
+    started_ms = int(time.time() * 1000)
     submitted = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, text=True)
     assert submitted.stdout is not None
     job_id = submitted.stdout.readline().strip().split(";")[0]
@@ -184,6 +310,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     print(f"--- output of Slurm job {job_id or '(not submitted)'} ---", flush=True)
     if output.is_file():
         print(output.read_text(errors="replace"), end="", flush=True)
+    node = ""
     if job_id:
         accounted = subprocess.run(
             ["sacct", "-X", "-n", "-P", "-j", job_id, "-o", "JobID,User,NodeList,State,ExitCode"],
@@ -191,9 +318,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             text=True,
             check=False,
         )
-        print(f"--- accounting: {accounted.stdout.strip() or accounted.stderr.strip()}")
+        line = accounted.stdout.strip()
+        print(f"--- accounting: {line or accounted.stderr.strip()}")
+        node = line.split("|")[2] if line.count("|") >= 2 else ""
     shutil.rmtree(work, ignore_errors=True)
     print(f"wp5-hpc-job: Slurm job {job_id} exited with {status}")
+    if job_id:
+        ended_ms = int(time.time() * 1000)
+        record_run(environment, exact, folder, Outcome(job_id, node, status, started_ms, ended_ms))
     return status
 
 

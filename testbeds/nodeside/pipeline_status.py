@@ -3,8 +3,9 @@
 web UI). Each pipeline lists its jobs in order with the worker that ran them and their
 result; a failed job, and every HPC job, carries the end of its output.
 
-Reads the master's database (--db) directly, read-only; run it as root on the master's
-node. The buildbot_master role installs it with a wrapper that names the database."""
+Reads the master's database (--db) directly, read-only, as the master's user. The
+buildbot_master role installs it with a wrapper, run as root on the master's node, that
+names the database and drops to that user."""
 
 from __future__ import annotations
 

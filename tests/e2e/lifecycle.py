@@ -17,7 +17,7 @@ import pytest
 from tests.e2e.live import LiveTestbed, bring_up, run_cli
 
 # How many checks each testbed's verify runs on the local target: all must run and pass.
-CHECKS = {"research-infrastructure": 204, "pipelines": 44}
+CHECKS = {"research-infrastructure": 272}
 
 
 class Lifecycle:

@@ -1,14 +1,15 @@
 """research-infrastructure on the local podman target, for real: hpc-access (every node
-group, unchanged) and data-movement composed, through the lifecycle (tests/e2e/lifecycle.py)
-with every check of both testbeds and the composition's own, and these faults: timings,
-status, slurmd killed and healed by the second up (which changes nothing else), a name
-clash, the interlink role's preflight, the HPC site's transfer node down while a rule waits
-for it, and data-movement's own (tests/e2e/data_faults.py: a grid endpoint down during
-replication, a corrupted replica).
+group, unchanged), data-movement's sites, Rucio and client, and pipelines composed, through
+the lifecycle (tests/e2e/lifecycle.py) with every check of the three testbeds and the
+composition's own, and these faults: timings, status, slurmd killed and healed by the second
+up (which changes nothing else), a name clash, the interlink role's preflight, the HPC
+site's transfer node down while a rule waits for it, data-movement's own
+(tests/e2e/data_faults.py: a grid endpoint down during replication, a corrupted replica) and
+pipelines' own (tests/e2e/pipeline_faults.py: a GPU job waits for the GPU worker).
 
-hpc-access and data-movement are checked here, on one shared instance, rather than each on
-its own: the composition holds all of hpc-access and data-movement's sites, Rucio and
-client, and one instance for both keeps the suite within its time."""
+The three testbeds are checked here, on one shared instance, rather than each on its own:
+the composition holds all of hpc-access and pipelines, and data-movement's sites, Rucio and
+client, and one instance for all keeps the suite within its time."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from testbeds.targets import podman
 from tests.e2e.data_faults import DataMovementFaults
 from tests.e2e.lifecycle import Lifecycle
 from tests.e2e.live import LiveTestbed, run_cli
+from tests.e2e.pipeline_faults import PipelineFaults
 from tests.e2e.rucio_client import rucio_on_client
 
 pytestmark = pytest.mark.e2e
@@ -43,7 +45,7 @@ def rucio(live: LiveTestbed) -> Iterator[Callable[..., Any]]:
         yield run
 
 
-class TestResearchInfrastructure(DataMovementFaults, Lifecycle):
+class TestResearchInfrastructure(DataMovementFaults, PipelineFaults, Lifecycle):
     testbed = TESTBED
     instance = INSTANCE
     cases = frozenset(
@@ -74,6 +76,20 @@ class TestResearchInfrastructure(DataMovementFaults, Lifecycle):
             "test_job_array_of_short_tasks_completes_in_bound",
             "test_user_writes_and_a_job_reads_back",
             "test_user_runs_an_image_on_two_nodes",
+            "test_push_runs_the_pipeline_green",
+            "test_gpu_job_runs_only_on_the_gpu_worker",
+            "test_tracking_server_has_the_run_of_the_commit",
+            "test_registry_lists_the_image_tagged_with_the_commit",
+            "test_same_commit_twice_gives_the_same_model",
+            "test_failing_test_turns_the_pipeline_red_and_publishes_nothing",
+            "test_anonymous_git_push_is_refused",
+            "test_anonymous_image_push_is_refused",
+            "test_analysis_pipeline_builds_the_image_then_runs_on_the_cluster",
+            "test_hpc_job_is_the_ci_accounts_slurm_job_on_the_gpu_node",
+            "test_hpc_job_ran_exactly_the_image_the_pipeline_pushed",
+            "test_failing_hpc_job_turns_the_pipeline_red_with_its_output",
+            "test_scenario_hpc_job_reads_every_replica_in_the_pushed_image_on_the_gpu_node",
+            "test_scenario_run_is_in_mlflow_with_commit_image_job_and_dataset",
         }
     )
 
@@ -93,11 +109,15 @@ class TestResearchInfrastructure(DataMovementFaults, Lifecycle):
             "cpu1",
             "cpu2",
             "ddm",
+            "gateway",
             "gpu",
+            "gpuworker",
             "hpc",
             "login",
+            "service",
             "site1",
             "site2",
+            "worker",
         ]
 
     def break_before_second_up(self, live: LiveTestbed) -> dict[str, int]:

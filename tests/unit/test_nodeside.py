@@ -169,3 +169,15 @@ def test_hpc_job_asks_slurm_for_a_gpu_only_when_tagged(tmp_path: Path) -> None:
     assert "--partition=cpu" in cpu and not any(a.startswith("--gres") for a in cpu)
     assert {"--partition=gpu", "--gres=gpu:1"} <= set(gpu)
     assert cpu[:3] == ["sbatch", "--parsable", "--wait"] and cpu[-1] == f"{tmp_path}/job.sh"
+
+
+def test_hpc_job_takes_only_plain_tags_from_the_script(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    written = tmp_path / "run-tags"
+    assert hpc_job.script_tags(written) == {}
+    written.write_text("dataset=user.researcher:events\nfiles=3\nnot a tag\nbad key!=1\n")
+    assert hpc_job.script_tags(written) == {"dataset": "user.researcher:events", "files": "3"}
+    assert capsys.readouterr().out.count("ignored a line") == 2
+    written.write_text("".join(f"k{i}=v\n" for i in range(50)))
+    assert len(hpc_job.script_tags(written)) == hpc_job.MAX_SCRIPT_TAGS

@@ -22,6 +22,17 @@ EXPECTED = "data/events.csv: events=5 mean_energy=14.000 max_energy=30.000"
 MANIFEST_TYPES = "application/vnd.oci.image.manifest.v1+json"
 
 
+def analysis_pipeline(script: list[str]) -> dict[str, Any]:
+    """The analysis repository's pipeline file, its HPC job running this script."""
+    image = "$CI_REGISTRY/$CI_PROJECT/analysis:$CI_COMMIT_SHA"
+    return {
+        "jobs": [
+            {"name": "image", "script": ["sh ci/build-image.sh"]},
+            {"name": "analyse", "tags": ["hpc", "gpu"], "image": image, "script": script},
+        ]
+    }
+
+
 def slurm_job_id(output: list[str]) -> str:
     found = [m[1] for line in output if (m := re.search(r"submitted Slurm job (\d+)", line))]
     assert len(found) == 1, output
@@ -37,20 +48,8 @@ def analysed(push: Callable[..., Any]) -> Any:
 def analysis_failed(push: Callable[..., Any]) -> Any:
     """A commit whose analysis finds no events (its job prints whether a password reached
     the script's environment first)."""
-    pipeline = {
-        "jobs": [
-            {"name": "image", "script": ["sh ci/build-image.sh"]},
-            {
-                "name": "analyse",
-                "tags": ["hpc", "gpu"],
-                "image": "$CI_REGISTRY/$CI_PROJECT/analysis:$CI_COMMIT_SHA",
-                "script": [
-                    "env | grep -c PASSWORD || echo no password in the job environment",
-                    "analyse data/none.csv",
-                ],
-            },
-        ]
-    }
+    script = ["env | grep -c PASSWORD || echo no password in the job environment"]
+    pipeline = analysis_pipeline([*script, "analyse data/none.csv"])
     change = (
         f"printf '%s' {shlex.quote(yaml.safe_dump(pipeline))} > .wp5-pipeline.yml && "
         "printf '# event,detector,energy\\n' > data/none.csv && git add data/none.csv"
@@ -106,7 +105,7 @@ def test_failing_hpc_job_turns_the_pipeline_red_with_its_output(analysis_failed)
     assert "data/none.csv: no events" in output, output
     job_id = slurm_job_id(output)
     assert f"wp5-hpc-job: Slurm job {job_id} exited with 1" in output
-    # The registry and tracking passwords stop at the gateway and the image pull.
+    # The registry and tracking passwords are dropped before the script starts.
     assert "no password in the job environment" in output
 
 
@@ -117,4 +116,7 @@ def test_job_folders_keep_the_output_and_no_copy_of_the_checkout(analysed, testb
     assert folders.rc == 0, folders.stderr
     for folder in folders.stdout.split():
         listing = gateway.run(f"runuser -u ci -- ls -A {shlex.quote(folder)}").stdout.split()
-        assert sorted(listing) == ["job.sh", "slurm.out"], (folder, listing)
+        assert {"job.sh", "slurm.out"} <= set(listing) <= {"job.sh", "slurm.out", "run-tags"}, (
+            folder,
+            listing,
+        )

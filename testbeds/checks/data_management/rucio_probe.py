@@ -130,7 +130,12 @@ def paths(client, did, rse):
         [{"scope": scope, "name": name}], schemes=["file"], rse_expression=rse, domain="lan"
     ):
         for pfn in item["rses"].get(rse, []):
-            found[item["name"]] = {"pfn": pfn, "adler32": item["adler32"], "bytes": item["bytes"]}
+            found[item["name"]] = {
+                "pfn": pfn,
+                "adler32": item["adler32"],
+                "md5": item.get("md5"),
+                "bytes": item["bytes"],
+            }
     return found
 
 

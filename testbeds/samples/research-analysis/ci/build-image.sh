@@ -1,5 +1,5 @@
 #!/bin/sh
-# Build the analysis image (a static busybox, bin/analyse and the folders Charliecloud
+# Build the analysis image (a static busybox, the tools in bin/ and the folders Charliecloud
 # binds onto) and push it to the testbed registry, tagged with the commit. The password
 # reaches buildah on stdin, never on a command line.
 set -eu
@@ -13,8 +13,9 @@ cp /bin/busybox "$root/bin/busybox"
 for applet in $("$root/bin/busybox" --list); do
   [ "$applet" = busybox ] || ln -sf busybox "$root/bin/$applet"
 done
-cp bin/analyse "$root/bin/analyse"
-chmod 0755 "$root/bin/analyse"
+for tool in bin/*; do
+  cp "$tool" "$root/bin/" && chmod 0755 "$root/$tool"
+done
 for file in passwd group hosts resolv.conf machine-id; do : > "$root/etc/$file"; done
 chmod 1777 "$root/tmp" "$root/var/tmp"
 
