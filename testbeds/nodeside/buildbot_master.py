@@ -120,19 +120,24 @@ def job_environment(settings: Settings) -> dict[str, Any]:
     }
 
 
+def job_step(settings: Settings, name: str, command: Any) -> Any:
+    """Run a job's command on its worker, told about the testbed's services."""
+    return steps.ShellCommand(
+        name=name,
+        command=command,
+        env=job_environment(settings),
+        timeout=settings.job_timeout_s,
+        haltOnFailure=True,
+    )
+
+
 def hpc_job_factory(settings: Settings, checkout: Any) -> Any:
     """Check out, write the job's script beside the checkout, hand both to wp5-hpc-job."""
     return util.BuildFactory(
         [
             checkout,
             steps.StringDownload(hpc_script, workerdest=HPC_SCRIPT, mode=0o600),
-            steps.ShellCommand(
-                name="slurm job",
-                command=hpc_command,
-                env=job_environment(settings),
-                timeout=settings.job_timeout_s,
-                haltOnFailure=True,
-            ),
+            job_step(settings, "slurm job", hpc_command),
         ]
     )
 
@@ -149,18 +154,7 @@ def configure(values: dict[str, Any]) -> dict[str, Any]:
     gpu = bool(settings.gpu_workers)
     hpc = bool(settings.hpc_workers)
     pipeline = util.BuildFactory([checkout(), RunPipeline(gpu_available=gpu, hpc_available=hpc)])
-    job = util.BuildFactory(
-        [
-            checkout(),
-            steps.ShellCommand(
-                name="script",
-                command=job_command,
-                env=job_environment(settings),
-                timeout=settings.job_timeout_s,
-                haltOnFailure=True,
-            ),
-        ]
-    )
+    job = util.BuildFactory([checkout(), job_step(settings, "script", job_command)])
     builders = [
         util.BuilderConfig(
             name="pipeline", workernames=["orchestrator"], factory=pipeline, collapseRequests=False

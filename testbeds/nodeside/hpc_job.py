@@ -114,9 +114,8 @@ def image_reference(template: str, environment: dict[str, str]) -> re.Match[str]
 def digest_of(reference: re.Match[str], user: str, password: str, ca_file: str) -> str:
     """The digest the registry gives the tag now (HEAD of its manifest, as the CI account)."""
     url = f"https://{reference['registry']}/v2/{reference['name']}/manifests/{reference['tag']}"
-    request = urllib.request.Request(url, method="HEAD", headers={"Accept": MANIFESTS})
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    request.add_header("Authorization", f"Basic {token}")
+    headers = {"Accept": MANIFESTS, "Authorization": basic_authorization(user, password)}
+    request = urllib.request.Request(url, method="HEAD", headers=headers)
     context = ssl.create_default_context(cafile=ca_file)
     try:
         with urllib.request.urlopen(request, context=context, timeout=30) as answer:
@@ -130,8 +129,16 @@ def digest_of(reference: re.Match[str], user: str, password: str, ca_file: str) 
     return digest
 
 
-def job_folder(settings: Settings, environment: dict[str, str]) -> Path:
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", environment.get("CI_JOB_NAME", "job"))[:40]
+def basic_authorization(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def job_name(environment: dict[str, str]) -> str:
+    """The pipeline job's name, as a plain word for Slurm's job name and the job folder."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", environment.get("CI_JOB_NAME", "job"))[:40]
+
+
+def job_folder(settings: Settings, name: str, environment: dict[str, str]) -> Path:
     commit = re.sub(r"[^0-9a-f]", "", environment.get("CI_COMMIT_SHA", ""))[:12]
     folder = Path.home() / settings.jobs_dir / f"{name}-{commit}-{secrets.token_hex(4)}"
     folder.mkdir(parents=True, mode=0o700)
@@ -187,11 +194,10 @@ class Tracking:
 
     def __init__(self, environment: dict[str, str]) -> None:
         self.base = environment.get("MLFLOW_TRACKING_URI", "").rstrip("/")
-        credentials = (
-            f"{environment.get('MLFLOW_TRACKING_USERNAME', '')}:"
-            f"{environment.get('MLFLOW_TRACKING_PASSWORD', '')}"
+        self.authorization = basic_authorization(
+            environment.get("MLFLOW_TRACKING_USERNAME", ""),
+            environment.get("MLFLOW_TRACKING_PASSWORD", ""),
         )
-        self.authorization = "Basic " + base64.b64encode(credentials.encode()).decode()
         ca_file = environment.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or None
         self.context = ssl.create_default_context(cafile=ca_file)
 
@@ -279,7 +285,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not script.is_file():
         raise JobError(f"{script}: no such script")
 
-    folder = job_folder(settings, environment)
+    name = job_name(environment)
+    folder = job_folder(settings, name, environment)
     work = folder / "work"
     shutil.copytree(Path.cwd(), work, ignore=shutil.ignore_patterns(".git"), symlinks=True)
     binds = " ".join(f"-b {path}:{path}" for path in settings.binds)
@@ -290,7 +297,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         WP5_SCRIPT=script.name,
         WP5_RUN_TAGS=str(folder / "run-tags"),
     )
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", environment.get("CI_JOB_NAME", "job"))[:40]
     command = sbatch_command(settings, folder, name, args.gpu)
     started_ms = int(time.time() * 1000)
     submitted = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, text=True)
