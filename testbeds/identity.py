@@ -89,11 +89,28 @@ ROLE_IDENTITIES: dict[str, tuple[ServiceIdentity, ...]] = {
     "xrootd": (XROOTD_OPEN,),
     "postgresql": (S("PostgreSQL (loopback)", "a generated password per database owner"),),
     "rucio": (RUCIO_OPEN,),
-    "git_server": (S("git (HTTPS)", f"anyone fetches; push by {DIRECTORY_PASSWORD_PER_REQUEST}"),),
-    "container_registry": (
-        S("OCI registry (HTTPS)", f"pull and push by {DIRECTORY_PASSWORD_PER_REQUEST}"),
+    "git_server": (
+        S(
+            "git (HTTPS)",
+            f"anyone fetches; push by {DIRECTORY_PASSWORD_PER_REQUEST}, "
+            "a member of the repository's project",
+        ),
     ),
-    "mlflow": (S("MLflow (HTTPS)", f"{DIRECTORY_PASSWORD_PER_REQUEST}; /health answers anyone"),),
+    "container_registry": (
+        S(
+            "OCI registry (HTTPS)",
+            f"pull by {DIRECTORY_PASSWORD_PER_REQUEST}; push and delete only by a member of "
+            "the namespace's project, or by a running CI job of that project (a credential "
+            "minted for the job)",
+        ),
+    ),
+    "mlflow": (
+        S(
+            "MLflow (HTTPS)",
+            f"{DIRECTORY_PASSWORD_PER_REQUEST}, or a running CI job's own credential; "
+            "/health answers anyone",
+        ),
+    ),
     "buildbot_master": (S("Buildbot worker port", "a generated password per worker"),),
 }
 
@@ -111,6 +128,7 @@ NO_SERVICE = frozenset(
         "slurm",  # slurm.conf and the client tools, shared by the Slurm roles
         "slurm_login",
         "hpc_gateway",  # a command the gateway's CI worker runs; it listens on nothing
+        "project_access",  # the check nginx's PAM runs for git, the registry and MLflow
         "charliecloud",
         "redis_client",
         "data_client",

@@ -110,3 +110,14 @@ def parse(document: Any, gpu_available: bool = True, hpc_available: bool = False
         )
         for job in document["jobs"]
     ]
+
+
+def regular_file_blob(listing: str) -> str:
+    """The pipeline file's blob from `git ls-tree HEAD -- FILE`, when it is a regular file:
+    a commit that makes it a link (to the master's secrets, say) is refused, not followed."""
+    fields = listing.split(maxsplit=3)
+    if not fields:
+        raise PipelineFileError([f"the commit has no {FILE_NAME}"])
+    if len(fields) != 4 or fields[0] not in ("100644", "100755") or fields[1] != "blob":
+        raise PipelineFileError([f"{FILE_NAME} is not a regular file (mode {fields[0]})"])
+    return fields[2]

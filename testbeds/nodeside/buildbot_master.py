@@ -8,7 +8,12 @@ repository's pipeline file (testbeds/pipeline_file.py, copied beside this module
 triggers one build per job, in order, on the `job-cpu`, `job-gpu` or `job-hpc` builder. A
 failed job stops the pipeline: later jobs (those that publish) never run. An HPC job's
 script runs on the cluster: the gateway worker hands it to wp5-hpc-job, which runs it as a
-Slurm job in the job's image and answers with the Slurm job's output and exit code."""
+Slurm job in the job's image and answers with the Slurm job's output and exit code.
+
+No job holds a password of any account. Each job build gets a credential of its own
+(testbeds/nodeside/job_tokens.py), minted when its step starts, for the registry and MLflow
+on this node, writing only into its project's registry namespace; it is revoked when the
+build ends, whatever its result, and every credential is dropped when the master starts."""
 
 from __future__ import annotations
 
@@ -16,16 +21,18 @@ from typing import Any
 
 import yaml
 from buildbot.plugins import changes, schedulers, secrets, steps, util, worker
-from buildbot.process import buildstep, results
-from buildbot.steps.worker import CompositeStepMixin
+from buildbot.process import buildstep, remotecommand, results
 from twisted.internet import defer
 
+from testbeds.nodeside.job_tokens import JobCredential, JobTokenStore
 from testbeds.nodeside.master_settings import Settings
-from testbeds.pipeline_file import FILE_NAME, Job, PipelineFileError, parse
+from testbeds.pipeline_file import FILE_NAME, Job, PipelineFileError, parse, regular_file_blob
 
 
-class RunPipeline(buildstep.BuildStep, CompositeStepMixin):  # type: ignore[misc]
-    """Read the pipeline file of the checked-out commit and queue a trigger per job."""
+class RunPipeline(buildstep.BuildStep):  # type: ignore[misc]
+    """Read the pipeline file of the checked-out commit and queue a trigger per job. The file
+    is read from git's objects, not from the working tree, and only as a regular file: a
+    commit that makes it a link cannot make the master read anything else."""
 
     name = "read pipeline"
     haltOnFailure = True
@@ -36,10 +43,24 @@ class RunPipeline(buildstep.BuildStep, CompositeStepMixin):  # type: ignore[misc
         self.hpc_available = hpc_available
 
     @defer.inlineCallbacks  # type: ignore[untyped-decorator]
+    def git_output(self, *args: str) -> Any:
+        command = remotecommand.RemoteShellCommand(
+            self.workdir, ["git", *args], collectStdout=True, logEnviron=False
+        )
+        yield self.runCommand(command)
+        return command.stdout if command.rc == 0 else None
+
+    @defer.inlineCallbacks  # type: ignore[untyped-decorator]
     def run(self) -> Any:
-        text = yield self.getFileContentFromWorker(FILE_NAME)
+        listing = yield self.git_output("ls-tree", "HEAD", "--", FILE_NAME)
+        try:
+            blob = regular_file_blob(listing or "")
+        except PipelineFileError as error:
+            yield self.addCompleteLog("error", "\n".join(error.problems))
+            return results.FAILURE
+        text = yield self.git_output("cat-file", "blob", blob)
         if text is None:
-            yield self.addCompleteLog("error", f"the commit has no {FILE_NAME}")
+            yield self.addCompleteLog("error", f"{FILE_NAME}: git could not read it")
             return results.FAILURE
         try:
             document = yaml.safe_load(text)
@@ -82,10 +103,6 @@ def job_command(props: Any) -> list[str]:
     return ["bash", "-euo", "pipefail", "-c", "\n".join(props.getProperty("job_script"))]
 
 
-# Where the HPC job's script is written in the checkout, for wp5-hpc-job to take along.
-HPC_SCRIPT = ".wp5-hpc-script"
-
-
 @util.renderer  # type: ignore[untyped-decorator]
 def hpc_script(props: Any) -> str:
     return "\n".join(props.getProperty("job_script")) + "\n"
@@ -94,12 +111,60 @@ def hpc_script(props: Any) -> str:
 @util.renderer  # type: ignore[untyped-decorator]
 def hpc_command(props: Any) -> list[str]:
     gpu = ["--gpu"] if props.getProperty("job_gpu") else []
-    return ["wp5-hpc-job", "--image", props.getProperty("job_image"), *gpu, HPC_SCRIPT]
+    return ["wp5-hpc-job", "--image", props.getProperty("job_image"), *gpu]
 
 
-def job_environment(settings: Settings) -> dict[str, Any]:
-    """What a job is told about the testbed's services; passwords come from the secrets
-    provider, so Buildbot hides them in logs."""
+class JobCredentials:
+    """The credentials of the builds running now, one per build, minted on first use."""
+
+    def __init__(self, store: JobTokenStore, lifetime_s: float) -> None:
+        self.store = store
+        self.lifetime_s = lifetime_s
+        self._live: dict[tuple[str, int], JobCredential] = {}
+
+    def of(self, props: Any) -> JobCredential:
+        build = (str(props.getProperty("buildername")), int(props.getProperty("buildnumber")))
+        if build not in self._live:
+            self._live[build] = self.store.mint(str(props.getProperty("project")), self.lifetime_s)
+        credential = self._live[build]
+        # Hidden in every log of the build, like a secret of the secrets provider.
+        props.useSecret(credential.token, "job token")
+        return credential
+
+    def revoke(self, props: Any) -> None:
+        build = (str(props.getProperty("buildername")), int(props.getProperty("buildnumber")))
+        credential = self._live.pop(build, None)
+        if credential is not None:
+            self.store.revoke(credential.user)
+
+
+class RevokeJobCredential(buildstep.BuildStep):  # type: ignore[misc]
+    """The build's last step, run whatever came before: its credential stops working."""
+
+    name = "revoke job credential"
+    alwaysRun = True
+    hideStepIf = True
+
+    def __init__(self, credentials: JobCredentials, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.credentials = credentials
+
+    def run(self) -> Any:
+        self.credentials.revoke(self.build.getProperties())
+        return results.SUCCESS
+
+
+def job_environment(settings: Settings, credentials: JobCredentials) -> dict[str, Any]:
+    """What a job is told about the testbed's services, with its own credential."""
+
+    @util.renderer  # type: ignore[untyped-decorator]
+    def user(props: Any) -> str:
+        return credentials.of(props).user
+
+    @util.renderer  # type: ignore[untyped-decorator]
+    def token(props: Any) -> str:
+        return credentials.of(props).token
+
     return {
         "PATH": [settings.job_path, "${PATH}"],
         "CI_COMMIT_SHA": util.Property("got_revision"),
@@ -110,34 +175,49 @@ def job_environment(settings: Settings) -> dict[str, Any]:
         "CI_WORKER": util.Property("workername"),
         "CI_BUILD_URL": util.Interpolate("buildbot:%(prop:buildername)s/%(prop:buildnumber)s"),
         "CI_REGISTRY": settings.registry,
-        "CI_REGISTRY_USER": settings.registry_user,
-        "CI_REGISTRY_PASSWORD": util.Interpolate("%(secret:registry-password)s"),
+        "CI_REGISTRY_USER": user,
+        "CI_REGISTRY_PASSWORD": token,
         "MLFLOW_TRACKING_URI": settings.mlflow_url,
-        "MLFLOW_TRACKING_USERNAME": settings.mlflow_user,
-        "MLFLOW_TRACKING_PASSWORD": util.Interpolate("%(secret:mlflow-password)s"),
+        "MLFLOW_TRACKING_USERNAME": user,
+        "MLFLOW_TRACKING_PASSWORD": token,
         "MLFLOW_TRACKING_SERVER_CERT_PATH": settings.mlflow_ca_file,
         "PYTHONDONTWRITEBYTECODE": "1",
     }
 
 
-def job_step(settings: Settings, name: str, command: Any) -> Any:
-    """Run a job's command on its worker, told about the testbed's services."""
-    return steps.ShellCommand(
-        name=name,
-        command=command,
-        env=job_environment(settings),
-        timeout=settings.job_timeout_s,
-        haltOnFailure=True,
-    )
+def job_steps(
+    settings: Settings,
+    credentials: JobCredentials,
+    name: str,
+    command: Any,
+    extra_env: dict[str, Any] | None = None,
+) -> list[Any]:
+    """Run a job's command on its worker, told about the testbed's services and holding a
+    credential of its own, revoked when the build ends."""
+    return [
+        steps.ShellCommand(
+            name=name,
+            command=command,
+            env={**job_environment(settings, credentials), **(extra_env or {})},
+            # The worker would write the environment, credential and all, into its own
+            # log in clear (the master masks only the copy it keeps).
+            logEnviron=False,
+            timeout=settings.job_timeout_s,
+            haltOnFailure=True,
+        ),
+        RevokeJobCredential(credentials),
+    ]
 
 
-def hpc_job_factory(settings: Settings, checkout: Any) -> Any:
-    """Check out, write the job's script beside the checkout, hand both to wp5-hpc-job."""
+def hpc_job_factory(settings: Settings, credentials: JobCredentials, checkout: Any) -> Any:
+    """Check out and hand the checkout to wp5-hpc-job, with the job's script in its
+    environment: nothing is written into the checkout, whose names a commit controls."""
     return util.BuildFactory(
         [
             checkout,
-            steps.StringDownload(hpc_script, workerdest=HPC_SCRIPT, mode=0o600),
-            job_step(settings, "slurm job", hpc_command),
+            *job_steps(
+                settings, credentials, "slurm job", hpc_command, {"WP5_JOB_SCRIPT": hpc_script}
+            ),
         ]
     )
 
@@ -145,6 +225,10 @@ def hpc_job_factory(settings: Settings, checkout: Any) -> Any:
 def configure(values: dict[str, Any]) -> dict[str, Any]:
     """The BuildmasterConfig for this testbed's values."""
     settings = Settings(values)
+    store = JobTokenStore(settings.job_tokens_dir)
+    # The master is starting: no build of before runs any more, nor may its credential.
+    store.revoke_all()
+    credentials = JobCredentials(store, settings.job_token_lifetime_s)
 
     def checkout() -> Any:
         return steps.Git(
@@ -154,7 +238,7 @@ def configure(values: dict[str, Any]) -> dict[str, Any]:
     gpu = bool(settings.gpu_workers)
     hpc = bool(settings.hpc_workers)
     pipeline = util.BuildFactory([checkout(), RunPipeline(gpu_available=gpu, hpc_available=hpc)])
-    job = util.BuildFactory([checkout(), job_step(settings, "script", job_command)])
+    job = util.BuildFactory([checkout(), *job_steps(settings, credentials, "script", job_command)])
     builders = [
         util.BuilderConfig(
             name="pipeline", workernames=["orchestrator"], factory=pipeline, collapseRequests=False
@@ -166,7 +250,9 @@ def configure(values: dict[str, Any]) -> dict[str, Any]:
     if gpu:
         kinds.append(("gpu", settings.gpu_workers, job))
     if hpc:
-        kinds.append(("hpc", settings.hpc_workers, hpc_job_factory(settings, checkout())))
+        kinds.append(
+            ("hpc", settings.hpc_workers, hpc_job_factory(settings, credentials, checkout()))
+        )
     for kind, workers, factory in kinds:
         builders.append(
             util.BuilderConfig(
@@ -180,7 +266,9 @@ def configure(values: dict[str, Any]) -> dict[str, Any]:
         "title": "wp5-testbeds pipelines",
         "buildbotNetUsageData": None,
         "db": {"db_url": "sqlite:///state.sqlite"},
-        "protocols": {"pb": {"port": settings.pb_port}},
+        # Workers and the change source connect over TLS only (the testbed CA's host
+        # certificate): the port is exposed, and carries every worker's and job's secrets.
+        "protocols": {"pb": {"port": settings.pb_endpoint}},
         "secretsProviders": [secrets.SecretInAFile(dirname=str(settings.secrets_dir))],
         "workers": [worker.LocalWorker("orchestrator")]
         + [

@@ -1,19 +1,23 @@
 #!/usr/bin/python3
-"""wp5-hpc-job --image REF [--gpu] SCRIPT: run a pipeline job's script on the cluster.
+"""wp5-hpc-job --image REF [--gpu]: run a pipeline job's script on the cluster.
 
-Run by the HPC gateway's Buildbot worker, as the CI account, in the job's checkout. It
+Run by the HPC gateway's Buildbot worker, as the CI account, in the job's checkout, with
+the job's script in $WP5_JOB_SCRIPT (never a file of the checkout, whose names a commit
+controls). It
 resolves the image's tag to its digest at the registry (so the Slurm job runs exactly the
 image the pipeline pushed, even if the tag moves), copies the checkout to the account's
-shared home, submits a Slurm job that pulls that digest with Charliecloud and runs SCRIPT
-in it, waits, prints the job's output and exits with its exit code: the pipeline's job is
+shared home, submits a Slurm job that pulls that digest with Charliecloud and runs the
+script in it, waits, prints the job's output and exits with its exit code: the pipeline's job is
 green or red with the Slurm job. Standard library only (the gateway's system Python).
 
 Each run is recorded in MLflow (MLFLOW_TRACKING_*, as the CI account), in the project's
 experiment: the commit, the exact image, the Slurm job's id, node and exit code, and the
 tags the script wrote to $WP5_RUN_TAGS (key=value lines, such as the dataset it read).
 
-The registry password comes from the job's environment (CI_REGISTRY_PASSWORD), reaches
-the Slurm job the same way and is dropped before the script starts."""
+The job's own registry credential comes from its environment (CI_REGISTRY_USER and
+CI_REGISTRY_PASSWORD, minted for this job and revoked when it ends), reaches the Slurm job
+the same way and is dropped before the script starts. Every file the gateway writes or
+reads back is in a job folder it makes itself, opened without following links."""
 
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ import secrets
 import shutil
 import signal
 import ssl
+import stat
 import string
 import subprocess
 import sys
@@ -66,7 +71,7 @@ CH_IMAGE_USERNAME=$CI_REGISTRY_USER CH_IMAGE_PASSWORD=$CI_REGISTRY_PASSWORD \\
   || { cat "$log" >&2; exit 125; }
 unset CI_REGISTRY_PASSWORD MLFLOW_TRACKING_PASSWORD
 status=0
-ch-run {binds} -c "$WP5_WORK" "$storage/img/job" -- /bin/sh -eu "$WP5_WORK/$WP5_SCRIPT" || status=$?
+ch-run {binds} -c "$WP5_WORK" "$storage/img/job" -- /bin/sh -eu "$WP5_SCRIPT" || status=$?
 echo "wp5-hpc-job: script exited with $status"
 exit $status
 """
@@ -175,15 +180,36 @@ class Outcome:
     ended_ms: int
 
 
+def read_own_file(path: Path, limit: int = 1 << 20) -> str | None:
+    """A regular file of the job folder, opened without following a link (the job could
+    have put one there), or None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as opened:
+        if not stat.S_ISREG(os.fstat(opened.fileno()).st_mode):
+            return None
+        return opened.read(limit).decode(errors="replace")
+
+
+def write_own_file(path: Path, text: str, mode: int) -> None:
+    """A new file of the job folder: never through a link, never over an existing file."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+
+
 def script_tags(path: Path) -> dict[str, str]:
     """The tags the script wrote, each line checked; anything else is ignored, said once."""
-    if not path.is_file():
+    text = read_own_file(path)
+    if text is None:
         return {}
     found: dict[str, str] = {}
-    for line in path.read_text(errors="replace").splitlines()[:MAX_SCRIPT_TAGS]:
+    for number, line in enumerate(text.splitlines()[:MAX_SCRIPT_TAGS], 1):
         match = SCRIPT_TAG.match(line)
         if match is None:
-            print(f"wp5-hpc-job: run tags: ignored a line that is not key=value: {line[:60]!r}")
+            print(f"wp5-hpc-job: run tags: ignored line {number}, which is not key=value")
             continue
         found[match[1]] = match[2]
     return found
@@ -281,20 +307,22 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     )
     exact = f"{reference['registry']}/{reference['name']}@{digest}"
     print(f"wp5-hpc-job: {reference[0]} is {digest}", flush=True)
-    script = Path(args.script)
-    if not script.is_file():
-        raise JobError(f"{script}: no such script")
+    script = environment.pop("WP5_JOB_SCRIPT", "")
+    if not script.strip():
+        raise JobError("the job has no script (WP5_JOB_SCRIPT)")
 
     name = job_name(environment)
     folder = job_folder(settings, name, environment)
     work = folder / "work"
+    # Links in the checkout are copied as links, never followed.
     shutil.copytree(Path.cwd(), work, ignore=shutil.ignore_patterns(".git"), symlinks=True)
     binds = " ".join(f"-b {path}:{path}" for path in settings.binds)
-    (folder / "job.sh").write_text(BATCH.replace("{binds}", binds))
+    write_own_file(folder / "job.sh", BATCH.replace("{binds}", binds), 0o700)
+    write_own_file(folder / "script.sh", script, 0o600)
     environment.update(
         WP5_IMAGE=exact,
         WP5_WORK=str(work),
-        WP5_SCRIPT=script.name,
+        WP5_SCRIPT=str(folder / "script.sh"),
         WP5_RUN_TAGS=str(folder / "run-tags"),
     )
     command = sbatch_command(settings, folder, name, args.gpu)
@@ -312,10 +340,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         signal.signal(signal.SIGTERM, cancel)
         signal.signal(signal.SIGINT, cancel)
     status = submitted.wait()
-    output = folder / "slurm.out"
+    output = read_own_file(folder / "slurm.out", limit=16 << 20)
     print(f"--- output of Slurm job {job_id or '(not submitted)'} ---", flush=True)
-    if output.is_file():
-        print(output.read_text(errors="replace"), end="", flush=True)
+    if output is not None:
+        print(output, end="", flush=True)
     node = ""
     if job_id:
         accounted = subprocess.run(
@@ -339,7 +367,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--image", required=True, help="registry/name:tag ($CI_* filled in)")
     parser.add_argument("--gpu", action="store_true", help="on a GPU node, with one GPU")
-    parser.add_argument("script", help="the job's script, in the checkout")
     args = parser.parse_args()
     try:
         sys.exit(run(args, Settings.read()))

@@ -13,6 +13,8 @@ class Settings:
     def __init__(self, values: dict[str, Any]) -> None:
         self.secrets_dir = Path(values["secrets_dir"])
         self.pb_port = int(values["pb_port"])
+        self.tls_cert = str(values["tls_cert"])
+        self.tls_key = str(values["tls_key"])
         self.change_user = str(values["change_user"])
         # Worker name -> GPUs on its node, from the definition's traits.
         self.workers: dict[str, int] = {k: int(v) for k, v in values["workers"].items()}
@@ -21,10 +23,16 @@ class Settings:
         self.job_timeout_s = int(values["job_timeout_s"])
         self.job_path = str(values["job_path"])
         self.registry = str(values["registry"])
-        self.registry_user = str(values["registry_user"])
         self.mlflow_url = str(values["mlflow_url"])
-        self.mlflow_user = str(values["mlflow_user"])
+        # Each job's own credential for the registry and MLflow (job_tokens.py).
+        self.job_tokens_dir = Path(values["job_tokens_dir"])
+        self.job_token_lifetime_s = int(values["job_token_lifetime_s"])
         self.mlflow_ca_file = str(values["mlflow_ca_file"])
+
+    @property
+    def pb_endpoint(self) -> str:
+        """Twisted's server endpoint for the worker port: TLS with the host certificate."""
+        return f"ssl:{self.pb_port}:privateKey={self.tls_key}:certKey={self.tls_cert}"
 
     @property
     def gpu_workers(self) -> list[str]:

@@ -41,15 +41,21 @@ def prop(db: sqlite3.Connection, build_id: int, name: str) -> Any:
 def output_tail(
     db: sqlite3.Connection, build_id: int, lines: int, failed_only: bool = True
 ) -> list[str] | None:
-    """The last lines of the stdio log of the build's failed step (or its last step)."""
+    """The last lines of the stdio log of the build's failed step (or its last step with a
+    log: the step that revokes the job's credential writes none)."""
     failed = " AND results NOT IN (0, 1, 3)" if failed_only else ""
     step = db.execute(
-        f"SELECT id FROM steps WHERE buildid = ?{failed} ORDER BY number DESC", (build_id,)
+        f"SELECT id FROM steps s WHERE buildid = ?{failed}"
+        " AND EXISTS (SELECT 1 FROM logs l WHERE l.stepid = s.id) ORDER BY number DESC",
+        (build_id,),
     ).fetchone()
     if step is None:
         return None
-    text: list[str] = []
-    for (log_id,) in db.execute("SELECT id FROM logs WHERE stepid = ? ORDER BY id", (step[0],)):
+    body: list[str] = []
+    for log_id, kind in db.execute(
+        "SELECT id, type FROM logs WHERE stepid = ? ORDER BY id", (step[0],)
+    ):
+        text = []
         for content, method in db.execute(
             "SELECT content, compressed FROM logchunks WHERE logid = ? ORDER BY first_line",
             (log_id,),
@@ -57,8 +63,13 @@ def output_tail(
             raw = content if isinstance(content, bytes) else content.encode()
             decompress = DECOMPRESS.get(method, DECOMPRESS[0])
             text.append(decompress(raw).decode("utf-8", "replace"))
-    # Buildbot prefixes each line with its stream: o (stdout), e (stderr), h (header).
-    body = [line[1:] for line in "".join(text).splitlines() if line[:1] in ("o", "e")]
+        if kind == "s":
+            # A command's log prefixes each line with its stream: o (stdout), e (stderr),
+            # h (header).
+            body += [line[1:] for line in "".join(text).splitlines() if line[:1] in ("o", "e")]
+        else:
+            # A step's own text log (the pipeline file's errors), as written.
+            body += "".join(text).splitlines()
     return body[-lines:]
 
 

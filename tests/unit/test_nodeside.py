@@ -13,6 +13,7 @@ import pytest
 
 from testbeds.nodeside import hpc_job, pipeline_status, post_receive
 from testbeds.nodeside.master_settings import Settings
+from testbeds.pipeline_file import PipelineFileError, regular_file_blob
 from tests.render import render_role_template
 
 
@@ -48,6 +49,12 @@ def test_the_master_values_render_into_its_settings(tmp_path: Path) -> None:
     assert settings.mlflow_url == "https://service:5001"
     assert settings.registry == "service:5000"
     assert settings.secrets_dir == Path("/var/lib/buildbot/masters/pipelines/secrets")
+    # The worker port (exposed) is TLS only, with the master's copies of the host key pair.
+    tls = "/var/lib/buildbot/masters/pipelines/tls"
+    assert settings.pb_endpoint == (
+        f"ssl:9989:privateKey={tls}/hostkey.pem:certKey={tls}/hostcert.pem"
+    )
+    assert settings.job_tokens_dir == Path("/var/lib/wp5-ci-jobs")
 
 
 def buildbot_database(path: Path) -> None:
@@ -66,7 +73,7 @@ def buildbot_database(path: Path) -> None:
         CREATE TABLE buildset_sourcestamps (buildsetid INT, sourcestampid INT);
         CREATE TABLE sourcestamps (id INTEGER PRIMARY KEY, revision TEXT, branch TEXT);
         CREATE TABLE steps (id INTEGER PRIMARY KEY, buildid INT, number INT, results INT);
-        CREATE TABLE logs (id INTEGER PRIMARY KEY, stepid INT);
+        CREATE TABLE logs (id INTEGER PRIMARY KEY, stepid INT, type TEXT);
         CREATE TABLE logchunks (logid INT, first_line INT, content BLOB, compressed INT);
         INSERT INTO builders VALUES (1, 'pipeline'), (2, 'job-cpu');
         INSERT INTO workers VALUES (1, 'orchestrator'), (2, 'worker');
@@ -80,7 +87,7 @@ def buildbot_database(path: Path) -> None:
         INSERT INTO build_properties VALUES (2, 'job_name', '"test"', 'Trigger'),
                                             (3, 'job_name', '"train"', 'Trigger');
         INSERT INTO steps VALUES (1, 3, 1, 2);
-        INSERT INTO logs VALUES (1, 1);
+        INSERT INTO logs VALUES (1, 1, 's');
         INSERT INTO logchunks VALUES (1, 0, 'hcommand\nostarting\neTraceback: boom\n', 0);
         """
     )
@@ -106,6 +113,45 @@ def test_the_status_command_reads_a_pipeline_and_its_failed_job(tmp_path: Path) 
     assert pipeline_status.pipelines(db, "other", lines=5) == []
 
 
+def test_a_green_hpc_jobs_output_comes_from_its_last_step_with_a_log(tmp_path: Path) -> None:
+    """The hidden step that revokes a job's credential comes last and writes no log: the
+    Slurm job's output is still the HPC job's result."""
+    path = tmp_path / "state.sqlite"
+    buildbot_database(path)
+    db = sqlite3.connect(path)
+    db.executescript(
+        """
+        INSERT INTO builders VALUES (3, 'job-hpc');
+        INSERT INTO builds VALUES (4, 1, 3, 2, 4, 0, 'finished', 150, 159);
+        INSERT INTO steps VALUES (2, 4, 1, 0), (3, 4, 2, 0);
+        INSERT INTO logs VALUES (2, 2, 's');
+        INSERT INTO logchunks VALUES (2, 0, 'oSlurm job 7 exited with 0\n', 0);
+        """
+    )
+    db.commit()
+    row = pipeline_status.build_row(db, 4, lines=5)
+    assert row["output_tail"] == ["Slurm job 7 exited with 0"]
+
+
+def test_a_failed_steps_own_text_log_is_its_output(tmp_path: Path) -> None:
+    """The pipeline step's error log (a text log, lines without a stream prefix) is what a
+    failed pipeline shows: why its file was refused."""
+    path = tmp_path / "state.sqlite"
+    buildbot_database(path)
+    db = sqlite3.connect(path)
+    db.executescript(
+        """
+        INSERT INTO steps VALUES (4, 1, 2, 2);
+        INSERT INTO logs VALUES (4, 4, 't');
+        INSERT INTO logchunks VALUES (4, 0, '.wp5-pipeline.yml is not a regular file\n', 0);
+        """
+    )
+    db.commit()
+    assert pipeline_status.output_tail(db, 1, lines=5) == [
+        ".wp5-pipeline.yml is not a regular file"
+    ]
+
+
 def test_the_hook_reports_each_pushed_branch(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     repo = tmp_path / "research.git"
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org"]
@@ -126,6 +172,7 @@ def test_the_hook_reports_each_pushed_branch(tmp_path: Path, monkeypatch) -> Non
     assert change["branch"] == "main" and change["revision"] == head
     assert change["files"] == ["model.py"] and change["who"] == "developer"
     assert change["comments"] == "first" and change["project"] == "research"
+    assert change["src"] == "git"  # the name the master's addChange takes
     # Without its configuration (or while seeding) the hook does nothing and the push stands.
     assert post_receive.main(str(tmp_path / "missing.ini")) == 0
 
@@ -178,6 +225,44 @@ def test_hpc_job_takes_only_plain_tags_from_the_script(
     assert hpc_job.script_tags(written) == {}
     written.write_text("dataset=user.researcher:events\nfiles=3\nnot a tag\nbad key!=1\n")
     assert hpc_job.script_tags(written) == {"dataset": "user.researcher:events", "files": "3"}
-    assert capsys.readouterr().out.count("ignored a line") == 2
+    said = capsys.readouterr().out
+    assert said.count("ignored line") == 2 and "not a tag" not in said
     written.write_text("".join(f"k{i}=v\n" for i in range(50)))
     assert len(hpc_job.script_tags(written)) == hpc_job.MAX_SCRIPT_TAGS
+
+
+def test_hpc_job_reads_and_writes_its_job_files_without_following_links(tmp_path: Path) -> None:
+    """A job (or a commit) that leaves a link where the gateway writes its script or reads
+    the job's tags and output changes nothing outside the job folder and reads nothing."""
+    secret = tmp_path / "authorized_keys"
+    secret.write_text("key=of the ci account\n")
+    folder = tmp_path / "job"
+    folder.mkdir()
+    for name in ("run-tags", "slurm.out", "script.sh"):
+        (folder / name).symlink_to(secret)
+    assert hpc_job.script_tags(folder / "run-tags") == {}
+    assert hpc_job.read_own_file(folder / "slurm.out") is None
+    with pytest.raises(OSError):
+        hpc_job.write_own_file(folder / "script.sh", "echo hostile\n", 0o600)
+    assert secret.read_text() == "key=of the ci account\n"
+    hpc_job.write_own_file(folder / "new.sh", "echo ok\n", 0o600)
+    assert hpc_job.read_own_file(folder / "new.sh") == "echo ok\n"
+
+
+@pytest.mark.parametrize(
+    ("listing", "message"),
+    [
+        ("", "the commit has no .wp5-pipeline.yml"),
+        ("120000 blob 0123abcd\t.wp5-pipeline.yml\n", "is not a regular file"),
+        ("040000 tree 0123abcd\t.wp5-pipeline.yml\n", "is not a regular file"),
+        ("160000 commit 0123abcd\t.wp5-pipeline.yml\n", "is not a regular file"),
+    ],
+)
+def test_the_master_reads_the_pipeline_file_only_as_a_regular_file(
+    listing: str, message: str
+) -> None:
+    """The master reads .wp5-pipeline.yml from git's objects, and only a regular file's:
+    a commit making it a link to the master's secrets gets an error, not the secret."""
+    with pytest.raises(PipelineFileError, match=message):
+        regular_file_blob(listing)
+    assert regular_file_blob("100644 blob 0123abcd\t.wp5-pipeline.yml\n") == "0123abcd"

@@ -1,6 +1,7 @@
 """The pipelines services' web front ends as the roles render them: every request but
-anonymous fetches and MLflow's health probe needs a directory account (nginx auth_pam with
-the directory's PAM service), no password file remains, and the services behind nginx
+anonymous fetches and MLflow's health probe needs a directory account or a job's
+credential (nginx auth_pam with the front end's own PAM service, which reads the request
+line to check project ownership), no password file remains, and the services behind nginx
 listen on loopback only."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.render import REPO, render_role_template
+from tests.render import render_role_template
 
 SERVICE = {"service": {}}
 GROUPS = {"directory": ["service"], "directory_client": ["service"]}
@@ -33,7 +34,8 @@ def test_git_serves_only_exact_fetches_anonymously_and_internally(tmp_path: Path
     assert "internal;" in anonymous and "auth_pam" not in anonymous
     assert "receive" not in next(m for m in found if "git-fetch" in m)
     assert 'fastcgi_param REMOTE_USER "";' in anonymous
-    assert "auth_pam_service_name testbed-web;" in pushes
+    assert "auth_pam_service_name testbed-git;" in pushes
+    assert "auth_pam_set_pam_env on;" in pushes
     assert "auth_basic" not in config
     assert "rewrite ^/git/(.*)$ /git-fetch/$1 last;" in config
 
@@ -41,7 +43,8 @@ def test_git_serves_only_exact_fetches_anonymously_and_internally(tmp_path: Path
 def test_registry_is_behind_nginx_with_directory_accounts(tmp_path: Path) -> None:
     site = render("container_registry", "nginx-registry.conf.j2", tmp_path)
     api = locations(site)["/v2/"]
-    assert "auth_pam_service_name testbed-web;" in api
+    assert "auth_pam_service_name testbed-registry;" in api
+    assert "auth_pam_set_pam_env on;" in api
     assert "proxy_pass http://127.0.0.1:5003;" in api
     registry = yaml.safe_load(render("container_registry", "config.yml.j2", tmp_path))
     assert registry["http"]["addr"] == "127.0.0.1:5003"
@@ -51,16 +54,7 @@ def test_registry_is_behind_nginx_with_directory_accounts(tmp_path: Path) -> Non
 def test_mlflow_lets_only_the_health_probe_in_without_an_account(tmp_path: Path) -> None:
     config = render("mlflow", "nginx-mlflow.conf.j2", tmp_path)
     server_wide = config.split("location", 1)[0]
-    assert "auth_pam_service_name testbed-web;" in server_wide
+    assert "auth_pam_service_name testbed-mlflow;" in server_wide
+    assert "auth_pam_set_pam_env on;" in server_wide
     assert locations(config)["= /health"].strip().startswith("auth_pam off;")
     assert "auth_basic" not in config
-
-
-def test_web_pam_service_asks_the_directory_only() -> None:
-    tasks = yaml.safe_load((REPO / "roles/directory_client/tasks/configure.yml").read_text())
-    task = next(t for t in tasks if "PAM service" in t["name"])
-    rules = [line.split() for line in task["ansible.builtin.copy"]["content"].splitlines()]
-    assert [rule for rule in rules if rule and not rule[0].startswith("#")] == [
-        ["auth", "required", "pam_sss.so"],
-        ["account", "required", "pam_sss.so"],
-    ]

@@ -4,6 +4,7 @@ pipeline ones: the same fixtures."""
 from testbeds.checks.data_management.conftest import client, rucio, tokens
 from testbeds.checks.pipelines.conftest import (
     buildbot_logs,
+    ci_curl_config,
     developer,
     git_base,
     mlflow,
@@ -16,6 +17,7 @@ from testbeds.checks.pipelines.conftest import (
 
 __all__ = [
     "buildbot_logs",
+    "ci_curl_config",
     "client",
     "developer",
     "git_base",

@@ -116,7 +116,36 @@ def test_job_folders_keep_the_output_and_no_copy_of_the_checkout(analysed, testb
     assert folders.rc == 0, folders.stderr
     for folder in folders.stdout.split():
         listing = gateway.run(f"runuser -u ci -- ls -A {shlex.quote(folder)}").stdout.split()
-        assert {"job.sh", "slurm.out"} <= set(listing) <= {"job.sh", "slurm.out", "run-tags"}, (
-            folder,
-            listing,
-        )
+        made = {"job.sh", "script.sh", "slurm.out"}
+        assert made <= set(listing) <= made | {"run-tags"}, (folder, listing)
+
+
+# Where the gateway wrote an HPC job's script in the checkout before, and what a commit
+# could point it at: the CI account's own SSH keys on the gateway.
+OLD_SCRIPT_NAME = ".wp5-hpc-script"
+CI_KEYS = "/home/ci/.ssh/authorized_keys"
+
+
+def ci_keys_state(gateway: Any) -> str:
+    out = gateway.run(f"sha256sum {CI_KEYS} 2>/dev/null || echo absent")
+    return str(out.stdout.strip())
+
+
+@pytest.fixture(scope="session")
+def linked(push: Callable[..., Any], testbed: Any) -> tuple[Any, str, str]:
+    """A commit carrying a link, named like the gateway's old script file, to the CI
+    account's authorized_keys; that file's state before and after its pipeline."""
+    gateway = testbed.host(testbed.group("hpc_gateway")[0])
+    before = ci_keys_state(gateway)
+    change = f"ln -s {CI_KEYS} {OLD_SCRIPT_NAME} && git add {OLD_SCRIPT_NAME}"
+    pushed = push("hpc-link", change=change, repository=ANALYSIS)
+    return pushed, before, ci_keys_state(gateway)
+
+
+def test_a_link_in_the_commit_changes_nothing_outside_the_job_folder(linked):
+    """The HPC job runs green, and the file the commit's link names is what it was: the
+    gateway writes the job's files only into a job folder it makes itself."""
+    pushed, before, after = linked
+    assert pushed.pipeline["result"] == "success", pushed.pipeline
+    assert EXPECTED in pushed.job("analyse")["output_tail"]
+    assert after == before

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from testbeds.checks.helpers import wait_for
+from testbeds.checks.helpers import wait_for, write_private_file
 from testbeds.checks.pipelines.support import (
     DEVELOPER,
     PIPELINE_TIMEOUT_S,
@@ -164,17 +164,26 @@ def mlflow_base(testbed: Any) -> str:
 
 
 @pytest.fixture(scope="session")
-def mlflow(testbed: Any, mlflow_base: str, service: Any) -> Callable[..., Any]:
+def ci_curl_config(testbed: Any, service: Any) -> str:
+    """A root-only curl config on the service node with the CI account's user and password
+    (the definition's account, its generated secret read on the control node): the checks
+    read the registry and MLflow as that account, which no job holds any more."""
+    password = (testbed.secrets_dir / "user-ci-password").read_text().strip()
+    path = "/root/.wp5-check-ci.curl"
+    write_private_file(service, path, f'user = "ci:{password}"\n')
+    return path
+
+
+@pytest.fixture(scope="session")
+def mlflow(testbed: Any, mlflow_base: str, service: Any, ci_curl_config: str) -> Callable[..., Any]:
     """Call the tracking server's REST API from the service node, over HTTPS verified
-    against the testbed CA, as the CI account (its password read on the node and handed to
-    curl on stdin, never on a command line)."""
+    against the testbed CA, as the CI account (its password in a root-only curl config
+    there, never on a command line)."""
 
     def call(path: str, payload: dict[str, Any] | None = None, raw: bool = False) -> Any:
         data = f"-X POST -H 'Content-Type: application/json' -d {shlex.quote(json.dumps(payload))}"
-        password = f"{master_secrets(testbed)}/mlflow-password"
-        credentials = f'printf \'user = "ci:%s"\\n\' "$(cat {password})"'
         out = service.run(
-            f"{credentials} | curl -sS --fail -K - --cacert {testbed.value('testbed_ca_file')} "
+            f"curl -sS --fail -K {ci_curl_config} --cacert {testbed.value('testbed_ca_file')} "
             f"{data if payload else ''} {shlex.quote(mlflow_base + path)}"
         )
         assert out.rc == 0, f"MLflow {path}: {out.stderr}"
@@ -202,21 +211,16 @@ def runs_of(mlflow: Callable[..., Any]) -> Callable[[str], list[dict[str, Any]]]
 
 
 @pytest.fixture(scope="session")
-def registry(testbed: Any) -> Callable[..., Any]:
-    """GET from the registry's API as the CI account, from the Buildbot master's node,
-    which holds that password: it never leaves the node and reaches curl on stdin, not on
-    its command line."""
-    master = testbed.host(testbed.group("buildbot_master")[0])
+def registry(testbed: Any, service: Any, ci_curl_config: str) -> Callable[..., Any]:
+    """GET from the registry's API from the service node, as the CI account (or anonymously),
+    the password in a root-only curl config there, never on a command line."""
     host = testbed.group("container_registry")[0]
     base = f"https://{host}:{testbed.value('container_registry_port')}"
 
-    secrets = master_secrets(testbed)
-
     def get(path: str, accept: str = "", anonymous: bool = False) -> Any:
-        credentials = f'printf \'user = "ci:%s"\\n\' "$(cat {secrets}/registry-password)"'
-        feed = ": |" if anonymous else f"{credentials} |"
+        credentials = "" if anonymous else f"-K {ci_curl_config}"
         header = f"-H {shlex.quote('Accept: ' + accept)}" if accept else ""
         url = shlex.quote(base + path)
-        return master.run(f"{feed} curl -sS -K - -w '\\n%{{http_code}}' {header} {url}")
+        return service.run(f"curl -sS {credentials} -w '\\n%{{http_code}}' {header} {url}")
 
     return get

@@ -1,0 +1,223 @@
+"""Least privilege for pipeline jobs and projects: a job holds no password of any account,
+only a credential minted for it, which writes only into its own project's registry
+namespace and stops working when the job ends; a commit cannot make the master read a file
+through a link; only a project's members push to its repository or write to its registry
+namespace, while any account pulls."""
+
+from __future__ import annotations
+
+import base64
+import re
+import shlex
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from testbeds.checks.directory_accounts import NewUser
+from testbeds.checks.helpers import write_private_file
+from testbeds.checks.pipelines.conftest import Push
+from testbeds.checks.pipelines.support import REPOSITORY, master_secrets
+
+# A job that prints its whole environment and its parent's, reversed and base64-encoded
+# (Buildbot hides secrets only verbatim), then tries its own credential on its own
+# project's registry namespace and on another's, and fails so that its output is kept.
+LEAKING_PIPELINE = {
+    "jobs": [
+        {
+            "name": "leak",
+            "script": [
+                'echo "environment=$(env | rev | base64 -w0)"',
+                "echo \"parent=$(tr '\\0' '\\n' < /proc/$PPID/environ | rev | base64 -w0)\"",
+                'printf \'user = "%s:%s"\\n\' "$CI_REGISTRY_USER" "$CI_REGISTRY_PASSWORD"'
+                " > ../creds",
+                'for ns in "$CI_PROJECT" another-project; do echo "upload-$ns=$(curl -s '
+                "-o /dev/null -w '%{http_code}' -K ../creds --cacert "
+                '"$MLFLOW_TRACKING_SERVER_CERT_PATH" -X POST '
+                '"https://$CI_REGISTRY/v2/$ns/probe/blobs/uploads/")"; done',
+                "rm -f ../creds",
+                "exit 1",
+            ],
+        }
+    ]
+}
+# Values shorter than this are not passwords (ports, names, flags).
+MIN_SECRET_LENGTH = 8
+
+
+def file_change(path: str, content: str) -> str:
+    """A shell command writing `content` to `path` in the working copy, quoted once."""
+    encoded = base64.b64encode(content.encode()).decode()
+    return f"echo {encoded} | base64 -d > {shlex.quote(path)}"
+
+
+def printed(push: Push, key: str) -> str:
+    """The value the leaking job printed as key=value."""
+    job = push.job("leak")
+    assert job is not None, push.pipeline
+    lines = job.get("output_tail") or []
+    found = [line.split("=", 1)[1] for line in lines if line.startswith(f"{key}=")]
+    assert found, f"the job printed no {key}=: {lines}"
+    return found[-1]
+
+
+def leaked_values(push: Push) -> set[str]:
+    """Every value of the job's and its parent's environment, decoded as an attacker would."""
+    values = set()
+    for key in ("environment", "parent"):
+        text = base64.b64decode(printed(push, key)).decode(errors="replace")
+        for line in text.splitlines():
+            _, _, value = line[::-1].partition("=")
+            if len(value) >= MIN_SECRET_LENGTH and not re.search(r"\s", value):
+                values.add(value)
+    return values
+
+
+@pytest.fixture(scope="session")
+def leaking_job(push: Callable[..., Push]) -> Push:
+    return push("leak", change=file_change(".wp5-pipeline.yml", yaml.safe_dump(LEAKING_PIPELINE)))
+
+
+class LoginProbe:
+    """Tries user:password pairs at the registry, MLflow and git's push endpoint from the
+    service node, each pair in a root-only curl config read on stdin: never on a command
+    line. Answers the HTTP status of each."""
+
+    def __init__(self, testbed: Any, service: Any, repo_url: str) -> None:
+        self.service = service
+        registry = testbed.group("container_registry")[0]
+        mlflow = testbed.group("mlflow")[0]
+        self.ca = testbed.value("testbed_ca_file")
+        self.urls = {
+            "registry": f"https://{registry}:{testbed.value('container_registry_port')}/v2/",
+            "mlflow": f"https://{mlflow}:{testbed.value('mlflow_port')}"
+            "/api/2.0/mlflow/experiments/search?max_results=1",
+            "git push": f"{repo_url}/info/refs?service=git-receive-pack",
+        }
+        self.folder = service.check_output("mktemp -d /root/login-probe.XXXXXX")
+
+    def statuses(self, user: str, password: str) -> dict[str, int]:
+        config = f"{self.folder}/creds"
+        write_private_file(self.service, config, f'user = "{user}:{password}"\n')
+        found = {}
+        for name, url in self.urls.items():
+            out = self.service.run(
+                f"curl -s -o /dev/null -w '%{{http_code}}' -K {config} --cacert {self.ca} "
+                f"{shlex.quote(url)}"
+            )
+            found[name] = int(out.stdout.strip() or 0)
+        return found
+
+    def close(self) -> None:
+        self.service.run(f"rm -rf {self.folder}")
+
+
+@pytest.fixture
+def login_probe(testbed: Any, service: Any, repo_url: str) -> Iterator[LoginProbe]:
+    probe = LoginProbe(testbed, service, repo_url)
+    yield probe
+    probe.close()
+
+
+def test_a_job_holds_a_credential_of_its_own_not_an_accounts_password(leaking_job, testbed):
+    """The job's registry and MLflow user is a per-job credential, and the CI account's
+    password is nowhere in its environment or its parent's."""
+    user = printed_user(leaking_job)
+    assert re.fullmatch(r"ci-job-[0-9a-f]{12}", user), user
+    ci_password = (testbed.secrets_dir / "user-ci-password").read_text().strip()
+    assert ci_password not in leaked_values(leaking_job)
+
+
+def printed_user(push: Push) -> str:
+    text = base64.b64decode(printed(push, "environment")).decode(errors="replace")
+    for line in text.splitlines():
+        key, _, value = line[::-1].partition("=")
+        if key == "CI_REGISTRY_USER":
+            return value
+    raise AssertionError("no CI_REGISTRY_USER in the job's environment")
+
+
+def test_no_worker_logs_a_jobs_environment(leaking_job, testbed):
+    """The workers' own logs hold no job's environment (its credential would be there in
+    clear, for the next job on that worker to read)."""
+    user = printed_user(leaking_job)
+    logged = {
+        node: testbed.host(node).run(f"cat /var/lib/buildbot/workers/*/twistd.log | grep -c {user}")
+        for node in testbed.group("buildbot_worker")
+    }
+    assert not [node for node, out in logged.items() if out.stdout.strip() not in ("", "0")], {
+        node: out.stdout for node, out in logged.items()
+    }
+
+
+def test_a_jobs_credential_writes_only_into_its_own_projects_namespace(leaking_job):
+    """During the job its credential may start an upload in its own project's registry
+    namespace and is refused in another project's."""
+    assert printed(leaking_job, f"upload-{REPOSITORY}") == "202"
+    assert printed(leaking_job, "upload-another-project") == "401"
+
+
+def test_nothing_a_job_printed_logs_in_anywhere_after_it_ended(leaking_job, login_probe):
+    """Every value of the job's environment and its parent's, tried as the password of the
+    CI account and of the job's own user, is refused by the registry, MLflow and git."""
+    user = printed_user(leaking_job)
+    values = leaked_values(leaking_job)
+    assert len(values) > 5, values
+    accepted = []
+    for value in sorted(values):
+        for account in ("ci", user):
+            statuses = login_probe.statuses(account, value)
+            accepted += [(account, service) for service, code in statuses.items() if code != 401]
+    assert accepted == [], f"these logged in after the job ended: {accepted}"
+
+
+def test_a_commit_cannot_make_the_master_read_through_a_link(push, testbed):
+    """A commit whose pipeline file is a link to the master's own secret gets a failed
+    pipeline that runs no job and shows nothing of the file."""
+    secret_file = f"{master_secrets(testbed)}/change-password"
+    linked = push("linked", change=f"ln -sfn {secret_file} .wp5-pipeline.yml")
+    assert linked.pipeline["result"] == "failure", linked.pipeline
+    assert linked.pipeline["jobs"] == []
+    said = "\n".join(linked.pipeline["output_tail"] or [])
+    assert ".wp5-pipeline.yml is not a regular file" in said, linked.pipeline
+    secret = testbed.host(testbed.group("buildbot_master")[0]).file(secret_file).content_string
+    assert secret.strip() and secret.strip() not in yaml.safe_dump(linked.pipeline)
+
+
+class ProjectWrites:
+    """A directory user's writes at the git server and the registry, from the service node."""
+
+    def __init__(self, testbed: Any, service: Any, probe: LoginProbe) -> None:
+        self.service = service
+        self.probe = probe
+        registry = testbed.group("container_registry")[0]
+        self.registry = f"https://{registry}:{testbed.value('container_registry_port')}/v2"
+
+    def upload_status(self, user: NewUser, password: str, namespace: str) -> int:
+        config = f"{self.probe.folder}/{user.name}.curl"
+        write_private_file(self.service, config, f'user = "{user.name}:{password}"\n')
+        out = self.service.run(
+            f"curl -s -o /dev/null -w '%{{http_code}}' -K {config} --cacert {self.probe.ca} "
+            f"-X POST {shlex.quote(f'{self.registry}/{namespace}/probe/blobs/uploads/')}"
+        )
+        return int(out.stdout.strip() or 0)
+
+
+def test_only_a_projects_members_write_to_its_repository_and_namespace(
+    testbed, service, newcomers, login_probe
+):
+    """A directory user outside the repository's project reads the registry and may not
+    push to the repository nor upload into its namespace; a member may do both."""
+    writes = ProjectWrites(testbed, service, login_probe)
+    outsider = newcomers.add([])
+    member = newcomers.add(["research"])
+    outsider_password = newcomers.password(outsider)
+    member_password = newcomers.password(member)
+    # The directory's answers reach the node's cache within its period.
+    statuses = login_probe.statuses(outsider.name, outsider_password)
+    assert statuses["registry"] == 200, statuses
+    assert statuses["git push"] == 401, statuses
+    assert writes.upload_status(outsider, outsider_password, REPOSITORY) == 401
+    assert login_probe.statuses(member.name, member_password)["git push"] == 200
+    assert writes.upload_status(member, member_password, REPOSITORY) == 202
