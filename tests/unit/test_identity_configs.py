@@ -156,6 +156,47 @@ def test_directory_tool_refuses_a_bad_password_before_touching_the_directory(
         tool.add_user(None, tool.Settings("dc=testbed", None), args)
 
 
+def add_user_args(tool: Any, name: str, uid: int) -> Any:
+    return tool.argparse.Namespace(
+        name=name, uid=uid, ssh_key_file=None, password_file=None, comment="", project=[]
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "uid", "message"),
+    [
+        ("munge", 2990, "NAME: 'munge' is a local system account's name"),
+        ("root", 2990, "NAME: 'root' is a local system account's name"),
+        ("daemon", 2990, "NAME: 'daemon' is a local system account's name"),  # this node's
+        ("ci-job-0123456789ab", 2990, "NAME: names starting ci-job- are reserved"),
+        ("u1k", 1000, "--uid: 1000 is outside the testbed's user range 2000-59999"),
+        ("u2", 1999, "--uid: 1999 is outside"),
+        ("u3", 60000, "--uid: 60000 is not a number"),
+    ],
+)
+def test_directory_tool_refuses_system_names_and_ids_outside_the_range_before_writing(
+    tool: Any, name: str, uid: int, message: str
+) -> None:
+    """add-user never reaches the directory (conn None) with a system account's name, a
+    job credential's prefix or an id outside the definition's user range."""
+    settings = tool.Settings(
+        "dc=testbed", None, uid_min=2000, uid_max=59999, reserved_names=frozenset({"munge"})
+    )
+    with pytest.raises(tool.BadInput, match="^" + re.escape(message)):
+        tool.add_user(None, settings, add_user_args(tool, name, uid))
+
+
+def test_the_definitions_accounts_keep_to_the_same_rules(tool: Any) -> None:
+    settings = tool.Settings("dc=testbed", None, uid_min=2000, uid_max=59999)
+    account = tool.Account("ok", 1500, 2500)
+    seed = tool.Seed("x", (), (account,))
+    with pytest.raises(tool.BadInput, match=r"^users\[0\]\.uid: 1500 is outside"):
+        tool.check_seed(seed, settings)
+    project = tool.Project("users", 3001)  # Debian's own group
+    with pytest.raises(tool.BadInput, match=r"^projects\[0\]\.name: 'users' is a local"):
+        tool.check_seed(tool.Seed("x", (project,), ()), settings)
+
+
 @pytest.fixture(scope="module")
 def issuer_seed() -> Any:
     path = REPO / "roles" / "token_issuer" / "files" / "glewlwyd_seed.py"

@@ -68,12 +68,24 @@ class Seed:
     accounts: tuple[Account, ...]
 
 
+# Names no directory account may take: a node's local account of that name would get the
+# directory's keys (and, for a job credential's prefix, a web service its token check).
+RESERVED_PREFIXES = ("ci-job-",)
+LOCAL_ACCOUNT_FILES = (Path("/etc/passwd"), Path("/etc/group"))
+
+
 @dataclass
 class Settings:
     base_dn: str
     homes_root: str | None  # where homes are created (this node holds them), or None
     # Scopes every account holds (tokenScope), which the token issuer may grant it.
     token_scopes: tuple[str, ...] = ()
+    # The definition's range of user and group ids: none below it (system accounts, the
+    # cloud images' default user at 1000), none above it.
+    uid_min: int = 2000
+    uid_max: int = 59999
+    # Local accounts of the testbed's nodes (services' users), on top of this node's own.
+    reserved_names: frozenset[str] = frozenset()
 
     @property
     def people(self) -> str:
@@ -110,6 +122,35 @@ def checked_id(value: object, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value not in ID_RANGE:
         raise BadInput(f"{where}: {value!r} is not a number from 1000 to 59999")
     return value
+
+
+def checked_new_name(value: object, where: str, settings: Settings) -> str:
+    """A name for a new account: no local account's, on this node or any node's services."""
+    name = checked_name(value, where)
+    if name in settings.reserved_names or name in local_account_names():
+        raise BadInput(f"{where}: {name!r} is a local system account's name")
+    if name.startswith(RESERVED_PREFIXES):
+        raise BadInput(f"{where}: names starting {', '.join(RESERVED_PREFIXES)} are reserved")
+    return name
+
+
+def local_account_names() -> set[str]:
+    """The names in this node's own account files (not the directory's, which SSSD adds)."""
+    names = set()
+    for path in LOCAL_ACCOUNT_FILES:
+        if path.is_file():
+            names |= {line.split(":", 1)[0] for line in path.read_text().splitlines() if line}
+    return names
+
+
+def checked_user_id(value: object, where: str, settings: Settings) -> int:
+    number = checked_id(value, where)
+    if not settings.uid_min <= number <= settings.uid_max:
+        raise BadInput(
+            f"{where}: {number} is outside the testbed's user range "
+            f"{settings.uid_min}-{settings.uid_max}"
+        )
+    return number
 
 
 def checked_key(value: object, where: str) -> str:
@@ -254,7 +295,19 @@ def create_home(settings: Settings, account: Account, result: Result) -> None:
     result.done.append(f"created {home}")
 
 
+def check_seed(seed: Seed, settings: Settings) -> None:
+    """The definition's accounts and projects keep to the same rules as add-user's."""
+    for i, account in enumerate(seed.accounts):
+        checked_new_name(account.name, f"users[{i}].name", settings)
+        checked_user_id(account.uid, f"users[{i}].uid", settings)
+        checked_user_id(account.gid, f"users[{i}].gid", settings)
+    for i, project in enumerate(seed.projects):
+        checked_new_name(project.name, f"projects[{i}].name", settings)
+        checked_user_id(project.gid, f"projects[{i}].gid", settings)
+
+
 def apply(conn: ldap.ldapobject.LDAPObject, settings: Settings, seed: Seed) -> Result:
+    check_seed(seed, settings)
     result = Result()
     base = settings.base_dn
     top = base.split(",")[0].split("=", 1)[1]
@@ -329,8 +382,8 @@ def add_user(
     conn: ldap.ldapobject.LDAPObject, settings: Settings, args: argparse.Namespace
 ) -> Result:
     result = Result()
-    name = checked_name(args.name, "NAME")
-    uid = checked_id(args.uid, "--uid")
+    name = checked_new_name(args.name, "NAME", settings)
+    uid = checked_user_id(args.uid, "--uid", settings)
     keys: tuple[str, ...] = ()
     if args.ssh_key_file:
         lines = [ln for ln in Path(args.ssh_key_file).read_text().splitlines() if ln.strip()]
@@ -445,6 +498,11 @@ def main(argv: list[str]) -> int:
             config["base_dn"],
             config.get("homes_root"),
             checked_scopes(config.get("token_scopes", []), f"{CONFIG}: token_scopes"),
+            uid_min=int(config["uid_min"]),
+            uid_max=int(config["uid_max"]),
+            reserved_names=frozenset(
+                checked_name(n, f"{CONFIG}: reserved_names") for n in config["reserved_names"]
+            ),
         )
         conn = connect()
         if args.command == "apply":

@@ -6,6 +6,8 @@ import uuid
 
 import pytest
 
+from testbeds.checks.helpers import wait_for
+
 
 @pytest.mark.nodes("users")
 def test_research_user_same_ids_everywhere(testbed, host):
@@ -39,10 +41,26 @@ def test_file_written_by_job_on_one_node_read_on_another(testbed, user_shell):
     user_shell(login, f"rm -f {path}")
 
 
-def test_user_ssh_between_nodes(testbed, user_shell):
-    """The research user can ssh from the login node to a compute node, host keys checked."""
+def test_user_reaches_a_compute_node_over_ssh_only_with_a_job_there(testbed, user_shell):
+    """The research user's ssh from the login node to a compute node is refused while the
+    user has no job there (pam_slurm_adopt), and gets in while one runs, host keys checked."""
     login = testbed.host(testbed.group("slurm_login")[0])
     target = testbed.group("slurm_compute")[0]
-    out = user_shell(login, f"ssh -o BatchMode=yes -o StrictHostKeyChecking=yes {target} hostname")
+    ssh = (
+        f"ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o ConnectTimeout=10 {target} hostname"
+    )
+    refused = user_shell(login, ssh)
+    assert refused.rc != 0 and target not in refused.stdout, refused.stdout
+    submitted = user_shell(login, f"sbatch --parsable -w {target} -N1 -t 2 --wrap 'sleep 100'")
+    assert submitted.rc == 0, submitted.stderr
+    job = submitted.stdout.strip().split(";")[0]
+    try:
+        assert wait_for(
+            lambda: user_shell(login, f"squeue -h -j {job} -o %T").stdout.strip() == "RUNNING",
+            timeout=60,
+        ), user_shell(login, f"squeue -h -j {job} -o '%T %r'").stdout
+        out = user_shell(login, ssh)
+    finally:
+        user_shell(login, f"scancel {job}")
     assert out.rc == 0, out.stderr
     assert out.stdout.strip() == target

@@ -4,6 +4,7 @@ or removed after `up` gaining or losing access within the stated bound."""
 
 from __future__ import annotations
 
+import json
 import shlex
 import time
 from collections.abc import Callable, Iterator
@@ -85,6 +86,72 @@ def test_directory_tool_refuses_bad_input(testbed):
     assert len(bad.stderr.strip().splitlines()) == 1
     people = controller.run("testbed-directory show")
     assert "x;rm" not in people.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "uid", "field"),
+    [
+        ("munge", 2990, "NAME: 'munge' is a local system account's name"),
+        ("root", 2991, "NAME: 'root' is a local system account's name"),
+        ("ci-job-0123456789ab", 2992, "NAME: names starting ci-job- are reserved"),
+        ("u1k", 1000, "--uid: 1000 is outside the testbed's user range"),
+    ],
+)
+def test_directory_tool_refuses_system_names_and_ids_outside_the_user_range(
+    testbed, name, uid, field
+):
+    """A local system account's name (whose holder would then take the directory's SSH
+    keys), a job credential's name, or the cloud images' default uid: exit 2, one line
+    naming the field, nothing added."""
+    controller = directory_host(testbed)
+    refused = controller.run(f"testbed-directory add-user {name} --uid {uid}")
+    assert refused.rc == 2, refused.stdout + refused.stderr
+    assert refused.stderr.strip().startswith(f"testbed-directory: {field}"), refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    people = json.loads(controller.check_output("testbed-directory show"))["people"]
+    assert name not in {p["name"] for p in people}
+
+
+# Nodes of these roles are the cluster's and the services' own: no directory account logs
+# in there, so nothing a user runs reaches their loopback-only back ends.
+NO_LOGIN_ROLES = frozenset(
+    {
+        "slurm_controller",
+        "slurm_dbd",
+        "hpc_gateway",
+        "directory",
+        "token_issuer",
+        "git_server",
+        "container_registry",
+        "mlflow",
+        "buildbot_master",
+        "postgresql",
+        "xrootd",
+        "rucio",
+    }
+)
+
+
+def test_directory_users_log_in_only_where_they_work(testbed, newcomers):
+    """A directory user with the key the directory holds logs in over SSH to a login node,
+    is refused on every compute node where it has no job and on every node of the
+    cluster's and the services' own (controller, CI gateway, service, storage, database)."""
+    controller = directory_host(testbed)
+    user = newcomers.add([])
+    gateways = set(testbed.group("hpc_gateway"))
+    logins = [n for n in testbed.group("slurm_login") if n not in gateways]
+    computes = testbed.group("slurm_compute")
+    closed = sorted(
+        {n.name for n in testbed.nodes if NO_LOGIN_ROLES & set(n.roles)} - set(logins)
+        | set(computes)
+    )
+    assert closed, "no node the check expects to be closed to directory users"
+    # The new account reaches every node's SSSD within its cache period.
+    bound = int(testbed.value("directory_client_cache_seconds")) + 10
+    for login in logins:
+        assert wait_for(lambda n=login: as_user(controller, user, n, "true").rc == 0, bound), login
+    let_in = {node: as_user(controller, user, node, "id -u").rc == 0 for node in closed}
+    assert not any(let_in.values()), {n: ok for n, ok in let_in.items() if ok}
 
 
 @pytest.fixture
