@@ -61,6 +61,38 @@ def test_anonymous_plaintext_and_foreign_keys_refused(testbed, user_shell):
     assert shared.stdout.strip() == "OK", shared.stdout + shared.stderr
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        "function flush",
+        "function delete somebodys_library",
+        "function load \"#!lua name=mine\\nredis.register_function('f', function() return 1 end)\"",
+        "script flush",
+        'script load "return 1"',
+        "scan 0",
+        "keys '*'",
+        "randomkey",
+    ],
+)
+def test_a_user_cannot_manage_shared_scripts_or_list_others_keys(testbed, user_shell, command):
+    """Functions and cached scripts are shared by every user, and key listings show every
+    user's key names: a research user's ACL refuses each of these commands."""
+    login = testbed.host(testbed.group("slurm_login")[0])
+    out = user_shell(login, f"{CLI} {command}")
+    assert "NOPERM" in out.stdout + out.stderr, out.stdout + out.stderr
+
+
+def test_a_users_script_runs_within_the_users_keys(testbed, user_shell):
+    """EVAL runs a user's script on the user's own keys, and not on another user's."""
+    login = testbed.host(testbed.group("slurm_login")[0])
+    user = testbed.research_user
+    script = "\"return redis.call('set', KEYS[1], 'by-script')\""
+    own = user_shell(login, f"{CLI} eval {script} 1 {user}:scripted")
+    assert own.stdout.strip().strip('"') == "OK", own.stdout + own.stderr
+    foreign = user_shell(login, f"{CLI} eval {script} 1 someoneelse:scripted")
+    assert "NOPERM" in foreign.stdout + foreign.stderr, foreign.stdout + foreign.stderr
+
+
 def test_data_survives_a_restart(testbed, user_shell):
     """A key written before redis-server restarts is there afterwards (append-only file)."""
     server = testbed.host(testbed.group("redis")[0])
