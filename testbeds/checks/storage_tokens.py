@@ -98,10 +98,14 @@ class StorageTokens:
     """Tokens of one issuer client, got on ``host`` and cached per audience and scope
     until shortly before they expire (a long benchmark outlives the first ones)."""
 
-    def __init__(self, testbed: Any, host: Any, client_name: str = "") -> None:
+    def __init__(
+        self, testbed: Any, host: Any, client_name: str = "", nodes: Sequence[str] = ()
+    ) -> None:
+        """Tokens of the client registered for the endpoints on ``nodes`` (every
+        endpoint's unless named)."""
         self.testbed = testbed
         self.host = host
-        endpoints = [endpoint_audience(testbed, node) for node in testbed.group("xrootd")]
+        endpoints = [endpoint_audience(testbed, n) for n in nodes or testbed.group("xrootd")]
         self.client = storage_client(testbed, client_name, endpoints)
         self.workdir = host.check_output("mktemp -d")
         self._files: dict[tuple[str, str], tuple[TokenFiles, float]] = {}

@@ -20,6 +20,8 @@ from testbeds.checks.storage_tokens import issuer_url, storage_client
 
 # A scope no client is given (glewlwyd matches scopes exactly).
 NOT_GIVEN = "storage.modify:/never-granted"
+# WLCG's audience every storage endpoint accepts.
+ANY_AUDIENCE = "https://wlcg.cern.ch/jwt/v1/any"
 
 
 def client_login(testbed: Any) -> tuple[dict[str, Any], str]:
@@ -165,6 +167,27 @@ def test_token_is_for_the_audience_asked_among_the_clients_own(testbed, fetch):
         user=login,
     )
     assert status == 400 and "invalid_target" in text, (status, text)
+
+
+def test_no_client_gets_a_token_every_storage_endpoint_takes(testbed, fetch):
+    """No client of the definition is registered for WLCG's any-audience, and each client
+    with client credentials that asks for it gets no token: tokens name one endpoint."""
+    clients = [
+        c for c in testbed.value("token_issuer_clients") if "client_credentials" in c["grants"]
+    ]
+    assert clients, "the definition has no client-credentials client to ask with"
+    answers = {}
+    for client in clients:
+        assert ANY_AUDIENCE not in client.get("audiences", []), client
+        secret = (testbed.secrets_dir / f"issuer-{client['name']}-password").read_text().strip()
+        asked = {
+            "grant_type": "client_credentials",
+            "scope": client["scopes"][0],
+            "resource": ANY_AUDIENCE,
+        }
+        status, text = fetch("/api/oidc/token", form=asked, user=f"{client['name']}:{secret}")
+        answers[client["name"]] = (status, "invalid_target" in text)
+    assert set(answers.values()) == {(400, True)}, answers
 
 
 def test_wrong_secret_unknown_client_and_no_secret_are_refused(testbed, fetch):
