@@ -6,9 +6,9 @@ from testbeds.plan import PlannedNode
 from testbeds.templating import templates
 
 
-def user_data(node: PlannedNode, instance: str, ssh_user: str, host_key: tuple[str, str]) -> str:
-    """First-boot setup: host name, the node's given SSH host key, Python for Ansible, and
-    nothing a role should own. Holds a private key: pass it on as a secret."""
+def user_data(node: PlannedNode, instance: str, ssh_user: str) -> str:
+    """First-boot setup: host name, a host key the node makes and prints on its console,
+    Python for Ansible, and nothing a role should own. Holds no secret."""
     return templates.get_template("cloud-init.yaml.j2").render(
-        node=node, instance=instance, ssh_user=ssh_user, host_key=host_key
+        node=node, instance=instance, ssh_user=ssh_user
     )

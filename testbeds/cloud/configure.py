@@ -51,7 +51,9 @@ def needs_configuring(olds: dict[str, Any], news: dict[str, Any]) -> list[str]:
 def _run(props: dict[str, Any]) -> dict[str, Any]:
     # Imported here: the provider runs inside the Pulumi engine's Python process.
     from testbeds import deploy
+    from testbeds.cloud import console_keys
     from testbeds.cloud.access import cloud_nodes
+    from testbeds.cloud.sites import openstack_site
     from testbeds.plan import resolve
     from testbeds.state import StateDir, write_private
     from testbeds.targets import get_target
@@ -63,7 +65,12 @@ def _run(props: dict[str, Any]) -> dict[str, Any]:
     state.write_record(plan.record())
     write_private(state.secrets_dir / "munge.key", base64.b64decode(props["munge_key_b64"]))
     nodes = cloud_nodes(
-        state, props["nodes"], props["entry_address"], props["ssh_private_key"], props["ssh_user"]
+        state,
+        props["nodes"],
+        props["entry_address"],
+        props["ssh_private_key"],
+        props["ssh_user"],
+        console_keys.from_cloud(openstack_site(plan).cloud),
     )
     result = deploy.configure(plan, state, nodes, get_target(plan.target))
     if result.verify is None or not result.verify.ok:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from testbeds import paths
+from testbeds.cloud import console_keys
 from testbeds.cloud.access import cloud_nodes
 from testbeds.cloud.openstack_preflight import check
 from testbeds.cloud.sites import openstack_site
@@ -70,12 +71,15 @@ class OpenStackTarget:
         say(f"pulumi up: stack {plan.instance} in {stack_dir()}")
         result = run_stack_operation(stack, "up", lambda line: say(f"  {line.rstrip()}"))
         outputs = result.outputs
+        site = openstack_site(plan)
+        say("reading the nodes' SSH host keys from their console logs")
         return cloud_nodes(
             state,
             outputs["nodes"].value,
             outputs["entry_address"].value,
             outputs["ssh_private_key"].value,
-            openstack_site(plan).ssh_user,
+            site.ssh_user,
+            console_keys.from_cloud(site.cloud),
         )
 
     def status(self, instance: str) -> list[NodeStatus]:

@@ -16,7 +16,7 @@ OUTPUTS = [
         "group": name.rstrip("12"),
         "roles": ["common"],
         "address": address,
-        "host_key": f"ssh-ed25519 K{name}",
+        "server_id": f"server-{name}",
         "entry": name == "login",
     }
     for name, address in (("login", "10.42.0.5"), ("cpu1", "10.42.0.6"), ("cpu2", "10.42.0.7"))
@@ -25,7 +25,14 @@ OUTPUTS = [
 
 def test_nodes_reached_through_the_entry_node_with_known_keys(tmp_path: Path) -> None:
     state = StateDir("cloud", root=tmp_path)
-    nodes = cloud_nodes(state, OUTPUTS, "192.0.2.10", "PRIVATE KEY", "debian")
+    asked: list[dict[str, str]] = []
+
+    def host_keys(servers: dict[str, str]) -> dict[str, str]:
+        asked.append(servers)
+        return {node: f"ssh-ed25519 K{node}" for node in servers}
+
+    nodes = cloud_nodes(state, OUTPUTS, "192.0.2.10", "PRIVATE KEY", "debian", host_keys)
+    assert asked == [{n: f"server-{n}" for n in ("login", "cpu1", "cpu2")}]
     key = state.secrets_dir / "ssh_cloud_ed25519"
     assert key.read_text() == "PRIVATE KEY"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600

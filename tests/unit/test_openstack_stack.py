@@ -11,6 +11,7 @@ from typing import Any
 
 import pulumi
 import pytest
+import yaml
 
 from testbeds.cloud.access import CloudNode
 from testbeds.cloud.configure import needs_configuring, tree_hash
@@ -141,9 +142,9 @@ def test_volumes_for_shared_filesystems_on_their_server(partner_a: Any) -> None:
 
 
 def test_exported_nodes_are_cloud_nodes(partner_a: Any) -> None:
-    """The exported nodes load as CloudNode records, each with its fixed address and the
-    host key the stack generated for it; one is the entry node, whose floating IP is the
-    stack's entry_address."""
+    """The exported nodes load as CloudNode records, each with its fixed address and its
+    server's id (by which the control node reads the host key from the console); one is the
+    entry node, whose floating IP is the stack's entry_address."""
     _, testbed, plan = partner_a
     nodes = [CloudNode.from_output(n) for n in settle(testbed.nodes)]
     assert [n.name for n in nodes] == [n.name for n in plan.nodes]
@@ -151,16 +152,25 @@ def test_exported_nodes_are_cloud_nodes(partner_a: Any) -> None:
     assert settle(testbed.entry_address) == FLOATING_IP
     for node in nodes:
         assert node.address.startswith("10.42.0.")
-        assert node.host_key == f"ssh-ed25519 AAAAhpc-a-{node.name}-host"
+        assert node.server_id == f"hpc-a-{node.name}-id"
 
 
-def test_host_keys_reach_cloud_init_as_secrets(partner_a: Any) -> None:
-    """Each instance's user data carries its own generated host key (private and public)."""
+def test_no_host_private_key_travels_in_user_data(partner_a: Any) -> None:
+    """User data (which any process on a node reads from the metadata service) holds no
+    private key: each node makes its own ed25519 host key and prints the public half on its
+    console."""
     mocks, testbed, _ = partner_a
     settle(testbed.nodes)
-    for name, state in mocks.of_type("compute/instance:Instance"):
-        assert f"ed25519_public: ssh-ed25519 AAAA{name}-host" in state["userData"]
-        assert "BEGIN OPENSSH PRIVATE KEY" in state["userData"]
+    instances = mocks.of_type("compute/instance:Instance")
+    assert instances
+    for _, state in instances:
+        user_data = yaml.safe_load(state["userData"])
+        assert "PRIVATE KEY" not in state["userData"]
+        assert "ssh_keys" not in user_data
+        assert (user_data["ssh_deletekeys"], user_data["ssh_genkeytypes"]) == (True, ["ed25519"])
+        assert user_data["ssh"]["emit_keys_to_console"] is True
+    made_keys = [name for name, _ in mocks.of_type("index/privateKey:PrivateKey")]
+    assert not [name for name in made_keys if name.endswith("-host")], made_keys
 
 
 def test_site_without_fabric_builds_no_fabric_ports(mocks: RecordingMocks) -> None:

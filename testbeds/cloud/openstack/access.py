@@ -1,5 +1,6 @@
 """How the testbed is reached: a floating IP on the entry node, and the nodes as the
-control node needs them (CloudNode: fixed address and host key)."""
+control node needs them (CloudNode: fixed address and server id, by which the control node
+reads the host key the node made from its console log)."""
 
 from __future__ import annotations
 
@@ -43,16 +44,16 @@ class Access(Part):
         count = len(plan.nodes)
 
         def cloud_nodes(values: list[str]) -> list[dict[str, Any]]:
-            addresses, host_keys = values[:count], values[count:]
+            addresses, servers = values[:count], values[count:]
             return [
                 CloudNode(
-                    node.name, node.group, node.roles, address, key.strip(), node.name == entry
+                    node.name, node.group, node.roles, address, server, node.name == entry
                 ).as_output()
-                for node, address, key in zip(plan.nodes, addresses, host_keys, strict=True)
+                for node, address, server in zip(plan.nodes, addresses, servers, strict=True)
             ]
 
         self.nodes = pulumi.Output.all(
             *(compute.ports[n.name].all_fixed_ips.apply(lambda ips: ips[0]) for n in plan.nodes),
-            *(compute.host_keys[n.name].public_key_openssh for n in plan.nodes),
+            *(compute.instances[n.name].id for n in plan.nodes),
         ).apply(cloud_nodes)
         self.register_outputs({"entry_address": self.entry_address, "nodes": self.nodes})

@@ -1,19 +1,19 @@
 """The instances: a server group per node group, one instance per node with the site's
 flavor and image (the GPU flavor for GPU groups, a second port on the IB/RoCE provider
-network for InfiniBand groups), each with a host key made here for cloud-init."""
+network for InfiniBand groups); each node makes its own host key, which the control node
+reads from its console log (testbeds/cloud/console_keys.py)."""
 
 from __future__ import annotations
 
 import pulumi
 import pulumi_openstack as openstack
-import pulumi_tls as tls
 
 from testbeds.cloud.cloud_init import user_data
 from testbeds.cloud.openstack.network import Network
 from testbeds.cloud.openstack.part import Part
 from testbeds.cloud.openstack.security import Security
 from testbeds.cloud.sites import flavor_for
-from testbeds.plan import Plan, PlannedNode
+from testbeds.plan import Plan
 from testbeds.schema import OpenStackSite
 
 # vNIC types that pass the VF straight to the guest: Neutron cannot filter them.
@@ -24,7 +24,6 @@ class Compute(Part):
     # Per node name.
     ports: dict[str, openstack.networking.Port]
     instances: dict[str, openstack.compute.Instance]
-    host_keys: dict[str, tls.PrivateKey]
 
     def __init__(
         self,
@@ -37,7 +36,6 @@ class Compute(Part):
         testbed: pulumi.Resource,
     ) -> None:
         super().__init__("Compute", f"{name}-compute", testbed)
-        self._plan, self._site = plan, site
         groups = {g.name: g for g in plan.definition.node_groups}
         keypair = openstack.compute.Keypair(f"{name}-key", public_key=public_key, opts=self.child)
         server_groups = {
@@ -54,14 +52,6 @@ class Compute(Part):
             else None
         )
         entry = plan.entry_node().name
-        # Host keys made here and handed to cloud-init, so the control node knows every
-        # node's key before it first connects and can check it strictly.
-        self.host_keys = {
-            node.name: tls.PrivateKey(
-                f"{name}-{node.name}-host", algorithm="ED25519", opts=self.child
-            )
-            for node in plan.nodes
-        }
         self.ports, self.instances = {}, {}
         after_subnet = pulumi.ResourceOptions.merge(
             self.child, pulumi.ResourceOptions(depends_on=[network.subnet])
@@ -102,20 +92,8 @@ class Compute(Part):
                 scheduler_hints=[
                     openstack.compute.InstanceSchedulerHintArgs(group=server_groups[node.group].id)
                 ],
-                user_data=self._user_data(node, self.host_keys[node.name]),
+                user_data=user_data(node, plan.instance, site.ssh_user),
                 metadata={"wp5-testbeds.instance": plan.instance, "wp5-testbeds.node": node.name},
                 opts=after_subnet,
             )
         self.register_outputs({"instances": {n: i.id for n, i in self.instances.items()}})
-
-    def _user_data(self, node: PlannedNode, host_key: tls.PrivateKey) -> pulumi.Output[str]:
-        """cloud-init for the node, with its host key: a secret."""
-        plan, site = self._plan, self._site
-
-        def render(keys: list[str]) -> str:
-            return user_data(node, plan.instance, site.ssh_user, host_key=(keys[0], keys[1]))
-
-        rendered: pulumi.Output[str] = pulumi.Output.all(
-            host_key.private_key_openssh, host_key.public_key_openssh
-        ).apply(render)
-        return pulumi.Output.secret(rendered)
