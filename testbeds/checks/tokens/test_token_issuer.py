@@ -125,6 +125,31 @@ def test_issuer_serves_its_login_page_and_nothing_outside_it(fetch):
     assert status == 404 and "root:" not in text, (status, text[:200])
 
 
+# What the login page loads besides itself: without them it stays at "Loading..." (its
+# script needs jQuery).
+LOGIN_PAGE_ASSETS = (
+    "js/jquery.min.js",
+    "js/popper.min.js",
+    "js/bootstrap.min.js",
+    "css/bootstrap.min.css",
+    "css/fork-awesome.min.css",
+    "fonts/forkawesome-webfont.woff2",
+    "login.js",
+)
+
+
+@pytest.mark.parametrize("asset", LOGIN_PAGE_ASSETS)
+def test_the_login_pages_scripts_styles_and_fonts_are_served(testbed, client_node, asset):
+    """Each script, style sheet and font the login page loads answers 200 with content."""
+    url = f"{issuer_url(testbed).rsplit('/api/', 1)[0]}/{asset}"
+    out = client_node.run(
+        f"curl -sS -o /dev/null -w '%{{http_code}} %{{size_download}}' "
+        f"--cacert {testbed.value('token_issuer_ca_file')} {url}"
+    )
+    status, size = (int(x) for x in out.stdout.split())
+    assert (status, size > 100) == (200, True), (asset, out.stdout, out.stderr)
+
+
 def test_registered_client_gets_a_signed_scoped_token(testbed, fetch):
     """Client credentials with the client's generated secret give an ES256 JWT the JWKS
     verifies, with the issuer, the asked scope only, the WLCG profile's version (storage
