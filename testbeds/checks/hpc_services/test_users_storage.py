@@ -43,7 +43,7 @@ def test_file_written_by_job_on_one_node_read_on_another(testbed, user_shell):
 
 def test_user_reaches_a_compute_node_over_ssh_only_with_a_job_there(testbed, user_shell):
     """The research user's ssh from the login node to a compute node is refused while the
-    user has no job there (pam_slurm_adopt), and gets in while one runs, host keys checked."""
+    user has no job there (pam_slurm), and gets in while one runs, host keys checked."""
     login = testbed.host(testbed.group("slurm_login")[0])
     target = testbed.group("slurm_compute")[0]
     ssh = (
