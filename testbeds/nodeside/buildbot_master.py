@@ -98,9 +98,29 @@ def scheduler_of(job: Job) -> str:
     return "jobs-hpc" if job.hpc else "jobs-gpu" if job.gpu else "jobs-cpu"
 
 
-@util.renderer  # type: ignore[untyped-decorator]
-def job_command(props: Any) -> list[str]:
-    return ["bash", "-euo", "pipefail", "-c", "\n".join(props.getProperty("job_script"))]
+def job_command(runner: str) -> Any:
+    """A job's script, run by the worker's runner as the jobs' own account, in a unit of
+    its own (the worker's account holds the worker's password)."""
+
+    @util.renderer  # type: ignore[untyped-decorator]
+    def render(props: Any) -> list[str]:
+        script = "\n".join(props.getProperty("job_script"))
+        return ["sudo", "-n", runner, "bash", "-euo", "pipefail", "-c", script]
+
+    return render
+
+
+def stop_job_units(runner: str) -> Any:
+    """Whatever the job step came to (even killed by Buildbot), nothing of it runs on."""
+    return steps.ShellCommand(
+        name="stop the job's processes",
+        command=["sudo", "-n", runner, "--stop"],
+        alwaysRun=True,
+        hideStepIf=True,
+        haltOnFailure=False,
+        flunkOnFailure=False,
+        logEnviron=False,
+    )
 
 
 @util.renderer  # type: ignore[untyped-decorator]
@@ -191,9 +211,10 @@ def job_steps(
     name: str,
     command: Any,
     extra_env: dict[str, Any] | None = None,
+    cleanup: Any = None,
 ) -> list[Any]:
     """Run a job's command on its worker, told about the testbed's services and holding a
-    credential of its own, revoked when the build ends."""
+    credential of its own, revoked when the build ends (after `cleanup`, if any)."""
     return [
         steps.ShellCommand(
             name=name,
@@ -205,6 +226,7 @@ def job_steps(
             timeout=settings.job_timeout_s,
             haltOnFailure=True,
         ),
+        *([cleanup] if cleanup is not None else []),
         RevokeJobCredential(credentials),
     ]
 
@@ -238,7 +260,18 @@ def configure(values: dict[str, Any]) -> dict[str, Any]:
     gpu = bool(settings.gpu_workers)
     hpc = bool(settings.hpc_workers)
     pipeline = util.BuildFactory([checkout(), RunPipeline(gpu_available=gpu, hpc_available=hpc)])
-    job = util.BuildFactory([checkout(), *job_steps(settings, credentials, "script", job_command)])
+    job = util.BuildFactory(
+        [
+            checkout(),
+            *job_steps(
+                settings,
+                credentials,
+                "script",
+                job_command(settings.job_runner),
+                cleanup=stop_job_units(settings.job_runner),
+            ),
+        ]
+    )
     builders = [
         util.BuilderConfig(
             name="pipeline", workernames=["orchestrator"], factory=pipeline, collapseRequests=False

@@ -22,6 +22,8 @@ class Settings:
         self.hpc_workers = sorted(values.get("hpc_workers") or [])
         self.job_timeout_s = int(values["job_timeout_s"])
         self.job_path = str(values["job_path"])
+        # What CI workers run a job's command through (as the jobs' own account).
+        self.job_runner = str(values["job_runner"])
         self.registry = str(values["registry"])
         self.mlflow_url = str(values["mlflow_url"])
         # Each job's own credential for the registry and MLflow (job_tokens.py).

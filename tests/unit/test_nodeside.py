@@ -10,11 +10,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from testbeds.nodeside import hpc_job, pipeline_status, post_receive
 from testbeds.nodeside.master_settings import Settings
 from testbeds.pipeline_file import PipelineFileError, regular_file_blob
-from tests.render import render_role_template
+from tests.render import REPO, render_role_template
 
 
 def test_the_master_values_render_into_its_settings(tmp_path: Path) -> None:
@@ -55,6 +56,9 @@ def test_the_master_values_render_into_its_settings(tmp_path: Path) -> None:
         f"ssl:9989:privateKey={tls}/hostkey.pem:certKey={tls}/hostcert.pem"
     )
     assert settings.job_tokens_dir == Path("/var/lib/wp5-ci-jobs")
+    # CI workers run jobs through the runner the buildbot_worker role installs.
+    worker_vars = yaml.safe_load((REPO / "roles/buildbot_worker/vars/main.yml").read_text())
+    assert settings.job_runner == worker_vars["__buildbot_worker_job_runner"]
 
 
 def buildbot_database(path: Path) -> None:

@@ -20,9 +20,12 @@ from testbeds.checks.helpers import write_private_file
 from testbeds.checks.pipelines.conftest import Push
 from testbeds.checks.pipelines.support import REPOSITORY, master_secrets
 
+# The name a job's leftover process takes, to look for it once the job has ended.
+OUTLIVER = "wp5-check-outliving-job"
 # A job that prints its whole environment and its parent's, reversed and base64-encoded
 # (Buildbot hides secrets only verbatim), then tries its own credential on its own
-# project's registry namespace and on another's, and fails so that its output is kept.
+# project's registry namespace and on another's, tries to read the worker's password and
+# to leave a process behind, and fails so that its output is kept.
 LEAKING_PIPELINE = {
     "jobs": [
         {
@@ -30,13 +33,18 @@ LEAKING_PIPELINE = {
             "script": [
                 'echo "environment=$(env | rev | base64 -w0)"',
                 "echo \"parent=$(tr '\\0' '\\n' < /proc/$PPID/environ | rev | base64 -w0)\"",
-                'printf \'user = "%s:%s"\\n\' "$CI_REGISTRY_USER" "$CI_REGISTRY_PASSWORD"'
-                " > ../creds",
+                'echo "job-user=$(id -un)"',
+                'echo "worker-secrets-read=$(cat /var/lib/buildbot/workers/*/buildbot.tac'
+                ' 2>/dev/null | wc -c)"',
+                # A process that tries to outlive the job, in a session of its own.
+                f"setsid bash -c 'exec -a {OUTLIVER} sleep 3600' </dev/null >/dev/null 2>&1 &",
+                'creds=$(mktemp) && printf \'user = "%s:%s"\\n\' "$CI_REGISTRY_USER"'
+                ' "$CI_REGISTRY_PASSWORD" > "$creds"',
                 'for ns in "$CI_PROJECT" another-project; do echo "upload-$ns=$(curl -s '
-                "-o /dev/null -w '%{http_code}' -K ../creds --cacert "
+                "-o /dev/null -w '%{http_code}' -K \"$creds\" --cacert "
                 '"$MLFLOW_TRACKING_SERVER_CERT_PATH" -X POST '
                 '"https://$CI_REGISTRY/v2/$ns/probe/blobs/uploads/")"; done',
-                "rm -f ../creds",
+                'rm -f "$creds"',
                 "exit 1",
             ],
         }
@@ -136,6 +144,23 @@ def printed_user(push: Push) -> str:
         if key == "CI_REGISTRY_USER":
             return value
     raise AssertionError("no CI_REGISTRY_USER in the job's environment")
+
+
+def test_a_job_runs_as_its_own_account_and_cannot_read_the_workers_password(leaking_job):
+    """On a CI worker the job's script runs as the jobs' account, not the worker's, and
+    reads nothing of the worker's connection settings (its password)."""
+    assert printed(leaking_job, "job-user") == "wp5-job"
+    assert printed(leaking_job, "worker-secrets-read") == "0"
+
+
+def test_nothing_a_job_started_outlives_it(leaking_job, testbed):
+    """The process the job left behind in a session of its own is gone once the job has
+    ended: its unit was stopped, every process in it killed."""
+    left = {
+        node: testbed.host(node).run(f"pgrep -f -x {OUTLIVER}.*").stdout.split()
+        for node in testbed.group("buildbot_worker")
+    }
+    assert not any(left.values()), left
 
 
 def test_no_worker_logs_a_jobs_environment(leaking_job, testbed):
