@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -18,7 +19,7 @@ from ansible_runner.interface import init_runner
 
 from testbeds import deadlines, paths
 from testbeds.errors import DeployError
-from testbeds.progress import say
+from testbeds.progress import heartbeat, say
 
 # What of the caller's environment ansible-playbook gets: ansible-runner also writes the
 # whole environment into its artifacts (`command`), so cloud passwords, Pulumi
@@ -91,6 +92,14 @@ class _Progress:
         self.role_seconds: dict[str, float] = defaultdict(float)
         # A failed loop reports only "One or more items failed"; its items say why.
         self.failed_items: dict[str, list[str]] = defaultdict(list)
+        # The task running now and since when, for the heartbeat of a long task.
+        self.task = ""
+        self.task_started = time.monotonic()
+
+    def status(self) -> str:
+        """What a silent run is at: the task that is taking its time."""
+        running = time.monotonic() - self.task_started
+        return f"  ... {self.task or 'starting'} ({running:.0f}s so far)"
 
     def __call__(self, event: dict[str, Any]) -> bool:
         kind = event.get("event", "")
@@ -101,8 +110,10 @@ class _Progress:
         label = f"{role} : {task}" if data.get("role") else task
         if kind == "playbook_on_play_start":
             say(f"PLAY {data.get('play', '')}")
-        elif kind == "playbook_on_task_start" and self.verbose:
-            say(f"  TASK {label}")
+        elif kind == "playbook_on_task_start":
+            self.task, self.task_started = label, time.monotonic()
+            if self.verbose:
+                say(f"  TASK {label}")
         elif kind == "runner_item_on_failed":
             result = data.get("res", {}) or {}
             item = result.get("_ansible_item_label", result.get("item", "?"))
@@ -250,7 +261,8 @@ def run_playbook(
                 cmdline=os.environ.get("TESTBED_ANSIBLE_ARGS"),
             )
             runner.config.env = _runner_environment(runner.config.env, envvars)
-            runner.run()
+            with heartbeat(progress.status):
+                runner.run()
     finally:
         os.umask(previous_umask)
     if runner.status == "timeout":

@@ -14,12 +14,14 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from testbeds import deadlines, paths
 from testbeds.errors import PreflightError
+from testbeds.progress import heartbeat
 from testbeds.targets import podman
 
 IMAGE_REPOSITORY = "localhost/wp5-testbeds-base"
@@ -116,27 +118,21 @@ def _build(ref: str, mirror: str, suite: str, cache: Path, say: Callable[[str], 
     with tempfile.TemporaryDirectory(prefix="rootfs-", dir=cache) as tmp:
         rootfs = Path(tmp) / "rootfs"
         limit_s = deadlines.seconds("debootstrap")
-        try:
-            proc = subprocess.run(
-                [
-                    debootstrap,
-                    "--variant=minbase",
-                    f"--include={','.join(BASE_PACKAGES)}",
-                    suite,
-                    str(rootfs),
-                    mirror,
-                ],
-                capture_output=True,
-                text=True,
-                check=False,
-                timeout=limit_s,
-            )
-        except subprocess.TimeoutExpired:
+        argv = [
+            debootstrap,
+            "--variant=minbase",
+            f"--include={','.join(BASE_PACKAGES)}",
+            suite,
+            str(rootfs),
+            mirror,
+        ]
+        returncode, output = _run_with_progress(argv, limit_s, say, start)
+        if returncode is None:
             raise deadlines.DeadlineExpired(
                 deadlines.expired("debootstrap", limit_s, f"building the base image from {mirror}")
-            ) from None
-        if proc.returncode != 0:
-            tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-15:])
+            )
+        if returncode != 0:
+            tail = "\n".join(output[-15:])
             raise PreflightError(f"debootstrap of {suite} from {mirror} failed:\n{tail}")
         script = SETUP_SCRIPT % {"mirror": shlex.quote(mirror), "suite": shlex.quote(suite)}
         subprocess.run(
@@ -163,3 +159,33 @@ def _build(ref: str, mirror: str, suite: str, cache: Path, say: Callable[[str], 
         if imported.returncode != 0:
             raise PreflightError(f"podman import of the base image failed: {imported.stderr}")
     say(f"base image built in {time.monotonic() - start:.0f}s")
+
+
+def _run_with_progress(
+    argv: list[str], limit_s: float, say: Callable[[str], None], start: float
+) -> tuple[int | None, list[str]]:
+    """Run debootstrap, saying what it is at (its newest "I: ..." line) whenever the build
+    would otherwise be silent; its exit code (None when it ran out of time) and output."""
+    output: list[str] = []
+    with subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
+        assert proc.stdout is not None
+
+        def status() -> str:
+            stage = next((line for line in reversed(output) if line.startswith("I: ")), "")
+            at = f": {stage[3:].strip()}" if stage else ""
+            return f"  base image: debootstrap {time.monotonic() - start:.0f}s{at}"
+
+        timer = threading.Timer(limit_s, proc.kill)
+        timer.start()
+        try:
+            with heartbeat(status, tell=say):
+                for line in proc.stdout:
+                    output.append(line.rstrip("\n"))
+        finally:
+            timer.cancel()
+        returncode = proc.wait()
+    if returncode < 0 and time.monotonic() - start >= limit_s:
+        return None, output
+    return returncode, output

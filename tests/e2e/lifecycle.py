@@ -17,7 +17,7 @@ import pytest
 from tests.e2e.live import LiveTestbed, bring_up, run_cli
 
 # How many checks each testbed's verify runs on the local target: all must run and pass.
-CHECKS = {"research-infrastructure": 272}
+CHECKS = {"research-infrastructure": 304}
 
 
 class Lifecycle:

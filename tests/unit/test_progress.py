@@ -1,0 +1,52 @@
+"""Long work is never silent for more than the heartbeat: the base image's debootstrap and
+Ansible's long tasks say what they are at (testbeds/progress.py)."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import pytest
+
+from testbeds import progress
+from testbeds.targets import image
+
+
+def test_a_silent_block_says_its_status_and_a_talkative_one_does_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    said: list[str] = []
+    monkeypatch.setattr(progress, "HEARTBEAT_S", 0.2)
+    with progress.heartbeat(lambda: "still at it", tell=said.append):
+        time.sleep(0.9)
+    assert 2 <= said.count("still at it") <= 5, said
+    said.clear()
+    with progress.heartbeat(lambda: "still at it", tell=said.append):
+        for _ in range(9):
+            progress.say("working")
+            time.sleep(0.1)
+    assert said == []
+
+
+def test_debootstrap_reports_its_stage_while_it_works(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A stand-in for debootstrap that prints a stage and then works quietly: the build
+    says that stage while it waits, and returns its output and exit code."""
+    monkeypatch.setattr(progress, "HEARTBEAT_S", 0.2)
+    script = "print('I: Retrieving Release', flush=True); import time; time.sleep(0.8); exit(3)"
+    said: list[str] = []
+    code, output = image._run_with_progress(
+        [sys.executable, "-c", script], 30, said.append, time.monotonic()
+    )
+    assert (code, output) == (3, ["I: Retrieving Release"])
+    assert said and all("base image: debootstrap" in line for line in said), said
+    assert said[-1].endswith(": Retrieving Release"), said
+
+
+def test_debootstrap_that_runs_out_of_time_is_stopped() -> None:
+    started = time.monotonic()
+    code, _ = image._run_with_progress(
+        [sys.executable, "-c", "import time; time.sleep(30)"], 0.5, lambda _: None, started
+    )
+    assert code is None and time.monotonic() - started < 10
