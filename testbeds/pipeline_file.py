@@ -18,6 +18,9 @@ KNOWN_TAGS = frozenset({"gpu", "hpc"})
 # An image reference, where $CI_REGISTRY, $CI_PROJECT and $CI_COMMIT_SHA are filled in when
 # the job runs: registry/name:tag, nothing a shell would read.
 IMAGE_PATTERN = re.compile(r"^[A-Za-z0-9$_{}.:/-]+:[A-Za-z0-9$_{}.-]+$")
+# An HPC job runs only images of its own project's namespace at the testbed's registry,
+# which only the project's members and its own jobs write to.
+PROJECT_NAMESPACE = "$CI_REGISTRY/$CI_PROJECT/"
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,10 @@ def hpc_problems(where: str, image: Any, hpc_available: bool) -> list[str]:
         found.append(f"{where} runs on HPC and this testbed has no HPC gateway")
     if not isinstance(image, str) or not IMAGE_PATTERN.match(image):
         found.append(f"{where}.image must be an image reference (registry/name:tag)")
+    elif not image.startswith(PROJECT_NAMESPACE):
+        found.append(
+            f"{where}.image must be in the project's own namespace ({PROJECT_NAMESPACE}...)"
+        )
     return found
 
 

@@ -113,6 +113,13 @@ def image_reference(template: str, environment: dict[str, str]) -> re.Match[str]
     match = REFERENCE.match(reference)
     if match is None:
         raise JobError(f"image {reference!r} is not registry/name:tag")
+    # A project's HPC jobs run only images of its own registry namespace, which only its
+    # members and its own jobs write to.
+    project = environment.get("CI_PROJECT", "")
+    if match["registry"] != environment.get("CI_REGISTRY") or not match["name"].startswith(
+        f"{project}/"
+    ):
+        raise JobError(f"image {reference!r} is not in this project's namespace ({project}/)")
     return match
 
 

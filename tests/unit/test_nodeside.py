@@ -212,6 +212,14 @@ def test_hpc_job_fills_in_the_image_from_the_jobs_variables_alone() -> None:
     ]:
         with pytest.raises(hpc_job.JobError, match=message):
             hpc_job.image_reference(template, {**env, "CI_PROJECT": ""})
+    # Only the project's own namespace, at the testbed's registry.
+    for template in (
+        "$CI_REGISTRY/research-pipeline/model:$CI_COMMIT_SHA",
+        "$CI_REGISTRY/research-analysis-other/analysis:1",
+        "elsewhere:5000/$CI_PROJECT/analysis:1",
+    ):
+        with pytest.raises(hpc_job.JobError, match="is not in this project's namespace"):
+            hpc_job.image_reference(template, env)
 
 
 def test_hpc_job_asks_slurm_for_a_gpu_only_when_tagged(tmp_path: Path) -> None:

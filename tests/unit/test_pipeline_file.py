@@ -78,3 +78,6 @@ def test_an_hpc_job_needs_a_gateway_and_an_image() -> None:
     for image in ("", "registry/name", "r/x:1; rm -rf /", "r/x:$(id)"):
         with pytest.raises(pipeline_file.PipelineFileError, match=r"jobs\[0\]\.image must be"):
             pipeline_file.parse({"jobs": [{**HPC_JOB, "image": image}]}, hpc_available=True)
+    for image in ("$CI_REGISTRY/other-project/a:1", "elsewhere:5000/$CI_PROJECT/a:1"):
+        with pytest.raises(pipeline_file.PipelineFileError, match="project's own namespace"):
+            pipeline_file.parse({"jobs": [{**HPC_JOB, "image": image}]}, hpc_available=True)
