@@ -88,6 +88,12 @@ def image_inputs(mirror: str, suite: str) -> dict[str, object]:
     }
 
 
+def setup_script(mirror: str, suite: str) -> str:
+    """The script that finishes the image's root: the site's mirror and suite reach it as
+    shell-quoted data, never as shell code."""
+    return SETUP_SCRIPT % {"mirror": shlex.quote(mirror), "suite": shlex.quote(suite)}
+
+
 def image_ref(mirror: str, suite: str) -> str:
     digest = hashlib.sha256(json.dumps(image_inputs(mirror, suite), sort_keys=True).encode())
     return f"{IMAGE_REPOSITORY}:{digest.hexdigest()[:16]}"
@@ -134,9 +140,10 @@ def _build(ref: str, mirror: str, suite: str, cache: Path, say: Callable[[str], 
         if returncode != 0:
             tail = "\n".join(output[-15:])
             raise PreflightError(f"debootstrap of {suite} from {mirror} failed:\n{tail}")
-        script = SETUP_SCRIPT % {"mirror": shlex.quote(mirror), "suite": shlex.quote(suite)}
         subprocess.run(
-            ["chroot", str(rootfs), "/bin/sh", "-c", script], check=True, capture_output=True
+            ["chroot", str(rootfs), "/bin/sh", "-c", setup_script(mirror, suite)],
+            check=True,
+            capture_output=True,
         )
         tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
         imported = subprocess.run(

@@ -367,11 +367,30 @@ def test_ssh_config_values_are_quoted_and_checked(tmp_path: Path) -> None:
         write_ssh_config(state, {"node1": ('x"\n  ProxyCommand sh', 22)}, login, None)
 
 
-def test_the_mirror_is_shell_quoted_in_the_image_script() -> None:
+@pytest.mark.parametrize(
+    "mirror",
+    [
+        "http://mirror.example/debian $(echo INJECTED)",
+        "http://mirror.example/debian'; echo INJECTED; '",
+        "http://mirror.example/debian`echo INJECTED`",
+    ],
+)
+def test_the_mirror_is_shell_quoted_in_the_image_script(tmp_path: Path, mirror: str) -> None:
+    """The image's setup script, run by a shell up to its sources list (written here, not in
+    /etc), holds the mirror as data: a mirror that reads as shell code runs nothing."""
     from testbeds.targets import image
 
-    script = image.SETUP_SCRIPT % {"mirror": "'a b'", "suite": "'bookworm'"}
-    assert "mirror='a b'" in script and '"deb $mirror $suite main"' in script
+    script = image.setup_script(mirror, "bookworm")
+    head = script.split("cat > /etc/dpkg", 1)[0].replace("/etc/apt/sources.list", "sources")
+    done = subprocess.run(
+        ["sh", "-c", head], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "INJECTED" not in done.stdout + done.stderr
+    assert (tmp_path / "sources").read_text().splitlines() == [
+        f"deb {mirror} bookworm main",
+        f"deb {mirror} bookworm-updates main",
+    ]
 
 
 # 14. YAML
