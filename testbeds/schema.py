@@ -241,44 +241,52 @@ class TestbedDefinition(Strict):
         groups = [g.name for g in self.node_groups]
         dupes = sorted({g for g in groups if groups.count(g) > 1})
         if dupes:
-            raise ValueError(f"node group name used twice: {', '.join(dupes)}")
+            raise ValueError(f"node_groups: node group name used twice: {', '.join(dupes)}")
         seen: dict[str, str] = {}
         for group in self.node_groups:
             for node in group.node_names():
                 if node in seen:
                     raise ValueError(
-                        f"node name {node!r} of group {group.name!r} clashes with "
+                        f"node_groups: node name {node!r} of group {group.name!r} clashes with "
                         f"group {seen[node]!r}"
                     )
                 seen[node] = group.name
         role_names = {r for g in self.node_groups for r in g.roles}
         clash = role_names & set(groups)
         if clash:
-            raise ValueError(f"node group named like a role: {', '.join(sorted(clash))}")
+            raise ValueError(
+                f"node_groups: node group named like a role: {', '.join(sorted(clash))}"
+            )
         if self.entry not in groups:
-            raise ValueError(f"entry {self.entry!r} is not a node group ({', '.join(groups)})")
+            raise ValueError(f"entry: {self.entry!r} is not a node group ({', '.join(groups)})")
         if self.links and not self.include:
-            raise ValueError("links join included testbeds, and this definition includes none")
+            raise ValueError(
+                "links: links join included testbeds, and this definition includes none"
+            )
         for link in self.links:
             unknown = sorted({link.to, *link.sources} - set(groups))
             if unknown:
-                raise ValueError(f"link to {link.to}: no node group {unknown[0]!r}")
+                raise ValueError(f"links: link to {link.to}: no node group {unknown[0]!r}")
         paths = [fs.path for fs in self.shared_filesystems]
         for fs in self.shared_filesystems:
             if fs.server not in groups:
                 raise ValueError(
-                    f"shared filesystem {fs.path}: server {fs.server!r} is not a node group"
+                    f"shared_filesystems: {fs.path}: server {fs.server!r} is not a node group"
                 )
             if paths.count(fs.path) > 1:
-                raise ValueError(f"shared filesystem {fs.path} listed twice")
+                raise ValueError(f"shared_filesystems: {fs.path} listed twice")
         # Slurm has one TmpFS for the whole cluster.
         scratch_paths = sorted(
             {g.traits.scratch.path for g in self.node_groups if g.traits.scratch}
         )
         if len(scratch_paths) > 1:
-            raise ValueError(f"scratch paths differ between groups: {', '.join(scratch_paths)}")
+            raise ValueError(
+                f"node_groups: scratch paths differ between groups: {', '.join(scratch_paths)}"
+            )
         if scratch_paths and scratch_paths[0] in paths:
-            raise ValueError(f"scratch path {scratch_paths[0]} is also a shared filesystem")
+            raise ValueError(
+                f"node_groups: scratch path {scratch_paths[0]} is also a shared filesystem"
+            )
         return self
 
 

@@ -70,8 +70,12 @@ def test_valid_definition_expands_node_names(tmp_path: Path) -> None:
             "node_groups[cpu].roles",
             "unknown role 'slurmd_typo'",
         ),
-        ({"node_groups__1__name": "login"}, "", "node group name used twice: login"),
-        ({"entry": "bastion"}, "", "entry 'bastion' is not a node group"),
+        (
+            {"node_groups__1__name": "login"},
+            "node_groups",
+            "node_groups: node group name used twice: login",
+        ),
+        ({"entry": "bastion"}, "entry", "entry: 'bastion' is not a node group"),
         (
             {"node_groups__1__roles": ["common", "slurm"]},
             "node_groups[cpu].roles",
@@ -99,8 +103,8 @@ def test_valid_definition_expands_node_names(tmp_path: Path) -> None:
                 "node_groups__0__traits": {"scratch": {"size_gb": 1, "path": "/a"}},
                 "node_groups__1__traits__scratch": {"size_gb": 1, "path": "/b"},
             },
-            "",
-            "scratch paths differ between groups: /a, /b",
+            "node_groups",
+            "node_groups: scratch paths differ between groups: /a, /b",
         ),
     ],
 )
@@ -123,7 +127,7 @@ def test_node_name_clash_between_groups(tmp_path: Path) -> None:
     data["node_groups"].append({"name": "cpu1", "roles": ["common"]})  # type: ignore[attr-defined]
     with pytest.raises(
         DefinitionError,
-        match=r"def.yaml: node name 'cpu1' of group 'cpu1' clashes with group 'cpu'",
+        match=r"def.yaml: node_groups: node name 'cpu1' of group 'cpu1' clashes with group 'cpu'",
     ):
         load_definition(str(write(tmp_path, data)))
 

@@ -94,6 +94,35 @@ def assert_clean_outcome(
     assert created == set(), created
 
 
+@st.composite
+def corrupted_definition(draw: st.DrawFn) -> tuple[dict[str, Any], set[str]]:
+    """The sample definition with some of its fields given hostile values, and which."""
+    base = yaml.safe_load((Path(__file__).parents[1] / "fixtures" / "smoke.yaml").read_text())
+    keys = set(draw(st.lists(st.sampled_from(DEFINITION_KEYS), min_size=1, max_size=3)))
+    for key in keys:
+        base[key] = draw(shapes)
+    return base, keys
+
+
+@SETTINGS
+@given(corrupted=corrupted_definition())
+def test_a_definition_error_names_a_field_that_was_broken(
+    corrupted: tuple[dict[str, Any], set[str]], tmp_path: Path, capsys: Any, isolated_state: Path
+) -> None:
+    """A definition refused for hostile field values says so in one line naming the file
+    and one of the broken fields (or `entry`, which names a node group), nothing else."""
+    data, broken = corrupted
+    path = tmp_path / "hostile.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    code, created = run(["show", str(path)], isolated_state)
+    err = capsys.readouterr().err
+    assert_clean_outcome(code, err, created)
+    if code == 2:
+        field = err.strip().removeprefix(f"testbed: error: {path}: ")
+        named = field.split(":", 1)[0].split("[", 1)[0].split(".", 1)[0]
+        assert named in broken | {"entry"}, (broken, err)
+
+
 @SETTINGS
 @given(data=definition_like(), raw=st.one_of(st.none(), st.binary(max_size=200)))
 def test_a_broken_definition_file_is_one_line(
@@ -151,15 +180,32 @@ def test_any_instance_name_is_one_line_and_touches_nothing(
     assert_clean_outcome(code, err, created, (0, 2, 3) if command == "status" else (0, 2))
 
 
+class ReachedTheTarget(Exception):
+    """Random input got past every check to where nodes would be made."""
+
+
 @SETTINGS
-@given(argv=st.lists(nasty_text, max_size=5))
-def test_any_command_line_is_one_line(argv: list[str], capsys: Any, isolated_state: Path) -> None:
-    """Arbitrary arguments never give a traceback (usage errors are one line too)."""
-    if any(a in ("up", "bake") for a in argv[:1]):
-        argv = ["show", *argv[1:]]  # never bring anything up from random input
-    if argv[:1] == ["graph"]:
-        return  # graph writes its picture where it is told; covered above
-    code, created = run(argv, isolated_state)
+@given(
+    command=st.sampled_from(["up", "bake", "show", "down", "status", "verify", "list"]),
+    argv=st.lists(nasty_text, max_size=5),
+)
+def test_any_command_line_is_one_line(
+    command: str,
+    argv: list[str],
+    capsys: Any,
+    isolated_state: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Arbitrary arguments to every command, up and bake included, never give a traceback
+    (usage errors are one line too), and none gets as far as making a node."""
+    from testbeds import bake, deploy
+
+    def reached(*_: Any, **__: Any) -> Any:
+        raise ReachedTheTarget(argv)
+
+    monkeypatch.setattr(deploy, "up", reached)
+    monkeypatch.setattr(bake, "bake", reached)
+    code, created = run([command, *argv], isolated_state)
     assert_clean_outcome(code, capsys.readouterr().err, created, (0, 2, 3))
 
 
