@@ -7,11 +7,14 @@ input gives a new tag, and an unchanged input reuses the image already in podman
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
+import os
 import shlex
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -174,8 +177,10 @@ def _run_with_progress(
     """Run debootstrap, saying what it is at (its newest "I: ..." line) whenever the build
     would otherwise be silent; its exit code (None when it ran out of time) and output."""
     output: list[str] = []
+    # A session of its own, so that running out of time stops debootstrap's children too
+    # (they hold its output open).
     with subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     ) as proc:
         assert proc.stdout is not None
 
@@ -184,7 +189,11 @@ def _run_with_progress(
             at = f": {stage[3:].strip()}" if stage else ""
             return f"  base image: debootstrap {time.monotonic() - start:.0f}s{at}"
 
-        timer = threading.Timer(limit_s, proc.kill)
+        def stop() -> None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+        timer = threading.Timer(limit_s, stop)
         timer.start()
         try:
             with heartbeat(status, tell=say):
