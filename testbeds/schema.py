@@ -464,6 +464,11 @@ class KubernetesSite(Strict):
     jupyterhub_oauth: JupyterHubOAuth | None = Field(
         default=None, description="how users log in to JupyterHub (hpc-access); required there"
     )
+    storage_token_issuer: HttpsURL | None = Field(
+        default=None,
+        description="the OIDC issuer whose storage tokens (WLCG profile) the XRootD endpoints "
+        "accept (data-movement); required there",
+    )
 
     @model_validator(mode="after")
     def _service_type_allowed(self) -> KubernetesSite:

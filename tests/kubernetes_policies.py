@@ -184,3 +184,33 @@ def missing_resources(objs: Iterable[dict[str, Any]]) -> list[str]:
         for part in ("requests", "limits")
         if not (c.get("resources") or {}).get(part)
     ]
+
+
+def secrets_on_command_lines(objs: Iterable[dict[str, Any]], values: Iterable[str]) -> list[str]:
+    """Containers whose command or arguments carry a secret: a `$(VAR)` reference to an
+    environment variable set from a Secret (Kubernetes expands it into the process's
+    arguments, which any process on the node may read in /proc), or one of `values`."""
+    values = [v for v in values if v]
+    problems = []
+    for obj in objs:
+        for spec in pod_specs(obj):
+            for container in containers(spec):
+                from_secrets = {
+                    e["name"]
+                    for e in container.get("env") or []
+                    if "secretKeyRef" in (e.get("valueFrom") or {})
+                }
+                line = " ".join(
+                    str(part)
+                    for part in [*(container.get("command") or []), *(container.get("args") or [])]
+                )
+                where = f"{name_of(obj)} container {container['name']}"
+                problems += [
+                    f"{where}: $({name}) from a Secret on its command line"
+                    for name in sorted(from_secrets)
+                    if f"$({name})" in line
+                ]
+                problems += [
+                    f"{where}: a secret value on its command line" for v in values if v in line
+                ]
+    return problems

@@ -20,10 +20,20 @@ COMPUTED: dict[str, Computed] = {
         "bcryptHash": f"$2a$10$generated-{name}",
     },
     "tls:index/privateKey:PrivateKey": lambda name, _, __: {
+        "privateKeyPem": f"-----BEGIN PRIVATE KEY-----\n{name}\n-----END PRIVATE KEY-----\n",
         "publicKeyOpenssh": f"ssh-ed25519 AAAA{name}\n",
         "privateKeyOpenssh": (
             f"-----BEGIN OPENSSH PRIVATE KEY-----\n{name}\n-----END OPENSSH PRIVATE KEY-----\n"
         ),
+    },
+    "tls:index/selfSignedCert:SelfSignedCert": lambda name, _, __: {
+        "certPem": f"-----BEGIN CERTIFICATE-----\n{name}\n-----END CERTIFICATE-----\n"
+    },
+    "tls:index/certRequest:CertRequest": lambda name, _, __: {
+        "certRequestPem": f"-----BEGIN CERTIFICATE REQUEST-----\n{name}\n-----END-----\n"
+    },
+    "tls:index/locallySignedCert:LocallySignedCert": lambda name, _, __: {
+        "certPem": f"-----BEGIN CERTIFICATE-----\n{name}\n-----END CERTIFICATE-----\n"
     },
     "openstack:networking/port:Port": lambda _, __, n: {"allFixedIps": [f"10.42.0.{n + 10}"]},
     "openstack:networking/floatingIp:FloatingIp": lambda _, __, ___: {"address": "192.0.2.10"},

@@ -52,6 +52,13 @@ def kubernetes_site(plan: Plan) -> KubernetesSite:
             f"missing: {plan.name}'s JupyterHub logs users in only through the site's "
             "OAuth2/OIDC issuer (the chart's default lets anyone in)",
         )
+    if site.storage_token_issuer is None and any("xrootd" in n.roles for n in plan.nodes):
+        raise DefinitionError(
+            site_dir(plan.site.name) / "site.yml",
+            "kubernetes.storage_token_issuer",
+            f"missing: {plan.name}'s XRootD endpoints grant nothing without a storage token, "
+            "so the site must name the issuer whose tokens they accept",
+        )
     return site
 
 

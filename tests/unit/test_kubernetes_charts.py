@@ -37,6 +37,7 @@ from tests.kubernetes_program import (
     releases,
     run_program,
 )
+from tests.network_policies import Network, Pod, pods_of, with_addresses
 
 CLUSTER_SCOPED = {
     "Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
@@ -234,6 +235,22 @@ def test_images_are_pinned_and_the_site_can_override_them(cluster: Cluster) -> N
     assert policy.unpinned_images(pods, overridable) == []
 
 
+def test_no_secret_is_on_a_command_line(cluster: Cluster) -> None:
+    """No container of the program or of a chart gets a secret in its arguments: neither a
+    generated value nor a site-provided one, nor a `$(VAR)` of a variable from a Secret
+    (the MLflow database URL was one)."""
+    generated = {
+        v
+        for obj in cluster.direct
+        if obj["kind"] == "Secret"
+        for v in (obj.get("stringData") or {}).values()
+        if isinstance(v, str) and "generated-" in v
+    }
+    site_secrets = {"token-from-login-node", "oauth-secret-from-site-file"}
+    pods = cluster.everything + cluster.workflow_pods()
+    assert policy.secrets_on_command_lines(pods, generated | site_secrets) == []
+
+
 def test_every_container_has_requests_and_limits(cluster: Cluster) -> None:
     assert policy.missing_resources(cluster.everything + cluster.workflow_pods()) == []
 
@@ -313,3 +330,35 @@ def test_jupyterhub_admits_only_the_sites_users_and_spawns_restricted_pods(helm:
         ],
     }
     assert policy.pod_security(user_pod, cluster.levels[f"{cluster.testbed}-k8s"]) == []
+
+
+# A user's server as KubeSpawner makes it from the chart's configuration (the pods exist only
+# once users start them, so no chart renders one).
+NOTEBOOK_LABELS = {
+    "app": "jupyterhub",
+    "release": "jupyterhub",
+    "component": "singleuser-server",
+    "app.kubernetes.io/component": "singleuser-server",
+    "hub.jupyter.org/network-access-hub": "true",
+}
+
+
+def test_a_users_notebook_reaches_only_the_hubs_api(helm: Helm) -> None:
+    """Under the rendered NetworkPolicies, a notebook pod opens no port of any pod of the
+    testbed but the hub's API (8081, where the server checks its users' tokens): not the
+    proxy's API, not the virtual kubelet, not another service (before, the namespace-wide
+    allow let it reach them all). The hub and the proxy still reach the notebook, and
+    nothing else does."""
+    cluster = build_cluster("hpc-access", helm)
+    network = Network(cluster.everything)
+    services = pods_of(cluster.everything)
+    namespace = next(p.namespace for p in services if p.name == "hub")
+    notebook = Pod("jupyter-researcher", namespace, NOTEBOOK_LABELS, {"notebook-port": 8888})
+    *services, notebook = with_addresses([*services, notebook])
+    assert {p.name for p in services} >= {"hub", "proxy", VIRTUAL_KUBELET}
+    reachable = {
+        (p.name, port) for p in services for port in p.numbers if network.allows(notebook, p, port)
+    }
+    assert reachable == {("hub", 8081)}
+    reaching = {p.name for p in services if network.allows(p, notebook, 8888)}
+    assert reaching == {"hub", "proxy"}

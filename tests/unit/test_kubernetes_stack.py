@@ -198,10 +198,23 @@ def test_a_site_without_an_issuer_cannot_deploy_the_hub() -> None:
         kubernetes_site(replace(plan, site=site))
 
 
+def test_a_site_without_a_storage_token_issuer_cannot_deploy_xrootd() -> None:
+    """Without kubernetes.storage_token_issuer, data-movement stops naming the field."""
+    from testbeds.cloud.sites import kubernetes_site
+
+    plan = resolve("data-movement", site="partner-a")
+    site = plan.site.model_copy(
+        update={
+            "kubernetes": plan.site.kubernetes.model_copy(update={"storage_token_issuer": None})
+        }  # type: ignore[union-attr]
+    )
+    with pytest.raises(DefinitionError, match="kubernetes.storage_token_issuer"):
+        kubernetes_site(replace(plan, site=site))
+
+
 def test_xrootd_endpoints_follow_the_definition() -> None:
     """data-movement's three XRootD nodes become three StatefulSets with volumes; only the
-    Rucio API is exposed (the endpoints are anonymous until storage tokens arrive, so no
-    policy admits anyone outside the namespace to them)."""
+    Rucio API is exposed (no policy admits anyone outside the namespace to the endpoints)."""
     mocks = run_program("data-movement")
     names = sorted(o["metadata"]["name"] for o in of_kind(mocks, "StatefulSet"))
     assert names == ["fts3-db", "hpc", "rucio-db", "site1", "site2"]
@@ -211,6 +224,42 @@ def test_xrootd_endpoints_follow_the_definition() -> None:
     for policy in exposed:
         for rule in policy["spec"]["ingress"]:
             assert [p["ipBlock"]["cidr"] for p in rule["from"]] == ["10.96.0.0/12"]
+
+
+def test_xrootd_endpoints_accept_only_the_sites_storage_tokens() -> None:
+    """Each endpoint runs with the configuration the local `xrootd` role writes, from the
+    role's own templates: XrdSciTokens authorises every request against the site's issuer
+    and this endpoint's own audience, the authorisation database below it grants nothing,
+    root:// authenticates by token over TLS, and TLS uses a certificate the namespace's
+    authority signed for the endpoint's Service."""
+    mocks = run_program("data-movement")
+    maps = {c["metadata"]["name"]: c["data"] for c in of_kind(mocks, "ConfigMap")}
+    sets = {s["metadata"]["name"]: s for s in of_kind(mocks, "StatefulSet")}
+    for node in ("hpc", "site1", "site2"):
+        files = maps[f"{node}-xrootd"]
+        config = files["xrootd.cfg"]
+        for line in (
+            "ofs.authorize 1",
+            "ofs.authlib ++ libXrdAccSciTokens.so config=/etc/xrootd/wp5/scitokens.cfg",
+            "acc.authdb /etc/xrootd/wp5/authdb",
+            "sec.protocol ztn",
+            "xrootd.tls all",
+            "xrd.tls /etc/grid-security/xrd/hostcert.pem /etc/grid-security/xrd/hostkey.pem",
+        ):
+            assert f"\n{line}\n" in config, line
+        assert "ofs.tpc" not in config
+        scitokens = files["scitokens.cfg"]
+        assert "issuer = https://iam.partner-a.example.org/\n" in scitokens
+        assert f"audience = https://{node}.data-movement-k8s.svc:8443\n" in scitokens
+        assert [x for x in files["authdb"].splitlines() if not x.startswith("#")] == []
+        pod = sets[node]["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        assert container["command"] == ["xrootd", "-c", "/etc/xrootd/wp5/xrootd.cfg", "-n", "wp5"]
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert volumes["config"]["configMap"]["name"] == f"{node}-xrootd"
+        assert volumes["tls"]["secret"]["secretName"] == f"{node}-tls"
+    requests = {name: state for name, state in mocks.of_type(":CertRequest")}
+    assert requests["data-movement-k8s-site1-tls-request"]["dnsNames"][0] == "site1"
 
 
 def test_rucio_and_fts3_run_in_their_own_namespace_and_reach_only_the_endpoints() -> None:
@@ -293,6 +342,64 @@ def test_pipeline_services_are_wired(pipelines_program: RecordingMocks) -> None:
         "key": "url",
     }
     assert "--serve-artifacts" in mlflow["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def test_mlflow_speaks_only_https_and_lets_in_only_its_accounts(
+    pipelines_program: RecordingMocks,
+) -> None:
+    """MLflow serves TLS with a certificate the namespace's authority signed for its Service
+    names, through its basic-auth app whose default permission is none; an init container
+    gives the jobs' account its generated password; the jobs reach MLflow over https, check
+    its certificate against the authority and log in as that account, from a Secret."""
+    (mlflow,) = [
+        d for d in of_kind(pipelines_program, "Deployment") if d["metadata"]["name"] == "mlflow"
+    ]
+    pod = mlflow["spec"]["template"]["spec"]
+    (server,) = pod["containers"]
+    env = {e["name"]: e for e in server["env"]}
+    assert "--app-name=basic-auth" in server["args"]
+    assert env["MLFLOW_UVICORN_OPTS"]["value"] == (
+        "--ssl-keyfile=/etc/mlflow/tls/tls.key --ssl-certfile=/etc/mlflow/tls/tls.crt"
+    )
+    assert server["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["tls"]["secret"]["secretName"] == "mlflow-tls"
+    secrets = {s["metadata"]["name"]: s for s in of_kind(pipelines_program, "Secret")}
+    tls_secret = secrets["mlflow-tls"]
+    assert tls_secret["type"] == "kubernetes.io/tls"
+    assert set(tls_secret["stringData"]) == {"tls.crt", "tls.key", "ca.crt"}
+    (request,) = [state for name, state in pipelines_program.of_type(":CertRequest")]
+    assert request["dnsNames"] == [
+        "mlflow",
+        "mlflow.pipelines-k8s",
+        "mlflow.pipelines-k8s.svc",
+        "mlflow.pipelines-k8s.svc.cluster.local",
+    ]
+    (signed,) = [state for name, state in pipelines_program.of_type(":LocallySignedCert")]
+    assert "server_auth" in signed["allowedUses"]
+    (ca,) = [state for name, state in pipelines_program.of_type(":SelfSignedCert")]
+    assert ca["isCaCertificate"] is True
+    ini = secrets["mlflow-auth"]["stringData"]["basic_auth.ini"]
+    assert "default_permission = NO_PERMISSIONS\n" in ini
+    assert "admin_password = generated-pipelines-k8s-mlflow-admin\n" in ini
+    (accounts,) = pod["initContainers"]
+    assert accounts["command"][:2] == ["python", "-c"]
+    account_env = {e["name"]: e for e in accounts["env"]}
+    assert account_env["MLFLOW_JOB_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "mlflow-ci",
+        "key": "password",
+    }
+    (template,) = states(pipelines_program, CUSTOM)
+    for job in (t for t in template["spec"]["templates"] if "container" in t):
+        job_env = {e["name"]: e for e in job["container"]["env"]}
+        assert job_env["MLFLOW_TRACKING_URI"]["value"] == "https://mlflow:5000"
+        assert job_env["MLFLOW_TRACKING_SERVER_CERT_PATH"]["value"] == "/etc/testbed-ca/ca.crt"
+        for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+            assert job_env[name]["valueFrom"]["secretKeyRef"]["name"] == "mlflow-ci"
+    (ca_map,) = [
+        c for c in of_kind(pipelines_program, "ConfigMap") if c["metadata"]["name"] == "testbed-ca"
+    ]
+    assert ca_map["data"]["ca.crt"].startswith("-----BEGIN CERTIFICATE-----")
 
 
 def test_interlink_virtual_node_is_configured_from_site_and_definition() -> None:

@@ -66,7 +66,11 @@ class KubernetesTestbed(pulumi.ComponentResource):
             data_movement.rucio(grid.workload("Rucio", "rucio"))
             data_movement.connect(grid, main)
         for node in (n for n in plan.nodes if "xrootd" in n.roles):
-            data_movement.xrootd(main.workload("XRootD", node.name), node.name, node.group)
+            if site.storage_token_issuer is None:
+                raise ValueError(f"{plan.name} has XRootD endpoints: name their token issuer")
+            data_movement.xrootd(
+                main.workload("XRootD", node.name), node.name, node.group, site.storage_token_issuer
+            )
         if "jupyterhub" in roles:
             if site.jupyterhub_oauth is None or args.oauth_client_secret is None:
                 raise ValueError(f"{plan.name} has JupyterHub: pass its OAuth client secret")

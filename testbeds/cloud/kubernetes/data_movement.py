@@ -9,9 +9,12 @@ import pulumi
 
 from testbeds.cloud import charts
 from testbeds.cloud.kubernetes.scope import NODE_GROUP, SMALL, Scope
+from testbeds.templating import render_role_template
 
 FTS3_REST, FTS3_MONITORING = 8446, 8449
 XROOTD_PORTS = {"root": 1094, "https": 8443}
+XROOTD_STORAGE_DIR, XROOTD_CONFIG_DIR = "/srv/xrootd", "/etc/xrootd/wp5"
+XROOTD_TLS_DIR = "/etc/grid-security/xrd"
 # Marks the storage endpoints' pods, which the grid services reach.
 ENDPOINT = "testbeds.wp5/storage-endpoint"
 GRID_POD_SECURITY = (
@@ -156,19 +159,73 @@ def namespace(scope: Scope) -> dict[str, object]:
     return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": scope.ns}}}
 
 
-def xrootd(scope: Scope, node: str, group: str) -> None:
+def xrootd(scope: Scope, node: str, group: str, issuer: str) -> None:
+    """An XRootD endpoint configured as the local `xrootd` role configures one, from the
+    role's own templates: every request over davs:// or root:// (ztn, over TLS) needs a
+    storage token the site's issuer signed for this endpoint's audience, with scopes for the
+    path; no token, nothing granted. Its TLS certificate is the namespace authority's."""
     scope.service_account(node)
     labels = {"app.kubernetes.io/name": node, NODE_GROUP: group, ENDPOINT: "xrootd"}
     scope.service(node, labels, XROOTD_PORTS)
-    scope.stateful_set(
-        node,
-        labels,
-        {
-            "name": "xrootd",
-            "image": scope.image("xrootd").ref,
-            "ports": [{"containerPort": p} for p in XROOTD_PORTS.values()],
-            "volumeMounts": [{"name": "data", "mountPath": "/data"}],
-        },
-        run_as=10940,
-        size="10Gi",
+    tls_secret = scope.tls_secret(node)
+    config = f"{node}-xrootd"
+    scope.config_map(
+        config,
+        pulumi.Output.from_input(scope.ns).apply(lambda ns: xrootd_config(node, ns, issuer)),
     )
+    tls_files = {"tls.crt": "hostcert.pem", "tls.key": "hostkey.pem", "ca.crt": "ca.pem"}
+    container = {
+        "name": "xrootd",
+        "image": scope.image("xrootd").ref,
+        "command": ["xrootd", "-c", f"{XROOTD_CONFIG_DIR}/xrootd.cfg", "-n", "wp5"],
+        "ports": [{"containerPort": p, "name": n} for n, p in XROOTD_PORTS.items()],
+        "volumeMounts": [
+            {"name": "data", "mountPath": XROOTD_STORAGE_DIR},
+            {"name": "config", "mountPath": XROOTD_CONFIG_DIR, "readOnly": True},
+            {"name": "tls", "mountPath": XROOTD_TLS_DIR, "readOnly": True},
+        ],
+    }
+    volumes = [
+        {"name": "config", "configMap": {"name": config}},
+        {
+            "name": "tls",
+            "secret": {
+                "secretName": tls_secret,
+                # Readable by the pod's group (fsGroup), which XRootD runs as.
+                "defaultMode": 0o440,
+                "items": [{"key": k, "path": v} for k, v in tls_files.items()],
+            },
+        },
+    ]
+    scope.stateful_set(node, labels, container, run_as=10940, size="10Gi", volumes=volumes)
+
+
+def xrootd_config(node: str, namespace: str, issuer: str) -> dict[str, pulumi.Input[str]]:
+    """The endpoint's configuration files, from the `xrootd` role's templates."""
+    values: dict[str, object] = {
+        "xrootd_site_name": node,
+        "xrootd_export_path": "/data",
+        "xrootd_storage_dir": XROOTD_STORAGE_DIR,
+        "xrootd_root_port": XROOTD_PORTS["root"],
+        "xrootd_https_port": XROOTD_PORTS["https"],
+        "xrootd_directory_mode": "",
+        "xrootd_checksum": "adler32",
+        "xrootd_token_issuer": issuer,
+        "xrootd_token_issuer_url": issuer,
+        "xrootd_token_audience": f"https://{node}.{namespace}.svc:{XROOTD_PORTS['https']}",
+        "xrootd_ca_file": f"{XROOTD_TLS_DIR}/ca.pem",
+        "xrootd_tpc_streams": 10,
+        "__xrootd_scitokens_cfg": f"{XROOTD_CONFIG_DIR}/scitokens.cfg",
+        "__xrootd_authdb": f"{XROOTD_CONFIG_DIR}/authdb",
+        "__xrootd_tls_dir": XROOTD_TLS_DIR,
+        "__xrootd_tpc_pgm": "",
+        "__xrootd_share_dirs": "",
+    }
+    return {
+        name: render_role_template("xrootd", f"{template}.j2", **values)
+        for name, template in (
+            ("xrootd.cfg", "xrootd.cfg"),
+            ("scitokens.cfg", "scitokens.cfg"),
+            ("authdb", "authdb"),
+        )
+    }

@@ -23,6 +23,7 @@ import yaml
 from testbeds import paths
 from testbeds import pipeline_file as pipeline_file_schema
 from testbeds.cloud import charts
+from testbeds.cloud.kubernetes import certificates
 from testbeds.cloud.kubernetes.scope import RESTRICTED_CONTAINER, SMALL, Scope
 
 SAMPLE = paths.PACKAGE_DIR / "samples" / "research-pipeline"
@@ -39,6 +40,30 @@ RUN_AS_CI = {
 # Job containers get crane (an unprivileged OCI image tool) on PATH: buildah, which the
 # local workers use, needs user namespaces that restricted Pod Security does not allow.
 TOOLS = "/opt/wp5-tools"
+MLFLOW_AUTH_DIR, MLFLOW_AUTH_FILE, MLFLOW_TLS_DIR = (
+    "/etc/mlflow/auth",
+    "basic_auth.ini",
+    "/etc/mlflow/tls",
+)
+# The account pipeline jobs log runs as; it owns the experiments it creates.
+MLFLOW_JOB_USER = "ci"
+# Run before the server: creates the tables of MLflow's basic-auth app and the jobs'
+# account, or sets its password to the generated one (the admin comes from the ini file).
+MLFLOW_ACCOUNTS = """\
+import os
+from mlflow.server.auth.config import read_auth_config
+from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
+
+store = SqlAlchemyStore()
+store.init_db(read_auth_config().database_uri)
+name, password = os.environ["MLFLOW_JOB_USER"], os.environ["MLFLOW_JOB_PASSWORD"]
+if store.has_user(name):
+    store.update_user(name, password=password)
+else:
+    store.create_user(name, password)
+"""
+# Where job containers find the namespace's CA certificate.
+CA_DIR = "/etc/testbed-ca"
 
 
 def toolchain() -> list[str]:
@@ -191,42 +216,96 @@ def _argo(scope: Scope) -> None:
 
 def _mlflow(scope: Scope) -> None:
     """MLflow serves the artifact store itself (--serve-artifacts): jobs need only the
-    tracking URL, never the MinIO credentials."""
+    tracking URL and their account, never the MinIO credentials. It speaks only HTTPS (a
+    certificate of the namespace's authority) and lets in only accounts of its basic-auth
+    app: an administrator the program generates and the pipeline jobs' account, which owns
+    the experiments it creates (others get no permission by default)."""
     db_password = scope.password("mlflow-db")
     db_url = pulumi.Output.concat("postgresql://mlflow:", db_password.result, "@mlflow-db/mlflow")
     scope.secret("mlflow-db", {"POSTGRES_PASSWORD": db_password.result, "url": db_url})
     scope.postgres("mlflow-db", "mlflow")
+    admin, jobs, session = (
+        scope.password(name) for name in ("mlflow-admin", "mlflow-ci", "mlflow-session")
+    )
+    scope.secret(
+        "mlflow-auth",
+        {
+            MLFLOW_AUTH_FILE: pulumi.Output.concat(
+                "[mlflow]\n",
+                "default_permission = NO_PERMISSIONS\n",
+                "database_uri = ", db_url, "\n",
+                "admin_username = admin\n",
+                "admin_password = ", admin.result, "\n",
+                "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n",
+            ),
+            "session-key": session.result,
+        },
+    )  # fmt: skip
+    scope.secret("mlflow-ci", {"username": MLFLOW_JOB_USER, "password": jobs.result})
+    tls_secret = scope.tls_secret("mlflow")
     labels = {"app.kubernetes.io/name": "mlflow"}
     scope.service_account("mlflow")
-    scope.service("mlflow", labels, {"http": MLFLOW_PORT})
-    secret_env = [
-        ("MLFLOW_BACKEND_STORE_URI", "mlflow-db", "url"),
-        ("AWS_ACCESS_KEY_ID", "minio-root", "rootUser"),
-        ("AWS_SECRET_ACCESS_KEY", "minio-root", "rootPassword"),
+    scope.service("mlflow", labels, {"https": MLFLOW_PORT})
+    auth_env = {"name": "MLFLOW_AUTH_CONFIG_PATH", "value": f"{MLFLOW_AUTH_DIR}/{MLFLOW_AUTH_FILE}"}
+    mounts = [
+        {"name": "auth", "mountPath": MLFLOW_AUTH_DIR, "readOnly": True},
+        {"name": "tls", "mountPath": MLFLOW_TLS_DIR, "readOnly": True},
     ]
+    accounts = {
+        "name": "accounts",
+        "image": scope.image("mlflow").ref,
+        "command": ["python", "-c", MLFLOW_ACCOUNTS],
+        "env": [
+            auth_env,
+            {"name": "MLFLOW_JOB_USER", "value": MLFLOW_JOB_USER},
+            _from_secret("MLFLOW_JOB_PASSWORD", "mlflow-ci", "password"),
+        ],
+        "volumeMounts": mounts[:1],
+    }
+    # Secrets reach the server as environment and files, never as arguments: MLflow reads
+    # its store URI from MLFLOW_BACKEND_STORE_URI itself.
     container = {
         "name": "mlflow",
         "image": scope.image("mlflow").ref,
         "command": ["mlflow", "server"],
         "args": [
+            "--app-name=basic-auth",
             "--host=0.0.0.0",
             f"--port={MLFLOW_PORT}",
-            "--backend-store-uri=$(MLFLOW_BACKEND_STORE_URI)",
             "--artifacts-destination=s3://mlflow",
             "--serve-artifacts",
-            "--allowed-hosts=mlflow,mlflow:5000,localhost,localhost:5000",
+            f"--allowed-hosts=mlflow,mlflow:{MLFLOW_PORT},localhost,localhost:{MLFLOW_PORT}",
         ],
         "env": [
+            auth_env,
+            {
+                "name": "MLFLOW_UVICORN_OPTS",
+                "value": f"--ssl-keyfile={MLFLOW_TLS_DIR}/tls.key "
+                f"--ssl-certfile={MLFLOW_TLS_DIR}/tls.crt",
+            },
             {"name": "MLFLOW_S3_ENDPOINT_URL", "value": f"http://minio:{MINIO_PORT}"},
-            *(
-                {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
-                for name, secret, key in secret_env
-            ),
+            _from_secret("MLFLOW_BACKEND_STORE_URI", "mlflow-db", "url"),
+            _from_secret("MLFLOW_FLASK_SERVER_SECRET_KEY", "mlflow-auth", "session-key"),
+            _from_secret("AWS_ACCESS_KEY_ID", "minio-root", "rootUser"),
+            _from_secret("AWS_SECRET_ACCESS_KEY", "minio-root", "rootPassword"),
         ],
         "ports": [{"containerPort": MLFLOW_PORT}],
-        "readinessProbe": {"httpGet": {"path": "/health", "port": MLFLOW_PORT}},
+        "volumeMounts": mounts,
+        "readinessProbe": {"httpGet": {"path": "/health", "port": MLFLOW_PORT, "scheme": "HTTPS"}},
     }
-    scope.deployment("mlflow", labels, scope.pod_spec("mlflow", [container], run_as=RUN_AS))
+    volumes = [
+        {"name": "auth", "secret": {"secretName": "mlflow-auth", "defaultMode": 0o400}},
+        {"name": "tls", "secret": {"secretName": tls_secret, "defaultMode": 0o400}},
+    ]
+    spec = scope.pod_spec("mlflow", [container], run_as=RUN_AS, volumes=volumes)
+    spec["initContainers"] = [
+        {"resources": SMALL, "securityContext": RESTRICTED_CONTAINER, **accounts}
+    ]
+    scope.deployment("mlflow", labels, spec)
+
+
+def _from_secret(name: str, secret: str, key: str) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
 
 
 def workflow_template(scope: Scope, pipeline_file: Path) -> dict[str, Any]:
@@ -247,7 +326,10 @@ def workflow_template(scope: Scope, pipeline_file: Path) -> dict[str, Any]:
         {"name": "CI_BRANCH", "value": "{{workflow.parameters.revision}}"},
         {"name": "CI_REPOSITORY", "value": "{{workflow.parameters.repository}}"},
         {"name": "CI_BUILD_URL", "value": "argo:{{workflow.name}}"},
-        {"name": "MLFLOW_TRACKING_URI", "value": f"http://mlflow:{MLFLOW_PORT}"},
+        {"name": "MLFLOW_TRACKING_URI", "value": f"https://mlflow:{MLFLOW_PORT}"},
+        {"name": "MLFLOW_TRACKING_SERVER_CERT_PATH", "value": f"{CA_DIR}/{certificates.CA_KEY}"},
+        _from_secret("MLFLOW_TRACKING_USERNAME", "mlflow-ci", "username"),
+        _from_secret("MLFLOW_TRACKING_PASSWORD", "mlflow-ci", "password"),
         {"name": "CI_REGISTRY", "value": f"registry:{REGISTRY_PORT}"},
         {"name": "CI_REGISTRY_INSECURE", "value": "true"},
         *(
@@ -301,7 +383,10 @@ def workflow_template(scope: Scope, pipeline_file: Path) -> dict[str, Any]:
                 "args": ["\n".join([*prelude, *job.script])],
                 "workingDir": "/work/src",
                 "env": [*env, {"name": "CI_GPU", "value": "hardware" if gpu else "none"}],
-                "volumeMounts": [{"name": "tools", "mountPath": TOOLS}],
+                "volumeMounts": [
+                    {"name": "tools", "mountPath": TOOLS},
+                    {"name": "testbed-ca", "mountPath": CA_DIR, "readOnly": True},
+                ],
                 "resources": resources,
                 "securityContext": RESTRICTED_CONTAINER,
             },
@@ -337,7 +422,10 @@ def workflow_template(scope: Scope, pipeline_file: Path) -> dict[str, Any]:
                 "fsGroup": RUN_AS,
                 "seccompProfile": {"type": "RuntimeDefault"},
             },
-            "volumes": [{"name": "tools", "emptyDir": {}}],
+            "volumes": [
+                {"name": "tools", "emptyDir": {}},
+                {"name": "testbed-ca", "configMap": {"name": certificates.CA_CONFIG_MAP}},
+            ],
             "podGC": {"strategy": "OnWorkflowSuccess"},
             "activeDeadlineSeconds": 3600,
             "templates": [{"name": "pipeline", "dag": {"tasks": tasks}}, *templates],

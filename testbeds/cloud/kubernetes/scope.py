@@ -17,6 +17,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from testbeds.cloud import charts
+from testbeds.cloud.kubernetes import certificates
 from testbeds.plan import Plan
 from testbeds.schema import KubernetesSite
 
@@ -34,6 +35,12 @@ POD_SECURITY_REASON = "testbeds.wp5/pod-security-reason"
 DNS_EGRESS = {
     "to": [{"namespaceSelector": {}}],
     "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+}
+# Users' notebook servers (KubeSpawner labels them so) run code of any user: they are not
+# part of "the namespace's own services", and get only what the JupyterHub chart's policy
+# gives them (the hub's API, which checks their tokens, and the proxy's public port).
+NOT_A_NOTEBOOK = {
+    "matchExpressions": [{"key": "component", "operator": "NotIn", "values": ["singleuser-server"]}]
 }
 
 
@@ -87,6 +94,8 @@ class Scope:
         reason: str = "",
     ) -> None:
         self.plan, self.site, self.name = plan, site, namespace
+        # Shared by this namespace's workload views (copies of this object).
+        self._shared: dict[str, certificates.Authority] = {}
         self.component = pulumi.ComponentResource(
             "testbeds:kubernetes:Namespace",
             namespace,
@@ -119,10 +128,10 @@ class Scope:
         self.policy(
             "same-namespace",
             {
-                "podSelector": {},
+                "podSelector": NOT_A_NOTEBOOK,
                 "policyTypes": ["Ingress", "Egress"],
-                "ingress": [{"from": [{"podSelector": {}}]}],
-                "egress": [{"to": [{"podSelector": {}}]}, DNS_EGRESS],
+                "ingress": [{"from": [{"podSelector": NOT_A_NOTEBOOK}]}],
+                "egress": [{"to": [{"podSelector": NOT_A_NOTEBOOK}]}, DNS_EGRESS],
             },
         )
 
@@ -216,6 +225,30 @@ class Scope:
             },
         )
 
+    def authority(self) -> certificates.Authority:
+        """The namespace's certificate authority, made when a first server asks for a
+        certificate, with the ConfigMap `testbed-ca` its clients mount."""
+        if "ca" not in self._shared:
+            opts = self._within(self.component)
+            ca = certificates.authority(self.name, self.plan.instance, opts)
+            k8s.core.v1.ConfigMap(
+                f"{self.name}-{certificates.CA_CONFIG_MAP}",
+                metadata=self.meta(certificates.CA_CONFIG_MAP),
+                data={certificates.CA_KEY: ca.certificate.cert_pem},
+                opts=opts,
+            )
+            self._shared["ca"] = ca
+        return self._shared["ca"]
+
+    def tls_secret(self, service: str) -> str:
+        """A key and certificate for the Service `service`, signed by the namespace's
+        authority; returns the name of the `kubernetes.io/tls` Secret that holds them."""
+        name = f"{service}-tls"
+        certificates.server_certificate(
+            f"{self.name}-{name}", self.authority(), service, self.meta(name), self.ns, self.opts
+        )
+        return name
+
     def service_account(self, name: str, token: bool = False) -> k8s.core.v1.ServiceAccount:
         return k8s.core.v1.ServiceAccount(
             f"{self.name}-{name}",
@@ -237,7 +270,7 @@ class Scope:
             opts=self.opts,
         )
 
-    def config_map(self, name: str, data: dict[str, pulumi.Input[str]]) -> None:
+    def config_map(self, name: str, data: pulumi.Input[dict[str, pulumi.Input[str]]]) -> None:
         k8s.core.v1.ConfigMap(
             f"{self.name}-{name}", metadata=self.meta(name), data=data, opts=self.opts
         )
@@ -306,6 +339,7 @@ class Scope:
         container: dict[str, Any],
         run_as: int | None,
         size: str,
+        volumes: list[dict[str, Any]] | None = None,
     ) -> None:
         """One replica with a persistent volume `data` (of the site's storage class)."""
         claim: dict[str, Any] = {
@@ -326,7 +360,7 @@ class Scope:
                 "selector": {"matchLabels": labels},
                 "template": {
                     "metadata": {"labels": labels},
-                    "spec": self.pod_spec(name, [container], run_as),
+                    "spec": self.pod_spec(name, [container], run_as, volumes=volumes),
                 },
                 "volumeClaimTemplates": [claim],
             },
