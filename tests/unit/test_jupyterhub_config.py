@@ -31,6 +31,18 @@ def test_with_an_issuer_the_hub_logs_users_in_there(tmp_path: Path) -> None:
     assert 'username_claim = "preferred_username"' in config
 
 
+def test_the_hub_and_its_notebooks_speak_tls_with_client_certificates(tmp_path: Path) -> None:
+    config = render(tmp_path, {"jupyterhub": ["login"], "jupyterhub_singleuser": ["c1", "c2"]})
+    compile(config, "jupyterhub_config.py", "exec")
+    assert "c.JupyterHub.internal_ssl = True" in config
+    assert 'hub_bind_url = "https://0.0.0.0:8081"' in config
+    assert 'hub_connect_url = "https://login:8081"' in config
+    assert 'trusted_alt_names = ["DNS:login"]' in config
+    assert 'ssl_alt_names = ["DNS:c1", "DNS:c2", "DNS:login"]' in config
+    assert "c.JupyterHub.spawner_class = SlurmSpawnerWithTLSFiles" in config
+    assert '"/usr/local/libexec/wp5-notebook-certs"' in config
+
+
 def test_without_an_issuer_the_hub_checks_passwords_itself(tmp_path: Path) -> None:
     config = render(tmp_path, {"jupyterhub": ["login"]})
     compile(config, "jupyterhub_config.py", "exec")

@@ -5,6 +5,7 @@ standalone cluster inside a Slurm allocation that spark-submit reaches from the 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from testbeds.checks.helpers import wait_for
 
 SPARK_APP = Path(__file__).with_name("spark_aggregate.py")
+SPARK_UI_GET = Path(__file__).with_name("spark_ui_get.py")
 SPARK_NODES = 2
 PINNED = ("dask", "distributed", "dask-jobqueue", "pyspark", "pandas", "pyarrow", "numpy")
 
@@ -51,11 +53,34 @@ def spark_job(login, user_shell) -> str:
     return out.stdout.strip()
 
 
+def assert_web_ui_only_for_its_owner(testbed, login, user_shell, job: str, conf: str) -> None:
+    """The master's web page, on loopback of the allocation's first node, answers 403 to a
+    request without the cluster's signed token (here root's, standing for any other user of
+    that node) and the page itself to its owner's signed request."""
+    nodes = login.check_output(f"squeue -h -j {job} -o %N")
+    master_name = login.check_output(f"scontrol show hostnames {nodes}").split()[0]
+    master = testbed.host(master_name)
+    started = re.search(
+        r"'MasterUI' on port (\d+)", user_shell(login, f"cat {conf}/master.log").stdout
+    )
+    assert started, "the master's log names no web UI port"
+    page = f"http://127.0.0.1:{started.group(1)}/"
+    unsigned = master.run(f"curl -sS -o /dev/null -w '%{{http_code}}' {page}")
+    assert unsigned.stdout.strip() == "403", unsigned.stdout + unsigned.stderr
+    user_shell(master, f"cat > ~/spark_ui_get.py <<'EOF'\n{SPARK_UI_GET.read_text()}\nEOF")
+    signed = user_shell(
+        master,
+        f"python3 ~/spark_ui_get.py {conf}/spark-defaults.conf {page}; rm -f ~/spark_ui_get.py",
+    )
+    assert signed.stdout.split() == ["200", "True"], signed.stdout + signed.stderr
+
+
 def test_spark_cluster_in_allocation(testbed, user_shell, record_property):
     """The research user starts a Spark standalone cluster inside a two-node allocation
     (master on the first node, a worker on each); spark-submit from the login node computes
     the same per-key sums and counts over the sample dataset as the dataset's generator (and
-    so as Dask), to the digit; a driver without the cluster's secret is refused; cancelling
+    so as Dask), to the digit; a driver without the cluster's secret is refused; the master's
+    web page answers only its owner's signed request; cancelling
     the job ends the cluster and removes its secret."""
     login = testbed.host(testbed.group("slurm_login")[0])
     dataset = testbed.value("analysis_sample_dataset_dir")
@@ -68,6 +93,7 @@ def test_spark_cluster_in_allocation(testbed, user_shell, record_property):
         ), user_shell(login, f"cat ~/.spark-check-{job}.out {conf}/*.log").stdout[-3000:]
         mode = user_shell(login, f"stat -c %a {conf}/spark-defaults.conf").stdout.strip()
         assert mode == "600", mode
+        assert_web_ui_only_for_its_owner(testbed, login, user_shell, job, conf)
         app = SPARK_APP.read_text()
         user_shell(login, f"cat > ~/spark_aggregate.py <<'EOF'\n{app}\nEOF")
         # Beside the real driver, the same one without authentication (and so without

@@ -4,6 +4,7 @@ from a notebook the user runs a Dask cluster whose workers are Slurm jobs too.""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,40 @@ def test_notebook_runs_as_slurm_job(testbed, hub, notebook):
     _, state, node = jobs[0].split()
     assert state == "RUNNING"
     assert node in testbed.group("slurm_compute")
+
+
+def test_hub_api_and_notebook_answer_only_mutual_tls(testbed, hub, notebook):
+    """Between nodes, the hub's API and the research user's notebook server answer only TLS
+    with a client certificate of the hub's own CAs: from the notebook's node, plain HTTP and
+    TLS without a certificate get no answer; with the proxy's certificate, from the hub's
+    node, both answer over a verified connection."""
+    assert notebook["server"].get("ready"), notebook
+    hub_name = testbed.group("jupyterhub")[0]
+    job, _, node_name = spawner_jobs(testbed, hub)[0].split()
+    node = testbed.host(node_name)
+    # The server says where it listens in its job's log (other sockets of the job, such as
+    # srun's, are not the notebook's).
+    log = hub.run(
+        f"su - {testbed.research_user} -c 'cat ~/jupyterhub_slurmspawner_{job}.log'"
+    ).stdout
+    found = re.search(rf"https://{re.escape(node_name)}:(\d+)/", log)
+    assert found, f"the notebook's log names no https address on {node_name}: {log[-1500:]}"
+    ports = [found.group(1)]
+    endpoints = [f"{hub_name}:{testbed.value('jupyterhub_hub_port')}"]
+    endpoints += [f"{node_name}:{port}" for port in ports]
+    internal = f"{testbed.value('jupyterhub_state_dir')}/internal-ssl"
+    proxy_cert = (
+        f"--cert {internal}/proxy-client/proxy-client.crt "
+        f"--key {internal}/proxy-client/proxy-client.key "
+        f"--cacert {internal}/proxy-client-ca_trust.crt"
+    )
+    status = "curl -sS --max-time 10 -o /dev/null -w '%{http_code}'"
+    for endpoint in endpoints:
+        for url, options in ((f"http://{endpoint}/", ""), (f"https://{endpoint}/", "-k")):
+            refused = node.run(f"{status} {options} {url}")
+            assert refused.stdout.strip() == "000", (url, options, refused.stdout)
+        answered = hub.run(f"{status} {proxy_cert} https://{endpoint}/")
+        assert answered.stdout.strip() not in ("", "000"), (endpoint, answered.stderr)
 
 
 def test_dask_cluster_from_notebook(testbed, hub, hub_session, notebook, record_property):
