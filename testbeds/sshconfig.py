@@ -80,7 +80,11 @@ def write_ssh_config(
 
 
 def reached_through(config: Path, node: ProvisionedNode, user: str) -> ProvisionedNode:
-    """The node with Ansible and testinfra pointed at its Host block of the ssh_config."""
+    """The node with Ansible and testinfra pointed at its Host block of the ssh_config.
+
+    testinfra's `safe-ssh` reports the remote command's own exit status: plain `ssh` exits
+    255 for its own failures and for a command that exits 255 (a check's inner `ssh` that
+    is refused, say), and testinfra then raises instead of returning the result."""
     ansible_vars: dict[str, Any] = {
         **node.ansible_vars,
         "ansible_host": node.name,
@@ -90,5 +94,7 @@ def reached_through(config: Path, node: ProvisionedNode, user: str) -> Provision
     if user != "root":
         ansible_vars["ansible_become"] = True
     return replace(
-        node, testinfra_uri=f"ssh://{node.name}?ssh_config={config}", ansible_vars=ansible_vars
+        node,
+        testinfra_uri=f"safe-ssh://{node.name}?ssh_config={config}",
+        ansible_vars=ansible_vars,
     )

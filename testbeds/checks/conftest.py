@@ -113,17 +113,30 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         item.add_marker(pytest.mark.xdist_group(f"node-{node}" if node else _lane(item)))
 
 
-# Testbed-wide checks that move data and tokens touch no Slurm partition, so in a composed
-# testbed they run beside the cluster's jobs rather than after them.
-DATA_SUITES = frozenset({"tokens", "storage_endpoints", "data_management"})
+# Testbed-wide checks run in lanes, side by side, each lane's checks one after another.
+# Those that move data and tokens touch no Slurm partition and share one lane; the
+# pipelines and the composition's scenarios share the pipeline repository and its builds,
+# so they share one too; each module of hpc_services is a workload of its own on the Slurm
+# cluster (jobs of other lanes only queue behind it), so each gets a lane.
+LANES = {
+    "tokens": "data",
+    "storage_endpoints": "data",
+    "data_management": "data",
+    "pipelines": "pipelines",
+    "composition": "pipelines",
+}
+PER_MODULE_SUITES = frozenset({"hpc_services"})
 
 
 def _lane(item: pytest.Item) -> str:
-    return "testbed-data" if item.path.parent.name in DATA_SUITES else "testbed"
+    suite = item.path.parent.name
+    if suite in PER_MODULE_SUITES:
+        return f"testbed-{suite}-{item.path.stem}"
+    return f"testbed-{LANES.get(suite, suite)}"
 
 
 # pytest-xdist's loadgroup appends "@<group>" to the node ids it schedules.
-_GROUP_SUFFIX = re.compile(r"@(testbed(-data)?|node-[^@\[\]]+)$")
+_GROUP_SUFFIX = re.compile(r"@(testbed-[A-Za-z0-9_-]+|node-[^@\[\]]+)$")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -1,6 +1,6 @@
-"""`testbed verify` runs checks side by side with pytest-xdist: the testbed-wide checks must
-stay in one process, one after another (they share the cluster), and the report must name
-each check as a sequential run would. Proven on a small suite using the checks' own hooks."""
+"""`testbed verify` runs checks side by side with pytest-xdist: the testbed-wide checks of one
+lane must stay in one process, one after another (they share state), and the report must
+name each check as a sequential run would. Proven on a small suite using the checks' own hooks."""
 
 from __future__ import annotations
 
@@ -59,3 +59,22 @@ def test_testbed_wide_checks_share_one_worker_and_keep_their_names(tmp_path: Pat
     names = sorted(case.get("name", "") for case in ET.parse(report).getroot().iter("testcase"))
     assert "test_per_node[cpu1]" in names and "test_testbed_wide[0]" in names
     assert not [n for n in names if "@" in n]
+
+
+def test_lanes_keep_shared_state_together_and_let_workloads_overlap() -> None:
+    """Checks sharing state stay in one lane (the data suites; the pipelines and the
+    composition's scenarios, which push to one repository); each hpc_services module, a
+    workload of its own on the cluster, gets a lane; other suites one each."""
+    from types import SimpleNamespace
+
+    from testbeds.checks.conftest import _lane
+
+    def lane(path: str) -> str:
+        return _lane(SimpleNamespace(path=Path("/checks") / path))  # type: ignore[arg-type]
+
+    assert lane("tokens/test_a.py") == lane("storage_endpoints/test_b.py")
+    assert lane("tokens/test_a.py") == lane("data_management/test_c.py")
+    assert lane("pipelines/test_pipeline.py") == lane("composition/test_scenario.py")
+    assert lane("hpc_services/test_analysis.py") != lane("hpc_services/test_jupyterhub.py")
+    assert lane("identity/test_directory.py") != lane("slurm_core/test_slurm.py")
+    assert lane("pipelines/test_pipeline.py") != lane("tokens/test_a.py")

@@ -50,4 +50,4 @@ def test_nodes_reached_through_the_entry_node_with_known_keys(tmp_path: Path) ->
     cpu1 = next(n for n in nodes if n.name == "cpu1")
     assert cpu1.ansible_vars["ansible_ssh_common_args"] == f"-F {state.path / 'ssh_config'}"
     assert cpu1.ansible_vars["ansible_become"] is True
-    assert cpu1.testinfra_uri == f"ssh://cpu1?ssh_config={state.path / 'ssh_config'}"
+    assert cpu1.testinfra_uri == f"safe-ssh://cpu1?ssh_config={state.path / 'ssh_config'}"

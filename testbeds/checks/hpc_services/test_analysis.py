@@ -123,8 +123,10 @@ def test_spark_cluster_in_allocation(testbed, user_shell, record_property):
             timeout=90,
             interval=2,
         ), "the master did not log refusing an unauthenticated driver"
+        # Refused, it would only retry until its timeout: end it now.
+        user_shell(login, "pkill -f 'spark[.]authenticate=false'")
         assert wait_for(
-            lambda: user_shell(login, "pgrep -f 'spark[.]authenticate=false'").rc != 0, 90, 2
+            lambda: user_shell(login, "pgrep -f 'spark[.]authenticate=false'").rc != 0, 30, 1
         )
         assert "RESULT " not in user_shell(login, f"cat {probe}").stdout
         record_property(
