@@ -23,12 +23,10 @@ from testbeds.plan import Plan
 from testbeds.progress import say
 from testbeds.state import RESERVED_PREFIX, StateDir, Timings
 from testbeds.targets import get_target, podman
-from testbeds.targets.baked import BAKE_STEPS, baked_image_ref
+from testbeds.targets.baked import BAKE_STEPS, NEVER_BAKED, baked_image_ref
 from testbeds.targets.base import Target
 from testbeds.targets.local import base_image, container_name, network_name
 
-# Roles whose install step places per-node credentials: never baked into an image.
-NEVER_BAKED = frozenset({"testbed_ca"})
 # What makes a node itself, removed before its container becomes an image: every node
 # started from the image generates its own host keys (sshd's ExecStartPre), machine id
 # and random seed on first boot.

@@ -15,6 +15,7 @@ from testbeds.provenance import resolved_values
 from testbeds.runner import PlaybookResult, run_playbook
 from testbeds.state import StateDir, Timings, write_json
 from testbeds.targets import get_target
+from testbeds.targets.baked import install_tags
 from testbeds.targets.base import NodeStatus, ProvisionedNode, Target, write_nodes
 from testbeds.verify import VerifyResult, report_counts, run_checks
 
@@ -128,7 +129,13 @@ def run_definition_playbook(
     verbose: bool = False,
     tags: list[str] | None = None,
 ) -> PlaybookResult:
-    """Run the definition's playbook against the instance's inventory."""
+    """Run the definition's playbook against the instance's inventory. Where every node
+    started from its group's current baked image, the roles' install steps (already in the
+    images) are skipped."""
+    skip = None
+    if nodes and all(n.baked for n in nodes) and tags is None:
+        skip = install_tags(r for n in nodes for r in n.roles)
+        say(f"every node runs its group's baked image: skipping {len(skip)} install steps")
     return run_playbook(
         SITE_PLAYBOOK,
         inventory_sources(plan.site.name, state.inventory_file),
@@ -136,6 +143,7 @@ def run_definition_playbook(
         forks=max(5, len(nodes)),
         verbose=verbose,
         tags=tags,
+        skip_tags=skip,
     )
 
 

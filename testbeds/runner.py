@@ -231,6 +231,7 @@ def run_playbook(
     verbose: bool = False,
     limit: str | None = None,
     tags: list[str] | None = None,
+    skip_tags: list[str] | None = None,
 ) -> PlaybookResult:
     """Run the playbook; artifacts of the last runs stay under private_dir/artifacts."""
     private_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -256,6 +257,7 @@ def run_playbook(
                 rotate_artifacts=5,
                 limit=limit,
                 tags=",".join(tags) if tags else None,
+                skip_tags=",".join(skip_tags) if skip_tags else None,
                 timeout=timeout_s,
                 settings={"suppress_ansible_output": True},
                 cmdline=os.environ.get("TESTBED_ANSIBLE_ARGS"),

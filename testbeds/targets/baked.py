@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 from testbeds import paths
@@ -14,6 +15,15 @@ from testbeds.playbook import plays
 BAKED_REPOSITORY = "localhost/wp5-testbeds-baked"
 # Steps of a role that only install software; configure steps (and their secrets) never run.
 BAKE_STEPS = ("preflight", "detect", "install")
+# Roles whose install step places per-node credentials: never baked into an image.
+NEVER_BAKED = frozenset({"testbed_ca"})
+
+
+def install_tags(roles: Iterable[str]) -> list[str]:
+    """The install steps a node started from a baked image has already run (in the image):
+    `up` skips them and runs the steps that make the instance itself (preflight, detection,
+    configuration: secrets, certificates, identities, services)."""
+    return sorted(f"{role}_install" for role in set(roles) - NEVER_BAKED)
 
 
 def _tree_digest(root: Path) -> str:

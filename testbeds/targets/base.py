@@ -33,6 +33,9 @@ class ProvisionedNode:
     # The local target's podman container and the image it started from (bake commits it).
     container: str = ""
     image: str = ""
+    # Started from its group's baked image for the current inputs (testbeds.bake): its roles'
+    # install steps are in the image, so `up` runs only the steps that make the instance.
+    baked: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -31,6 +31,8 @@ class _Booted:
     container: str
     address: str
     host_key: str
+    # The image the container was made from (an older container may predate a bake).
+    image: str
 
 
 # Containers are created one at a time, then boot side by side. podman 4.3 has been seen to
@@ -175,7 +177,8 @@ class LocalTarget:
                     "ansible_ssh_common_args": extra_args,
                 },
                 container=b.container,
-                image=images[b.node.group],
+                image=b.image or images[b.node.group],
+                baked=b.image == baked_image_ref(plan, b.node.group, base_image(plan)),
             )
             for b in booted
         ]
@@ -263,7 +266,7 @@ class LocalTarget:
             raise DeployError(
                 f"node {node.name}: sshd did not start (no host key): {host_key.stderr.strip()}"
             )
-        return _Booted(node, name, address, host_key.stdout.strip())
+        return _Booted(node, name, address, host_key.stdout.strip(), str(info.get("ImageName", "")))
 
     def _wait_for_systemd(self, node: str, name: str) -> None:
         deadline = time.monotonic() + BOOT_TIMEOUT_S

@@ -1,6 +1,7 @@
 """`testbed bake` on the local target, for real, with the smallest testbed: the bake builds
-the group's image once and leaves no instance behind; `up` starts the nodes from it, the
-roles still run and converge, and the checks pass."""
+the group's image once and leaves no instance behind; `up` starts the nodes from it, runs
+the roles' steps that make the instance (their install steps are in the image) and
+converges, and the checks pass."""
 
 from __future__ import annotations
 
@@ -71,6 +72,8 @@ def test_bake_then_up_from_the_baked_image() -> None:
 
         up = run_cli("up", SMOKE, "--instance", INSTANCE, "--json")
         assert "starting from baked images: node" in up.stderr
+        # Only the steps that make the instance run: the install steps are in the image.
+        assert "every node runs its group's baked image: skipping" in up.stderr
         result = json.loads(up.stdout)
         assert result["verify"]["ok"], result["verify"]
         nodes = podman.containers(f"{podman.INSTANCE_LABEL}={INSTANCE}")
