@@ -124,7 +124,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     plan = resolve(args.name, site=args.site, target=args.target, instance=args.instance)
     with instance_lock(plan.instance, args.command_line):
-        result = deploy.up(plan, verbose=args.verbose, run_verify=not args.no_verify)
+        result = deploy.up(
+            plan, verbose=args.verbose, run_verify=not args.no_verify, full=args.full
+        )
     ok = result.verify is None or result.verify.ok
     phases = "  ".join(f"{k} {v:.1f}s" for k, v in result.timings.phases.items())
     say(f"{plan.instance} is {'up' if ok else 'up but FAILED its checks'}: {phases}")
@@ -249,6 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("--output", help="file name without extension (default: ./INSTANCE)")
     up = add("up", "create, configure and check a testbed (idempotent)", cmd_up, True)
     up.add_argument("--no-verify", action="store_true", help="skip the checks at the end")
+    up.add_argument(
+        "--full",
+        action="store_true",
+        help="run every role even if nothing changed since the last successful up",
+    )
     up.add_argument("--timings", action="store_true", help="print per-role times")
     up.add_argument("-v", "--verbose", action="store_true", help="print every task")
     bake = add(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from testbeds import unchanged
 from testbeds.errors import DeployError, TestbedError
 from testbeds.inventory import inventory_sources, render_inventory
 from testbeds.loader import load_definition
@@ -76,7 +77,7 @@ def generated_vars(plan: Plan, state: StateDir, target: Target) -> dict[str, Any
     }
 
 
-def up(plan: Plan, verbose: bool = False, run_verify: bool = True) -> UpResult:
+def up(plan: Plan, verbose: bool = False, run_verify: bool = True, full: bool = False) -> UpResult:
     timings = Timings()
     state = StateDir(plan.instance)
     target = get_target(plan.target)
@@ -100,7 +101,7 @@ def up(plan: Plan, verbose: bool = False, run_verify: bool = True) -> UpResult:
         checked = _verify_phase(plan.instance, timings, run_verify)
         state.write_timings("up", timings, {})
         return UpResult(plan.instance, None, checked, timings)
-    return configure(plan, state, nodes, target, timings, verbose, run_verify)
+    return configure(plan, state, nodes, target, timings, verbose, run_verify, full)
 
 
 def write_values(plan: Plan, state: StateDir) -> None:
@@ -155,8 +156,11 @@ def configure(
     timings: Timings | None = None,
     verbose: bool = False,
     run_verify: bool = True,
+    full: bool = False,
 ) -> UpResult:
-    """Render the inventory for provisioned nodes, run the playbook, then the checks.
+    """Render the inventory for provisioned nodes, run the playbook (unless nothing changed
+    since the last successful run and every node is healthy, see `unchanged`; `full` runs
+    it anyway), then the checks.
 
     Every target ends here, whether `testbed up` or a Pulumi program provisioned the nodes."""
     timings = timings or Timings()
@@ -164,9 +168,25 @@ def configure(
         write_json(state.path / "plan.json", plan.as_dict())
         write_values(plan, state)
         write_inventory(plan, state, nodes, target)
-    say(f"configuring with {SITE_PLAYBOOK.name}")
     with timings.phase("configure"):
-        result = run_definition_playbook(plan, state, nodes, verbose)
+        inputs = unchanged.configuration_inputs(plan, state)
+        same, why = (
+            (False, "--full") if full else unchanged.unchanged(unchanged.probe(nodes), inputs)
+        )
+        if same:
+            say(
+                "nothing changed since the last successful up and every unit it left running "
+                "still runs: configuration skipped (`up --full` runs every role)"
+            )
+            result = PlaybookResult("unchanged", 0, {}, [])
+        else:
+            say(f"configuring with {SITE_PLAYBOOK.name} ({why})")
+            unchanged.forget(nodes)
+            result = run_definition_playbook(plan, state, nodes, verbose)
+            if result.ok:
+                missed = unchanged.record(nodes, inputs)
+                if missed:
+                    say(f"could not record the configuration on {', '.join(missed)}")
     timings.roles = result.role_seconds
     say(
         f"ansible: {result.status}, changed={result.changed_total} "

@@ -67,7 +67,8 @@ class PlaybookResult:
 
     @property
     def ok(self) -> bool:
-        return self.rc == 0 and self.status == "successful"
+        # "unchanged": not run, since nothing changed since the last successful run.
+        return self.rc == 0 and self.status in ("successful", "unchanged")
 
     @property
     def changed_total(self) -> int:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from pathlib import Path
 
 from testbeds import paths
+from testbeds.digests import tree_digest
 from testbeds.plan import Plan
 from testbeds.playbook import plays
 
@@ -26,15 +26,6 @@ def install_tags(roles: Iterable[str]) -> list[str]:
     return sorted(f"{role}_install" for role in set(roles) - NEVER_BAKED)
 
 
-def _tree_digest(root: Path) -> str:
-    digest = hashlib.sha256()
-    files = sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
-    for path in files:
-        digest.update(str(path.relative_to(root)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
 def baked_image_ref(plan: Plan, group: str, base_image: str) -> str:
     """The tag of the group's baked image for this plan, whether or not it exists.
 
@@ -45,9 +36,9 @@ def baked_image_ref(plan: Plan, group: str, base_image: str) -> str:
     inventories = paths.inventories_dir()
     inputs = {
         "base": base_image,
-        "roles": {r: _tree_digest(paths.roles_dir() / r) for r in node_group.roles},
+        "roles": {r: tree_digest(paths.roles_dir() / r) for r in node_group.roles},
         "sites": {
-            s: _tree_digest(inventories / s)
+            s: tree_digest(inventories / s)
             for s in ("common", plan.site.name)
             if (inventories / s).is_dir()
         },

@@ -60,15 +60,28 @@ class Lifecycle:
         """After the second up: the fault made before it is gone."""
 
     def test_second_up_changes_nothing(self, live: LiveTestbed) -> None:
-        """Re-running up converges with changed=0 in the Ansible recap: on every node, or,
-        where the testbed broke something before it, nothing but the repair."""
+        """Re-running every role (`up --full`) converges with changed=0 in the Ansible recap:
+        on every node, or, where the testbed broke something before it, nothing but the
+        repair."""
         repair = self.break_before_second_up(live)
-        proc = run_cli("up", self.testbed, "--instance", self.instance, "--json", "--no-verify")
+        proc = run_cli(
+            "up", self.testbed, "--instance", self.instance, "--json", "--no-verify", "--full"
+        )
         result = json.loads(proc.stdout)
+        assert result["ansible"]["status"] == "successful", result["ansible"]
         changed = {node: n for node, n in result["ansible"]["changed_per_node"].items() if n}
         assert changed == repair, changed
         assert result["ansible"]["changed"] == sum(repair.values())
         self.check_healed(live)
+
+    def test_up_with_nothing_changed_skips_the_roles(self, live: LiveTestbed) -> None:
+        """After a successful up, an up with the same inputs on healthy nodes runs no role:
+        every node's record matches and every unit it recorded still runs."""
+        proc = run_cli("up", self.testbed, "--instance", self.instance, "--json", "--no-verify")
+        result = json.loads(proc.stdout)
+        assert result["ansible"]["status"] == "unchanged", proc.stderr[-2000:]
+        assert result["ansible"]["changed"] == 0
+        assert "configuration skipped" in proc.stderr
 
     def test_down_leaves_nothing(self, live: LiveTestbed) -> None:
         """down removes every container, network and volume with the instance's label."""

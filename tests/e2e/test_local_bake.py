@@ -82,7 +82,7 @@ def test_bake_then_up_from_the_baked_image() -> None:
         first, second = (c["Names"][0] for c in nodes)
         assert host_keys(first) and host_keys(first) != host_keys(second)
         again_up = json.loads(
-            run_cli("up", SMOKE, "--instance", INSTANCE, "--json", "--no-verify").stdout
+            run_cli("up", SMOKE, "--instance", INSTANCE, "--json", "--no-verify", "--full").stdout
         )
         assert again_up["ansible"]["changed"] == 0
     finally:

@@ -44,6 +44,21 @@ def test_hub_running(hub):
     assert_service_running(hub, "jupyterhub")
 
 
+@pytest.mark.nodes("jupyterhub_singleuser")
+def test_only_the_hubs_node_runs_a_hub(testbed, host, node):
+    """Debian's jupyterhub package starts a stock hub (PAM logins over plain HTTP on port
+    8000) wherever it is installed: the hub's node runs the jupyterhub role's hub instead,
+    and nodes that only run notebooks run none and listen on neither hub port."""
+    unit = host.run("systemctl cat jupyterhub").stdout
+    if node in testbed.group("jupyterhub"):
+        assert "-f /etc/jupyterhub/jupyterhub_config.py" in unit, unit
+        return
+    service = host.service("jupyterhub")
+    assert not service.is_running and not service.is_enabled, unit
+    for port in (8000, 8081):
+        assert not host.socket(f"tcp://{port}").is_listening, f"{node} listens on {port}"
+
+
 def test_hub_answers_only_over_https_from_the_testbed_ca(testbed, hub):
     """The hub's public port speaks HTTPS with a certificate the testbed CA signed for the
     hub's name; plain HTTP gets no login page."""
