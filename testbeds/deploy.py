@@ -184,7 +184,8 @@ def configure(
             unchanged.forget(nodes)
             result = run_definition_playbook(plan, state, nodes, verbose)
             if result.ok:
-                missed = unchanged.record(nodes, inputs)
+                # Read again: the run may have made secrets (generated on first use).
+                missed = unchanged.record(nodes, unchanged.configuration_inputs(plan, state))
                 if missed:
                     say(f"could not record the configuration on {', '.join(missed)}")
     timings.roles = result.role_seconds
