@@ -45,12 +45,33 @@ def test_user_reaches_a_compute_node_over_ssh_only_with_a_job_there(testbed, use
     """The research user's ssh from the login node to a compute node is refused while the
     user has no job there (pam_slurm), and gets in while one runs, host keys checked."""
     login = testbed.host(testbed.group("slurm_login")[0])
+
+    def ssh_to(node: str) -> str:
+        return (
+            f"ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o ConnectTimeout=10 {node} "
+            "hostname"
+        )
+
+    def nodes_with_a_job() -> set[str]:
+        # Other checks run the same user's jobs side by side: only a node where the user
+        # has no job before and after the attempt says anything.
+        listed = user_shell(login, "squeue -h -t RUNNING,COMPLETING -u $USER -o %N").stdout
+        names = user_shell(login, f"scontrol show hostnames {','.join(listed.split())}")
+        return set(names.stdout.split()) if listed.split() else set()
+
+    def refused_somewhere() -> bool:
+        free = [n for n in testbed.group("slurm_compute") if n not in nodes_with_a_job()]
+        if not free:
+            return False
+        attempt = user_shell(login, ssh_to(free[0]))
+        if free[0] in nodes_with_a_job():
+            return False  # a job started meanwhile: try again
+        assert attempt.rc != 0 and free[0] not in attempt.stdout, (free[0], attempt.stdout)
+        return True
+
+    assert wait_for(refused_somewhere, timeout=120, interval=3), "no compute node free of jobs"
     target = testbed.group("slurm_compute")[0]
-    ssh = (
-        f"ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o ConnectTimeout=10 {target} hostname"
-    )
-    refused = user_shell(login, ssh)
-    assert refused.rc != 0 and target not in refused.stdout, refused.stdout
+    ssh = ssh_to(target)
     submitted = user_shell(login, f"sbatch --parsable -w {target} -N1 -t 2 --wrap 'sleep 100'")
     assert submitted.rc == 0, submitted.stderr
     job = submitted.stdout.strip().split(";")[0]
