@@ -9,6 +9,7 @@ with the bare token (for XRootD's ztn, through ``BEARER_TOKEN_FILE``) and one wi
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Sequence
@@ -143,4 +144,6 @@ class StorageTokens:
         return token, time.monotonic() + int(lifetime) - RENEW_BEFORE_S
 
     def close(self) -> None:
-        self.host.run(f"rm -rf {self.workdir}")
+        # The node may be gone (taken down first): then nothing is left to remove.
+        with contextlib.suppress(RuntimeError):
+            self.host.run(f"rm -rf {self.workdir}")

@@ -14,10 +14,11 @@ from typing import ClassVar
 
 import pytest
 
+from testbeds.state import StateDir
 from tests.e2e.live import LiveTestbed, bring_up, run_cli
 
 # How many checks each testbed's verify runs on the local target: all must run and pass.
-CHECKS = {"research-infrastructure": 304}
+CHECKS = {"research-infrastructure": 307}
 
 
 class Lifecycle:
@@ -72,6 +73,10 @@ class Lifecycle:
         changed = {node: n for node, n in result["ansible"]["changed_per_node"].items() if n}
         assert changed == repair, changed
         assert result["ansible"]["changed"] == sum(repair.values())
+        # Every role that ran is timed, in the state folder's record of this up.
+        timings = json.loads((StateDir(self.instance).path / "timings-up.json").read_text())
+        assert timings["roles_s"] and all(s >= 0 for s in timings["roles_s"].values())
+        assert "slurm" in timings["roles_s"] or "common" in timings["roles_s"]
         self.check_healed(live)
 
     def test_up_with_nothing_changed_skips_the_roles(self, live: LiveTestbed) -> None:

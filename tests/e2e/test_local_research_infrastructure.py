@@ -94,10 +94,10 @@ class TestResearchInfrastructure(DataMovementFaults, PipelineFaults, Lifecycle):
     )
 
     def test_timings_written(self, live: LiveTestbed, isolated_state: Path) -> None:
-        """Every phase is timed and written to the state directory."""
+        """Every phase of the last up is timed and written to the state directory (each
+        role's time too where the roles ran: see test_second_up_changes_nothing)."""
         timings = json.loads((isolated_state / INSTANCE / "timings-up.json").read_text())
         assert set(timings["phases_s"]) >= {"preflight", "provision", "inventory", "configure"}
-        assert timings["roles_s"]["slurm"] > 0
 
     def test_status_shows_every_node_running(self, live: LiveTestbed) -> None:
         proc = run_cli("status", INSTANCE, "--json")
