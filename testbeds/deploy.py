@@ -169,10 +169,11 @@ def configure(
         write_values(plan, state)
         write_inventory(plan, state, nodes, target)
     with timings.phase("configure"):
-        inputs = unchanged.configuration_inputs(plan, state)
-        same, why = (
-            (False, "--full") if full else unchanged.unchanged(unchanged.probe(nodes), inputs)
-        )
+        if full:
+            same, why = False, "--full"
+        else:
+            inputs = unchanged.configuration_inputs(plan, state)
+            same, why = unchanged.unchanged(unchanged.probe(nodes), inputs)
         if same:
             say(
                 "nothing changed since the last successful up and every unit it left running "

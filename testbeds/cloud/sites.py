@@ -38,27 +38,22 @@ def kubernetes_site(plan: Plan) -> KubernetesSite:
     site = plan.site.kubernetes
     if site is None:
         raise missing_site_section(plan.site.name, "kubernetes")
-    if site.interlink is None and any("slurm_login" in n.roles for n in plan.nodes):
-        raise DefinitionError(
-            site_dir(plan.site.name) / "site.yml",
-            "kubernetes.interlink.url",
-            f"missing: {plan.name} offloads pods to its Slurm cluster through interLink, "
-            "so the site must say where the login node's interLink endpoint is",
-        )
-    if site.jupyterhub_oauth is None and any("jupyterhub" in n.roles for n in plan.nodes):
-        raise DefinitionError(
-            site_dir(plan.site.name) / "site.yml",
-            "kubernetes.jupyterhub_oauth",
-            f"missing: {plan.name}'s JupyterHub logs users in only through the site's "
-            "OAuth2/OIDC issuer (the chart's default lets anyone in)",
-        )
-    if site.storage_token_issuer is None and any("xrootd" in n.roles for n in plan.nodes):
-        raise DefinitionError(
-            site_dir(plan.site.name) / "site.yml",
-            "kubernetes.storage_token_issuer",
-            f"missing: {plan.name}'s XRootD endpoints grant nothing without a storage token, "
-            "so the site must name the issuer whose tokens they accept",
-        )
+    roles = {role for node in plan.nodes for role in node.roles}
+    # (what is missing, the role that needs it, the field that says it, why it is needed)
+    required = (
+        (site.interlink, "slurm_login", "kubernetes.interlink.url",
+         f"{plan.name} offloads pods to its Slurm cluster through interLink, so the site "
+         "must say where the login node's interLink endpoint is"),
+        (site.jupyterhub_oauth, "jupyterhub", "kubernetes.jupyterhub_oauth",
+         f"{plan.name}'s JupyterHub logs users in only through the site's OAuth2/OIDC issuer "
+         "(the chart's default lets anyone in)"),
+        (site.storage_token_issuer, "xrootd", "kubernetes.storage_token_issuer",
+         f"{plan.name}'s XRootD endpoints grant nothing without a storage token, so the site "
+         "must name the issuer whose tokens they accept"),
+    )  # fmt: skip
+    for value, role, field, why in required:
+        if value is None and role in roles:
+            raise DefinitionError(site_dir(plan.site.name) / "site.yml", field, f"missing: {why}")
     return site
 
 

@@ -17,7 +17,7 @@ from testbeds.sshconfig import Login, write_ssh_config
 from testbeds.sshkeys import ensure_client_key, ssh_args, write_known_hosts
 from testbeds.state import InstanceRecord, StateDir
 from testbeds.targets import podman
-from testbeds.targets.baked import baked_image_ref
+from testbeds.targets.baked import BAKED_REPOSITORY, baked_image_ref
 from testbeds.targets.base import CheckRun, NodeStatus, ProvisionedNode, node_checks
 from testbeds.targets.image import ensure_base_image
 from testbeds.targets.netstate import current_stale_network_state
@@ -178,7 +178,9 @@ class LocalTarget:
                 },
                 container=b.container,
                 image=b.image or images[b.node.group],
-                baked=b.image == baked_image_ref(plan, b.node.group, base_image(plan)),
+                # images[] names the group's current baked image wherever one exists.
+                baked=b.image == images[b.node.group]
+                and images[b.node.group].startswith(BAKED_REPOSITORY),
             )
             for b in booted
         ]
