@@ -31,9 +31,10 @@ class Terminal:
     a command line, and the token from the issuer's answer straight into 0600 files."""
 
     def __init__(self, testbed: Any, host: Any, scopes: str) -> None:
+        """``scopes``: space-separated; ``{user}`` stands for the name of the user asking."""
         self.testbed = testbed
         self.host = host
-        self.scopes = scopes
+        self.scope_template = scopes
         self.issuer = issuer_url(testbed)
         self.base = self.issuer.rsplit("/api/", 1)[0]
         self.ca = testbed.value("testbed_ca_file")
@@ -57,13 +58,18 @@ class Terminal:
         status, _, redirect = tail.partition(" ")
         return int(status or 0), redirect, text
 
-    def device_authorization(self, audience: str) -> dict[str, Any]:
-        """The terminal asks: a device code (kept in a file) and the code the user enters."""
+    def scopes(self, username: str) -> str:
+        """The scopes ``username`` asks for."""
+        return self.scope_template.replace("{user}", username)
+
+    def device_authorization(self, audience: str, username: str) -> dict[str, Any]:
+        """The terminal of ``username`` asks: a device code (kept in a file) and the code
+        the user enters."""
         status, _, text = self.curl(
             [
                 f'url = "{self.issuer}/device_authorization"',
                 f'user = "{self.client_login}"',
-                f'data-urlencode = "scope={self.scopes}"',
+                f'data-urlencode = "scope={self.scopes(username)}"',
                 f'data-urlencode = "resource={audience}"',
             ]
         )
@@ -83,7 +89,7 @@ class Terminal:
         status, _, _ = self.curl([f'url = "{self.base}/api/auth/"', *session], body=login)
         if status != 200:
             return ""
-        grant = json.dumps({"scope": self.scopes})
+        grant = json.dumps({"scope": self.scopes(username)})
         status, _, text = self.curl(
             [
                 f'url = "{self.base}/api/auth/grant/{self.client["name"]}"',
@@ -143,7 +149,7 @@ class Terminal:
         """A token of one of the definition's accounts (its directory password is a testbed
         secret) for an audience: asked, approved, polled."""
         password = (self.testbed.secrets_dir / f"user-{user}-password").read_text().strip()
-        asked = self.device_authorization(audience)
+        asked = self.device_authorization(audience, user)
         self.approve(user, password, asked["user_code"])
         token, said = self.token(asked["device_file"])
         assert token is not None, said

@@ -296,6 +296,52 @@ def test_users_scopes_are_known_and_need_the_users_password(issuer_seed: Any) ->
     assert again.done == []
 
 
+def test_a_scope_naming_its_holder_is_each_accounts_own(tool: Any, issuer_seed: Any) -> None:
+    """`{user}` in a scope is the account's name: each account holds its own storage area,
+    and the issuer knows one such scope per account of the definition (no other's)."""
+    templates = ["openid", "storage.read:/", "storage.create:/users/{user}"]
+    settings = tool.Settings("dc=testbed", None, tool.checked_scopes(templates, "token_scopes"))
+    assert settings.scopes_of("alice") == (
+        "openid",
+        "storage.read:/",
+        "storage.create:/users/alice",
+    )
+    assert settings.own_scopes and not tool.Settings("dc=t", None, ("openid",)).own_scopes
+    assert issuer_seed.held_scopes(templates, ["alice", "bob"]) == [
+        "openid",
+        "storage.read:/",
+        "storage.create:/users/alice",
+        "storage.create:/users/bob",
+    ]
+    db = sqlite3.connect(":memory:")
+    db.executescript(CLIENT_TABLES)
+    seeder = issuer_seed.Seeder(db)
+    seeder.user_scopes(issuer_seed.held_scopes(templates, ["alice"]))
+    assert "storage.create:/users/alice" in {n for (n,) in db.execute("SELECT gs_name FROM g_scope")}
+    with pytest.raises(ValueError, match="user_scopes"):
+        seeder.user_scopes(["storage.create:/users/{user}"])
+
+
+@pytest.mark.parametrize("scope", ["storage.create:/users/{name}", "storage.create:/{user", "a}"])
+def test_only_the_holders_name_may_be_put_in_a_scope(tool: Any, scope: str) -> None:
+    with pytest.raises(tool.BadInput, match="token_scopes"):
+        tool.checked_scopes(["openid", scope], "token_scopes")
+
+
+def test_an_added_account_is_refused_when_the_issuer_cannot_learn_its_scopes(
+    tool: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the issuer's tool on the directory's node, an account whose scopes name it
+    is refused before anything is written (one line naming the field)."""
+    monkeypatch.setattr(tool, "REGISTER_SCOPES", tmp_path / "missing")
+    settings = tool.Settings("dc=testbed", None, ("storage.create:/users/{user}",))
+    with pytest.raises(tool.BadInput, match=r"^token_scopes: .*issuer"):
+        tool.register_own_scopes(settings, "alice", tool.Result())
+    done = tool.Result()
+    tool.register_own_scopes(tool.Settings("dc=testbed", None, ("openid",)), "alice", done)
+    assert done.done == []
+
+
 def test_issuer_names_users_by_their_directory_uid(issuer_seed: Any) -> None:
     """Relying parties (JupyterHub) read the user's name from `preferred_username`."""
     params = issuer_seed.plugin_parameters(

@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import re
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,13 @@ SSH_KEY = re.compile(
 GECOS = re.compile(r"[ -~]{0,128}")
 # An OAuth2 scope (space-separated in requests, so no spaces), e.g. storage.read:/data.
 SCOPE = re.compile(r"[A-Za-z0-9_.:/-]{1,128}")
+# A scope of the configuration may name its holder: `storage.create:/users/{user}` is
+# `storage.create:/users/alice` for alice, so that each account writes in its own area.
+SCOPE_TEMPLATE = re.compile(r"([A-Za-z0-9_.:/-]|\{user\}){1,128}")
+HOLDER = "{user}"
+# Where the token issuer (on this node) learns an account's own scopes: glewlwyd grants
+# a user only scopes it knows, so those naming the account are registered when it is made.
+REGISTER_SCOPES = Path("/usr/local/sbin/glewlwyd-seed")
 ID_RANGE = range(1000, 60000)
 
 
@@ -78,7 +86,8 @@ LOCAL_ACCOUNT_FILES = (Path("/etc/passwd"), Path("/etc/group"))
 class Settings:
     base_dn: str
     homes_root: str | None  # where homes are created (this node holds them), or None
-    # Scopes every account holds (tokenScope), which the token issuer may grant it.
+    # Scopes every account holds (tokenScope), which the token issuer may grant it; in
+    # each, `{user}` stands for the account's name.
     token_scopes: tuple[str, ...] = ()
     # The definition's range of user and group ids: none below it (system accounts, the
     # cloud images' default user at 1000), none above it.
@@ -86,6 +95,15 @@ class Settings:
     uid_max: int = 59999
     # Local accounts of the testbed's nodes (services' users), on top of this node's own.
     reserved_names: frozenset[str] = frozenset()
+
+    def scopes_of(self, name: str) -> tuple[str, ...]:
+        """The scopes the account `name` holds, its own name put in where a scope names it."""
+        return tuple(scope.replace(HOLDER, name) for scope in self.token_scopes)
+
+    @property
+    def own_scopes(self) -> bool:
+        """Whether some scope differs from one account to the next."""
+        return any(HOLDER in scope for scope in self.token_scopes)
 
     @property
     def people(self) -> str:
@@ -166,11 +184,34 @@ def checked_comment(value: object, where: str) -> str:
 
 
 def checked_scopes(values: object, where: str) -> tuple[str, ...]:
+    """Scopes as configured: each an OAuth2 scope, where `{user}` may stand for a name."""
     if not isinstance(values, list) or not all(
-        isinstance(v, str) and SCOPE.fullmatch(v) for v in values
+        isinstance(v, str) and SCOPE_TEMPLATE.fullmatch(v) for v in values
     ):
-        raise BadInput(f"{where}: a list of OAuth2 scopes (letters, digits, _ . : / -) expected")
+        raise BadInput(
+            f"{where}: a list of OAuth2 scopes (letters, digits, _ . : / - and {HOLDER}) expected"
+        )
     return tuple(values)
+
+
+def register_own_scopes(settings: Settings, name: str, result: Result) -> None:
+    """Make the token issuer know the scopes that name this account (a no-op without any)."""
+    own = [scope for scope, template in zip(settings.scopes_of(name), settings.token_scopes)
+           if HOLDER in template]  # fmt: skip
+    if not own:
+        return
+    if not REGISTER_SCOPES.is_file():
+        raise BadInput(
+            f"token_scopes: scopes naming {HOLDER} need the token issuer on this node "
+            f"({REGISTER_SCOPES} is missing)"
+        )
+    registered = subprocess.run(
+        [str(REGISTER_SCOPES), "--user-scopes", *own], capture_output=True, text=True, check=False
+    )
+    if registered.returncode != 0:
+        raise RuntimeError(f"{REGISTER_SCOPES} --user-scopes: {registered.stderr.strip()}")
+    if json.loads(registered.stdout).get("changed"):
+        result.done.append(f"registered the scopes of {name} with the token issuer")
 
 
 def read_seed(path: Path) -> Seed:
@@ -349,12 +390,14 @@ def apply(conn: ldap.ldapobject.LDAPObject, settings: Settings, seed: Seed) -> R
         ensure(
             conn,
             f"uid={account.name},{settings.people}",
-            account_attrs(account, FROM_DEFINITION, settings.token_scopes),
+            account_attrs(account, FROM_DEFINITION, settings.scopes_of(account.name)),
             result,
         )
     # Accounts added with add-user hold the same scopes, also after the definition changes them.
     for dn in sorted(made_here(conn, settings.people, ADDED_BY_TOOL)):
-        ensure(conn, dn, token_attrs(settings.token_scopes), result)
+        name = dn.split(",", 1)[0].removeprefix("uid=")
+        ensure(conn, dn, token_attrs(settings.scopes_of(name)), result)
+        register_own_scopes(settings, name, result)
     wanted = (
         {f"uid={a.name},{settings.people}" for a in seed.accounts}
         | {f"cn={a.name},{settings.groups}" for a in seed.accounts}
@@ -408,10 +451,13 @@ def add_user(
     )
     if taken:
         raise BadInput(f"--uid: {uid} is in use by {taken[0][0]}")
+    # First the issuer: a scope no account holds grants nothing, an account without its
+    # scopes at the issuer would get no token.
+    register_own_scopes(settings, name, result)
     group = f"cn={name},{settings.groups}"
     ensure(conn, group, group_attrs(name, uid, (), ADDED_BY_TOOL), result)
     try:
-        ensure(conn, dn, account_attrs(account, ADDED_BY_TOOL, settings.token_scopes), result)
+        ensure(conn, dn, account_attrs(account, ADDED_BY_TOOL, settings.scopes_of(name)), result)
     except ldap.LDAPError:
         conn.delete_s(group)  # no group without its account (its gid would stay taken)
         raise
@@ -516,6 +562,9 @@ def main(argv: list[str]) -> int:
     except BadInput as error:
         print(f"testbed-directory: {error}", file=sys.stderr)
         return 2
+    except RuntimeError as error:
+        print(f"testbed-directory: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -14,8 +14,14 @@
   would make up a random one at a user's first token, and services that map a token to an
   account by its subject and issuer (Rucio) must know it beforehand.
 
-Usage: glewlwyd-seed SEED.json. Prints one JSON line (`changed`, what was done), never a
-secret. Run as root; glewlwyd reads the database, so restart it when `changed`."""
+A user scope may name its holder (`storage.create:/users/{user}`): each account then holds
+its own (`storage.create:/users/alice`), registered here for the definition's accounts and,
+by the directory tool, for each account added later.
+
+Usage: glewlwyd-seed SEED.json, or glewlwyd-seed --user-scopes SCOPE... (register scopes
+users are given, and nothing else). Prints one JSON line (`changed`, what was done), never
+a secret. Run as root; glewlwyd reads clients and modules from the database when it
+starts, so restart it when the seed `changed` (a new scope needs no restart)."""
 
 from __future__ import annotations
 
@@ -49,6 +55,9 @@ AUTHORIZATION_TYPES = {
 }
 # Grants a user approves (the others are the client's own).
 USER_GRANTS = ("authorization_code", "device_code")
+# A scope users are given, once its holder's name is put in for `{user}`.
+SCOPE = re.compile(r"[A-Za-z0-9_.:/-]{1,128}")
+HOLDER = "{user}"
 # Scopes of the WLCG token profile's storage authorisations; a client given one gets
 # WLCG-profile tokens, which storage endpoints (XRootD with SciTokens) read by that claim.
 WLCG_STORAGE_SCOPE = re.compile(r"^storage\.(read|create|modify|stage):/")
@@ -236,13 +245,21 @@ class Seeder:
             )
             self.done.append(f"updated {module} instance {name}")
 
-    def directory_users(self, directory: dict[str, str], user_scopes: list[str]) -> None:
+    def directory_users(
+        self, directory: dict[str, str], user_scopes: list[str], accounts: list[str]
+    ) -> None:
         params = json.dumps(user_module_parameters(directory), sort_keys=True)
         self.instance(
             "g_user_module_instance", "gumi", "ldap", "directory", params, order=0, readonly=1
         )
-        # glewlwyd grants a user only scopes it knows.
-        for scope in user_scopes:
+        # glewlwyd grants a user only scopes it knows: a scope naming its holder is known
+        # once per account.
+        self.user_scopes(held_scopes(user_scopes, accounts))
+
+    def user_scopes(self, scopes: list[str]) -> None:
+        for scope in scopes:
+            if not SCOPE.fullmatch(scope):
+                raise ValueError(f"user_scopes: {scope!r} is not an OAuth2 scope")
             self.scope(scope, for_users=True)
 
     def subjects(self, usernames: list[str]) -> None:
@@ -362,6 +379,15 @@ class Seeder:
         self.done.append(what)
 
 
+def held_scopes(templates: list[str], accounts: list[str]) -> list[str]:
+    """The scopes the accounts hold: a scope naming `{user}` once per account."""
+    held: list[str] = []
+    for template in templates:
+        names = [template.replace(HOLDER, a) for a in accounts] if HOLDER in template else [template]
+        held.extend(name for name in names if name not in held)
+    return held
+
+
 def read_clients(seed: dict[str, object]) -> list[Client]:
     """The seed's clients; an audience that is not a plain https URL is refused, naming
     the client and the field, before the database is touched."""
@@ -387,10 +413,26 @@ def read_clients(seed: dict[str, object]) -> list[Client]:
     return clients
 
 
+def register_user_scopes(scopes: list[str]) -> int:
+    """Only make glewlwyd know these scopes, as scopes users are given."""
+    try:
+        with sqlite3.connect(DATABASE) as db:
+            seeder = Seeder(db)
+            seeder.user_scopes(scopes)
+    except ValueError as exc:
+        print(f"glewlwyd-seed: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"changed": bool(seeder.done), "done": seeder.done}))
+    return 0
+
+
 def main(seed_file: str) -> int:
     seed = json.loads(Path(seed_file).read_text())
     try:
         clients = read_clients(seed)
+        held = held_scopes(list(seed.get("user_scopes", [])), list(seed.get("subjects", [])))
+        if any(not SCOPE.fullmatch(scope) for scope in held):
+            raise ValueError(f"user_scopes: not OAuth2 scopes: {held}")
     except ValueError as exc:
         print(f"glewlwyd-seed: {exc}", file=sys.stderr)
         return 2
@@ -398,7 +440,9 @@ def main(seed_file: str) -> int:
     with sqlite3.connect(DATABASE) as db:
         seeder = Seeder(db)
         seeder.remove_builtin_users()
-        seeder.directory_users(seed["directory"], list(seed.get("user_scopes", [])))
+        seeder.directory_users(
+            seed["directory"], list(seed.get("user_scopes", [])), list(seed.get("subjects", []))
+        )
         params = json.dumps(plugin_parameters(seed, private_jwks(key)), sort_keys=True)
         seeder.instance("g_plugin_module_instance", "gpmi", "oidc", PLUGIN, params)
         for client in clients:
@@ -409,4 +453,6 @@ def main(seed_file: str) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--user-scopes"]:
+        sys.exit(register_user_scopes(sys.argv[2:]))
     sys.exit(main(sys.argv[1]))

@@ -212,8 +212,8 @@ def result_back(testbed, at_hpc, rucio, user_shell):
     https = endpoint_audience(testbed, hpc)
     spec = {
         "inputs": sorted(replica_paths(rucio, at_hpc)),
-        "url": f"{https}{export}/users/{name}",
-        "pfn": f"davs://{https.removeprefix('https://')}{export}/users/{name}",
+        "url": f"{https}{export}/users/{user}/files/{name}",
+        "pfn": f"davs://{https.removeprefix('https://')}{export}/users/{user}/files/{name}",
         "rucio": rucio_url(testbed),
         "rse": f"{rse_name(hpc)}_USERDISK",
         "scope": f"user.{user}",

@@ -1,8 +1,9 @@
 """A directory user's own storage token: a user added to the directory after `up` gets a
 token on a terminal with the device flow (RFC 8628: the terminal asks, the user logs in at
 the issuer with the directory password and approves), and writes to an endpoint with it
-within the scopes the directory gives every account; once removed from the directory,
-the user gets no token any more, not even with a refresh token."""
+within the scopes the directory gives every account: in the user's own area
+(`/users/<name>/files`) and nowhere else; once removed from the directory, the user gets no
+token any more, not even with a refresh token."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from testbeds.checks.device_flow import Terminal
-from testbeds.checks.storage_tokens import endpoint_audience
+from testbeds.checks.storage_tokens import WRITE_SCOPES, StorageTokens, endpoint_audience
 
-# What the user asks for: read anywhere, write in the users' area (the account's scopes).
-USER_SCOPES = "storage.read:/ storage.create:/users"
+# What the user asks for: read anywhere, write in the user's own area (the account's
+# scopes; {user} is the user's name).
+USER_SCOPES = "storage.read:/ storage.create:/users/{user}/files"
 
 
 @pytest.fixture
@@ -31,21 +33,22 @@ def test_directory_user_writes_with_its_own_token_until_removed(
 ):
     """A user added to the directory after `up` gets a WLCG-profile token for one endpoint
     with the device flow, holding only the scopes the directory gives it; the token writes
-    under /users and reads back, and writes nothing in Rucio's area; without the user's
-    approval the terminal gets no token; once the user is removed, the login at the
-    issuer is refused and neither a new device code nor the refresh token that came with
-    the first token gives a token."""
+    under /users/<name>/files and reads back; it neither writes in Rucio's area nor overwrites,
+    deletes or adds to another account's files under /users; without the user's approval
+    the terminal gets no token; once the user is removed, the login at the issuer is
+    refused and neither a new device code nor the refresh token that came with the first
+    token gives a token."""
     node = testbed.group("xrootd")[0]
     audience = endpoint_audience(testbed, node)
     user = newcomers.add(["datalake"])
     password = newcomers.password(user)
     started = time.monotonic()
 
-    unapproved = terminal.device_authorization(audience)
+    unapproved = terminal.device_authorization(audience, user.name)
     token, said = terminal.token(unapproved["device_file"], timeout_s=0)
     assert token is None and "authorization_pending" in said, said
 
-    asked = terminal.device_authorization(audience)
+    asked = terminal.device_authorization(audience, user.name)
     landed = terminal.approve(user.name, password, asked["user_code"])
     assert parse_qs(urlsplit(landed).query).get("prompt") == ["deviceComplete"], landed
     token, said = terminal.token(asked["device_file"])
@@ -54,7 +57,7 @@ def test_directory_user_writes_with_its_own_token_until_removed(
     claims = terminal.claims(token)
     assert claims["aud"] == audience, claims
     assert claims["wlcg.ver"] == "1.0", claims
-    assert set(claims["scope"].split()) == set(USER_SCOPES.split()), claims
+    assert set(claims["scope"].split()) == set(terminal.scopes(user.name).split()), claims
 
     export = testbed.value("xrootd_export_path")
     https = f"https://{node}:{testbed.value('xrootd_https_port')}"
@@ -63,24 +66,49 @@ def test_directory_user_writes_with_its_own_token_until_removed(
     local = f"{terminal.workdir}/payload"
     client.check_output(f"head -c 65536 /dev/urandom > {local}")
 
-    def put(path: str) -> str:
+    def request(path: str, *how: str, header: str = token.header) -> str:
         out = client.run(
-            f"curl -sS -o /dev/null -w '%{{http_code}}' --cacert {ca} -H @{token.header} "
-            f"-T {local} {https}{path}"
+            f"curl -sS -o /dev/null -w '%{{http_code}}' --cacert {ca} -H @{header} "
+            f"{' '.join(how)} {https}{path}"
         )
         return out.stdout.strip()[-3:]
 
-    mine = f"{export}/users/{user.name}-{uuid.uuid4().hex[:8]}"
-    rucio_area = f"{export}/rucio/{user.name}-{uuid.uuid4().hex[:8]}"
-    written, refused = put(mine), put(rucio_area)
-    back = client.run(
-        f"curl -sS --fail --cacert {ca} -H @{token.header} -o {local}.back {https}{mine}"
-        f" && cmp {local} {local}.back"
-    )
-    client.run(f"curl -sS -o /dev/null --cacert {ca} -H @{token.header} -X DELETE {https}{mine}")
+    tag = uuid.uuid4().hex[:8]
+    mine = f"{export}/users/{user.name}/files/{tag}"
+    rucio_area = f"{export}/rucio/{user.name}-{tag}"
+    # Another account's results, and a name beside the user's own that only starts the same.
+    other = testbed.value("users_accounts")[0]["name"]  # one of the definition's accounts
+    theirs = f"{export}/users/{other}/files/{tag}"
+    # XRootD matches a token's path as a string prefix: the area ends in a fixed name, so
+    # that /users/<name>/files is no prefix of another account's (/users/<name>x/files).
+    lookalike = f"{export}/users/{user.name}x/files/{tag}"
+    tools = StorageTokens(testbed, client)
+    try:
+        owner = tools.get(node, WRITE_SCOPES)
+        assert request(theirs, f"-T {local}", header=owner.header) in ("200", "201")
+        written, refused = request(mine, f"-T {local}"), request(rucio_area, f"-T {local}")
+        back = client.run(
+            f"curl -sS --fail --cacert {ca} -H @{token.header} -o {local}.back {https}{mine}"
+            f" && cmp {local} {local}.back"
+        )
+        others = {
+            "overwrite": request(theirs, f"-T {local}"),
+            "delete": request(theirs, "-X DELETE"),
+            "write beside": request(f"{theirs}-added", f"-T {local}"),
+            "write in a look-alike area": request(lookalike, f"-T {local}"),
+        }
+        still_theirs = request(theirs, "-I", header=owner.header)
+        request(mine, "-X DELETE")
+        request(theirs, "-X DELETE", header=owner.header)
+    finally:
+        tools.close()
     assert written in ("200", "201"), f"the user's token could not write {mine}: {written}"
     assert back.rc == 0, back.stderr
     assert refused in ("401", "403"), f"the user's token wrote in Rucio's area: {refused}"
+    assert all(code in ("401", "403") for code in others.values()), (
+        f"the user's token reached another account's area: {others}"
+    )
+    assert still_theirs == "200", f"another account's file is gone: {still_theirs}"
 
     renewed, said = terminal.refreshed(token)
     assert renewed is not None, f"the refresh token gave no new token: {said}"
@@ -88,7 +116,7 @@ def test_directory_user_writes_with_its_own_token_until_removed(
     removed = newcomers.controller.run(f"testbed-directory remove-user {user.name}")
     assert removed.rc == 0, removed.stderr
     gone_at = time.monotonic()
-    after = terminal.device_authorization(audience)
+    after = terminal.device_authorization(audience, user.name)
     assert terminal.approve(user.name, password, after["user_code"]) == "", "removed user logged in"
     late, _ = terminal.token(after["device_file"], timeout_s=0)
     assert late is None, "a removed user's terminal got a token"
