@@ -13,10 +13,13 @@ Slurm job in the job's image and answers with the Slurm job's output and exit co
 No job holds a password of any account. Each job build gets a credential of its own
 (testbeds/nodeside/job_tokens.py), minted when its step starts, for the registry and MLflow
 on this node, writing only into its project's registry namespace; it is revoked when the
-build ends, whatever its result, and every credential is dropped when the master starts."""
+build ends, whatever its result, and every credential is dropped when the master starts.
+An HPC job runs its image by the digest a job of its own pipeline (same project, same
+commit) pushed, read from the registry's push log (image_pins.py), never by the tag."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -24,6 +27,7 @@ from buildbot.plugins import changes, schedulers, secrets, steps, util, worker
 from buildbot.process import buildstep, remotecommand, results
 from twisted.internet import defer
 
+from testbeds.nodeside.image_pins import name_and_tag, pinned_digest
 from testbeds.nodeside.job_tokens import JobCredential, JobTokenStore
 from testbeds.nodeside.master_settings import Settings
 from testbeds.pipeline_file import FILE_NAME, Job, PipelineFileError, parse, regular_file_blob
@@ -131,7 +135,12 @@ def hpc_script(props: Any) -> str:
 @util.renderer  # type: ignore[untyped-decorator]
 def hpc_command(props: Any) -> list[str]:
     gpu = ["--gpu"] if props.getProperty("job_gpu") else []
-    return ["wp5-hpc-job", "--image", props.getProperty("job_image"), *gpu]
+    image = ["--image", props.getProperty("job_image"), "--digest", props.getProperty(PINNED)]
+    return ["wp5-hpc-job", *image, *gpu]
+
+
+# The build property holding the digest an HPC job runs.
+PINNED = "job_image_digest"
 
 
 class JobCredentials:
@@ -141,15 +150,24 @@ class JobCredentials:
         self.store = store
         self.lifetime_s = lifetime_s
         self._live: dict[tuple[str, int], JobCredential] = {}
+        # Every credential minted since the master started: its (project, commit).
+        self._minted_for: dict[str, tuple[str, str]] = {}
 
     def of(self, props: Any) -> JobCredential:
         build = (str(props.getProperty("buildername")), int(props.getProperty("buildnumber")))
         if build not in self._live:
-            self._live[build] = self.store.mint(str(props.getProperty("project")), self.lifetime_s)
+            project = str(props.getProperty("project"))
+            self._live[build] = self.store.mint(project, self.lifetime_s)
+            commit = str(props.getProperty("got_revision") or "")
+            self._minted_for[self._live[build].user] = (project, commit)
         credential = self._live[build]
         # Hidden in every log of the build, like a secret of the secrets provider.
         props.useSecret(credential.token, "job token")
         return credential
+
+    def users_for(self, project: str, commit: str) -> set[str]:
+        """The credentials minted for jobs of this project at this commit."""
+        return {user for user, made in self._minted_for.items() if made == (project, commit)}
 
     def revoke(self, props: Any) -> None:
         build = (str(props.getProperty("buildername")), int(props.getProperty("buildnumber")))
@@ -171,6 +189,47 @@ class RevokeJobCredential(buildstep.BuildStep):  # type: ignore[misc]
 
     def run(self) -> Any:
         self.credentials.revoke(self.build.getProperties())
+        return results.SUCCESS
+
+
+class PinImage(buildstep.BuildStep):  # type: ignore[misc]
+    """Before an HPC job: the digest a job of this pipeline pushed as the job's image
+    (its project's credentials at its commit, in the registry's push log), or the build
+    fails saying so. The tag itself is never read: a member could have moved it."""
+
+    name = "pin the image"
+    haltOnFailure = True
+
+    def __init__(
+        self, credentials: JobCredentials, push_log: str, registry: str, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.credentials = credentials
+        self.push_log = push_log
+        self.registry = registry
+
+    @defer.inlineCallbacks  # type: ignore[untyped-decorator]
+    def run(self) -> Any:
+        props = self.build.getProperties()
+        project = str(props.getProperty("project"))
+        commit = str(props.getProperty("got_revision") or "")
+        image = str(props.getProperty("job_image"))
+        try:
+            name, tag = name_and_tag(image, self.registry, project, commit)
+        except ValueError as error:
+            yield self.addCompleteLog("error", str(error))
+            return results.FAILURE
+        pushers = self.credentials.users_for(project, commit)
+        digest = pinned_digest(Path(self.push_log), name, tag, pushers)
+        if digest is None:
+            yield self.addCompleteLog(
+                "error",
+                f"{name}:{tag} was not pushed by a job of this pipeline ({project} at "
+                f"{commit[:12]}): an HPC job runs only an image its own pipeline built",
+            )
+            return results.FAILURE
+        self.setProperty(PINNED, digest, self.name)
+        yield self.addCompleteLog("pinned", f"{name}:{tag} is {digest}")
         return results.SUCCESS
 
 
@@ -237,6 +296,7 @@ def hpc_job_factory(settings: Settings, credentials: JobCredentials, checkout: A
     return util.BuildFactory(
         [
             checkout,
+            PinImage(credentials, settings.push_log, settings.registry),
             *job_steps(
                 settings, credentials, "slurm job", hpc_command, {"WP5_JOB_SCRIPT": hpc_script}
             ),

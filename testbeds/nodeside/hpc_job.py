@@ -1,14 +1,14 @@
 #!/usr/bin/python3
-"""wp5-hpc-job --image REF [--gpu]: run a pipeline job's script on the cluster.
+"""wp5-hpc-job --image REF --digest SHA256 [--gpu]: run a pipeline job's script on the cluster.
 
 Run by the HPC gateway's Buildbot worker, as the CI account, in the job's checkout, with
 the job's script in $WP5_JOB_SCRIPT (never a file of the checkout, whose names a commit
-controls). It
-resolves the image's tag to its digest at the registry (so the Slurm job runs exactly the
-image the pipeline pushed, even if the tag moves), copies the checkout to the account's
-shared home, submits a Slurm job that pulls that digest with Charliecloud and runs the
-script in it, waits, prints the job's output and exits with its exit code: the pipeline's job is
-green or red with the Slurm job. Standard library only (the gateway's system Python).
+controls). The image runs by the digest the master pinned (the one a job of the same
+pipeline pushed, from the registry's own log; never what the tag says now, which a member
+could have moved). It copies the checkout to the account's shared home, submits a Slurm
+job that pulls that digest with Charliecloud and runs the script in it, waits, prints the
+job's output and exits with its exit code: the pipeline's job is green or red with the
+Slurm job. Standard library only (the gateway's system Python).
 
 Each run is recorded in MLflow (MLFLOW_TRACKING_*, as the CI account), in the project's
 experiment: the commit, the exact image, the Slurm job's id, node and exit code, and the
@@ -49,13 +49,6 @@ IMAGE_VARIABLES = ("CI_REGISTRY", "CI_PROJECT", "CI_COMMIT_SHA")
 REFERENCE = re.compile(
     r"^(?P<registry>[a-z0-9.-]+(:[0-9]{1,5})?)/(?P<name>[a-z0-9][a-z0-9._/-]*):"
     r"(?P<tag>[A-Za-z0-9_][A-Za-z0-9._-]{0,127})$"
-)
-MANIFESTS = ", ".join(
-    [
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.docker.distribution.manifest.v2+json",
-        "application/vnd.oci.image.index.v1+json",
-    ]
 )
 # The Slurm job: pull the digest into node-local storage, run the script in the image with
 # the shared filesystems bound, remove the image. Values come as WP5_* variables.
@@ -123,22 +116,13 @@ def image_reference(template: str, environment: dict[str, str]) -> re.Match[str]
     return match
 
 
-def digest_of(reference: re.Match[str], user: str, password: str, ca_file: str) -> str:
-    """The digest the registry gives the tag now (HEAD of its manifest, as the CI account)."""
-    url = f"https://{reference['registry']}/v2/{reference['name']}/manifests/{reference['tag']}"
-    headers = {"Accept": MANIFESTS, "Authorization": basic_authorization(user, password)}
-    request = urllib.request.Request(url, method="HEAD", headers=headers)
-    context = ssl.create_default_context(cafile=ca_file)
-    try:
-        with urllib.request.urlopen(request, context=context, timeout=30) as answer:
-            digest = str(answer.headers.get("Docker-Content-Digest", ""))
-    except urllib.error.HTTPError as error:
-        raise JobError(f"registry: {reference[0]}: HTTP {error.code}") from None
-    except OSError as error:
-        raise JobError(f"registry: {reference[0]}: {error}") from None
-    if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
-        raise JobError(f"registry: {reference[0]}: no digest in the answer")
-    return digest
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def checked_digest(value: str) -> str:
+    if not DIGEST.match(value):
+        raise JobError(f"--digest {value[:80]!r} is not sha256:<64 hex digits>")
+    return value
 
 
 def basic_authorization(user: str, password: str) -> str:
@@ -306,12 +290,7 @@ def record_run(environment: dict[str, str], exact: str, folder: Path, outcome: O
 def run(args: argparse.Namespace, settings: Settings) -> int:
     environment = dict(os.environ)
     reference = image_reference(args.image, environment)
-    digest = digest_of(
-        reference,
-        environment.get("CI_REGISTRY_USER", ""),
-        environment.get("CI_REGISTRY_PASSWORD", ""),
-        settings.ca_file,
-    )
+    digest = checked_digest(args.digest)
     exact = f"{reference['registry']}/{reference['name']}@{digest}"
     print(f"wp5-hpc-job: {reference[0]} is {digest}", flush=True)
     script = environment.pop("WP5_JOB_SCRIPT", "")
@@ -373,6 +352,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--image", required=True, help="registry/name:tag ($CI_* filled in)")
+    parser.add_argument(
+        "--digest", required=True, help="the digest to run, pinned when the pipeline pushed it"
+    )
     parser.add_argument("--gpu", action="store_true", help="on a GPU node, with one GPU")
     args = parser.parse_args()
     try:

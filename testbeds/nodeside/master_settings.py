@@ -25,6 +25,8 @@ class Settings:
         # What CI workers run a job's command through (as the jobs' own account).
         self.job_runner = str(values["job_runner"])
         self.registry = str(values["registry"])
+        # The registry's log of accepted pushes (role container_registry), on this node.
+        self.push_log = str(values["push_log"])
         self.mlflow_url = str(values["mlflow_url"])
         # Each job's own credential for the registry and MLflow (job_tokens.py).
         self.job_tokens_dir = Path(values["job_tokens_dir"])

@@ -317,7 +317,9 @@ def test_a_scope_naming_its_holder_is_each_accounts_own(tool: Any, issuer_seed: 
     db.executescript(CLIENT_TABLES)
     seeder = issuer_seed.Seeder(db)
     seeder.user_scopes(issuer_seed.held_scopes(templates, ["alice"]))
-    assert "storage.create:/users/alice" in {n for (n,) in db.execute("SELECT gs_name FROM g_scope")}
+    assert "storage.create:/users/alice" in {
+        n for (n,) in db.execute("SELECT gs_name FROM g_scope")
+    }
     with pytest.raises(ValueError, match="user_scopes"):
         seeder.user_scopes(["storage.create:/users/{user}"])
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from testbeds.nodeside import hpc_job, pipeline_status, post_receive
+from testbeds.nodeside import hpc_job, image_pins, pipeline_status, post_receive
 from testbeds.nodeside.master_settings import Settings
 from testbeds.pipeline_file import PipelineFileError, regular_file_blob
 from tests.render import REPO, render_role_template
@@ -220,6 +220,55 @@ def test_hpc_job_fills_in_the_image_from_the_jobs_variables_alone() -> None:
     ):
         with pytest.raises(hpc_job.JobError, match="is not in this project's namespace"):
             hpc_job.image_reference(template, env)
+
+
+def push_line(user: str, uri: str, digest: str, status: int = 201) -> str:
+    """A line of the registry's push log as its nginx writes it."""
+    return json.dumps(
+        {"time": "2026-12-06T12:00:00+00:00", "user": user, "uri": uri, "status": status,
+         "digest": digest}
+    )  # fmt: skip
+
+
+def test_an_hpc_job_runs_the_digest_its_own_pipeline_pushed(tmp_path: Path) -> None:
+    """The pin is the last digest pushed under the job's name:tag by a credential of its
+    own pipeline; a member's later push of the same tag, a refused put, a put by digest,
+    another name or a foreign line pin nothing."""
+    ours, members, other = "sha256:" + "a" * 64, "sha256:" + "b" * 64, "sha256:" + "c" * 64
+    log = tmp_path / "pushes.log"
+    uri = "/v2/research-analysis/analysis/manifests/ab12"
+    job = "ci-job-1111111111111111"
+    log.write_text(
+        "\n".join(
+            [
+                push_line("ci-job-0a0a0a0a0a0a0a0a", uri, other),  # another pipeline's job
+                push_line(job, uri, ours),
+                push_line("alice", uri, members),  # a member moves the tag afterwards
+                push_line(job, uri, other, status=401),
+                push_line(job, uri.replace("ab12", other), other),  # a put by digest
+                push_line(job, uri.replace("analysis/manifests", "other/manifests"), other),
+                "not json",
+                '["a list"]',
+            ]
+        )
+        + "\n"
+    )  # fmt: skip
+    pushers = {job}
+    assert image_pins.pinned_digest(log, "research-analysis/analysis", "ab12", pushers) == ours
+    assert image_pins.pinned_digest(log, "research-analysis/analysis", "ab12", {"x"}) is None
+    assert image_pins.pinned_digest(tmp_path / "absent", "a/b", "c", pushers) is None
+    template = "$CI_REGISTRY/$CI_PROJECT/analysis:$CI_COMMIT_SHA"
+    found = image_pins.name_and_tag(template, "service:5000", "research-analysis", "ab12")
+    assert found == ("research-analysis/analysis", "ab12")
+    with pytest.raises(ValueError, match="namespace"):
+        image_pins.name_and_tag("$CI_REGISTRY/other/x:1", "service:5000", "research-analysis", "ab")
+
+
+def test_the_gateway_takes_only_a_plain_digest() -> None:
+    assert hpc_job.checked_digest("sha256:" + "0" * 64) == "sha256:" + "0" * 64
+    for bad in ("", "sha256:abc", "latest", "sha256:" + "0" * 64 + " --privileged"):
+        with pytest.raises(hpc_job.JobError, match="--digest"):
+            hpc_job.checked_digest(bad)
 
 
 def test_hpc_job_asks_slurm_for_a_gpu_only_when_tagged(tmp_path: Path) -> None:

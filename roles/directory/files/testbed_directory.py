@@ -196,8 +196,7 @@ def checked_scopes(values: object, where: str) -> tuple[str, ...]:
 
 def register_own_scopes(settings: Settings, name: str, result: Result) -> None:
     """Make the token issuer know the scopes that name this account (a no-op without any)."""
-    own = [scope for scope, template in zip(settings.scopes_of(name), settings.token_scopes)
-           if HOLDER in template]  # fmt: skip
+    own = [t.replace(HOLDER, name) for t in settings.token_scopes if HOLDER in t]
     if not own:
         return
     if not REGISTER_SCOPES.is_file():

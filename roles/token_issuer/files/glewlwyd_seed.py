@@ -383,7 +383,9 @@ def held_scopes(templates: list[str], accounts: list[str]) -> list[str]:
     """The scopes the accounts hold: a scope naming `{user}` once per account."""
     held: list[str] = []
     for template in templates:
-        names = [template.replace(HOLDER, a) for a in accounts] if HOLDER in template else [template]
+        names = (
+            [template.replace(HOLDER, a) for a in accounts] if HOLDER in template else [template]
+        )
         held.extend(name for name in names if name not in held)
     return held
 

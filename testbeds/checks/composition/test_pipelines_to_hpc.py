@@ -5,6 +5,7 @@ with the Slurm job, showing its output."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 import shlex
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from testbeds.checks.helpers import wait_for
+from testbeds.checks.helpers import wait_for, write_private_file
 from testbeds.checks.pipelines.support import http_status
 
 ANALYSIS = "research-analysis"
@@ -101,6 +102,102 @@ def test_hpc_job_ran_exactly_the_image_the_pipeline_pushed(analysed, registry):
     )
     assert status == 200, manifest
     assert pulled == ["sha256:" + hashlib.sha256(manifest.encode()).hexdigest()]
+
+
+# A job between the image job and the HPC job that waits (reading, with its own
+# credential) until a member has moved the commit's tag to another manifest.
+SWAP_MARK = "org.wp5-testbeds.moved-by-a-member"
+
+
+def hold_until_moved(ca_file: str) -> list[str]:
+    return [
+        'url="https://$CI_REGISTRY/v2/$CI_PROJECT/analysis/manifests/$CI_COMMIT_SHA"',
+        "for i in $(seq 150); do",
+        '  body=$(printf \'user = "%s:%s"\\n\' "$CI_REGISTRY_USER" "$CI_REGISTRY_PASSWORD" |',
+        f"    curl -sS -K - --cacert {ca_file} -H 'Accept: {MANIFEST_TYPES}' \"$url\" || true)",
+        f'  case "$body" in *{SWAP_MARK}*) echo "the tag was moved"; exit 0;; esac',
+        "  sleep 1",
+        "done",
+        "echo 'the tag was not moved'; exit 1",
+    ]
+
+
+# Run on the service node as a member of the analysis repository's project: wait until the
+# image job has pushed the commit's tag, then put another manifest (the same layers, one
+# annotation more) under that tag. argv: registry URL, name, tag, password file, user, CA.
+MOVE_TAG = f"""
+import base64, json, ssl, sys, time, urllib.error, urllib.request
+base, name, tag, secret, user, ca = sys.argv[1:7]
+auth = "Basic " + base64.b64encode(f"{{user}}:{{open(secret).read().strip()}}".encode()).decode()
+ctx = ssl.create_default_context(cafile=ca)
+url = f"{{base}}/v2/{{name}}/manifests/{{tag}}"
+def call(method, body=None):
+    req = urllib.request.Request(url, data=body, method=method, headers={{
+        "Authorization": auth, "Accept": "{MANIFEST_TYPES}", "Content-Type": "{MANIFEST_TYPES}"}})
+    with urllib.request.urlopen(req, context=ctx, timeout=30) as answer:
+        return answer.status, answer.read()
+for _ in range(300):
+    try:
+        status, pushed = call("GET")
+        break
+    except urllib.error.HTTPError:
+        time.sleep(1)
+else:
+    sys.exit("the image job never pushed " + tag)
+manifest = json.loads(pushed)
+manifest.setdefault("annotations", {{}})["{SWAP_MARK}"] = "yes"
+status, _ = call("PUT", json.dumps(manifest).encode())
+print(status)
+"""
+
+
+@pytest.fixture(scope="session")
+def moved_tag(push: Callable[..., Any], testbed: Any, service: Any, registry: Any) -> Any:
+    """A pipeline whose image job pushes the commit's tag; while it runs, a member of the
+    project moves that tag to another manifest before the HPC job starts."""
+    pipeline = analysis_pipeline(["analyse data/events.csv"])
+    ca_file = testbed.value("testbed_ca_file")
+    pipeline["jobs"].insert(1, {"name": "hold", "script": hold_until_moved(ca_file)})
+    change = f"printf '%s' {shlex.quote(yaml.safe_dump(pipeline))} > .wp5-pipeline.yml"
+    secret = "/root/.wp5-check-member-password"
+    password = (testbed.secrets_dir / "user-developer-password").read_text().strip()
+    write_private_file(service, secret, password + "\n")
+    base = f"https://{testbed.group('container_registry')[0]}:{testbed.value('container_registry_port')}"
+    moved: list[str] = []
+
+    def move(revision: str) -> None:
+        script = base64.b64encode(MOVE_TAG.encode()).decode()
+        out = service.run(
+            f"echo {script} | base64 -d > /root/.wp5-move-tag.py && python3 /root/.wp5-move-tag.py "
+            f"{base} {ANALYSIS}/analysis {revision} {secret} developer {ca_file}"
+        )
+        moved.append(out.stdout.strip() + out.stderr.strip()[-300:])
+
+    try:
+        pushed = push("hpc-moved", change=change, repository=ANALYSIS, during=move)
+    finally:
+        service.run(f"rm -f {secret} /root/.wp5-move-tag.py")
+    return pushed, moved
+
+
+def test_an_hpc_job_runs_what_its_pipeline_pushed_even_when_the_tag_moves(moved_tag, registry):
+    """The tag a member moves between the image job and the HPC job changes nothing: the
+    HPC job runs the digest its own pipeline's image job pushed (pinned from the
+    registry's own log of pushes), not the manifest the tag names when it starts."""
+    pushed, moved = moved_tag
+    assert moved == ["201"], f"the member could not move the tag: {moved}"
+    assert pushed.pipeline["result"] == "success", pushed.pipeline
+    assert "the tag was moved" in pushed.job("hold")["output_tail"]
+    output = pushed.job("analyse")["output_tail"]
+    assert EXPECTED in output
+    tag = f"{ANALYSIS}/analysis:{pushed.revision}"
+    ran = [m[1] for line in output if (m := re.search(re.escape(tag) + r" is (sha256:\w+)", line))]
+    status, now = http_status(
+        registry(f"/v2/{ANALYSIS}/analysis/manifests/{pushed.revision}", accept=MANIFEST_TYPES)
+    )
+    assert status == 200 and SWAP_MARK in now, now
+    moved_digest = "sha256:" + hashlib.sha256(now.encode()).hexdigest()
+    assert len(ran) == 1 and ran[0] != moved_digest, (ran, moved_digest)
 
 
 def test_failing_hpc_job_turns_the_pipeline_red_with_its_output(analysis_failed):

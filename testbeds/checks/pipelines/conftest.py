@@ -103,9 +103,16 @@ def push(
     """Commit a change on top of main as the developer, push it to a new branch and wait
     for its pipeline to finish. `change` is a shell command run in the working copy;
     `revision` pushes an existing commit instead; `repository` is the sample one unless
-    named."""
+    named; `during`, if given, is called with the commit once it is pushed, while its
+    pipeline runs."""
 
-    def run(label: str, change: str = "", revision: str = "", repository: str = REPOSITORY) -> Push:
+    def run(
+        label: str,
+        change: str = "",
+        revision: str = "",
+        repository: str = REPOSITORY,
+        during: Callable[[str], None] | None = None,
+    ) -> Push:
         repo_url = f"{git_base}/{repository}.git"
         branch = f"check/{label}-{uuid.uuid4().hex[:8]}"
         work = f"/tmp/{branch.replace('/', '-')}"
@@ -122,6 +129,8 @@ def push(
         assert out.rc == 0, f"push to {branch} failed:\n{out.stdout}\n{out.stderr}"
         head = developer(f"git -C {work} rev-parse {revision or 'HEAD'}").stdout.strip()
         developer(f"rm -rf {work}")
+        if during is not None:
+            during(head)
 
         def finished() -> bool:
             runs = [p for p in pipelines_of(head) if p["branch"] == branch]
