@@ -82,7 +82,8 @@ def target_of(service: str, request: Request) -> Target:
     """The project a request writes to, or that it only reads. A write whose repository
     cannot be read plainly from the path (encoded, unknown shape) is refused: fail closed."""
     if service == "mlflow":
-        # MLflow names experiments in request bodies, which this check does not see.
+        # MLflow names experiments in request bodies, which this check does not see: the
+        # server's permission app (role mlflow, wp5_mlflow_access) decides who writes where.
         return Target(write=False, repository=None)
     if service == "registry":
         write = request.method not in READS

@@ -1,8 +1,8 @@
 """Least privilege for pipeline jobs and projects: a job holds no password of any account,
 only a credential minted for it, which writes only into its own project's registry
-namespace and stops working when the job ends; a commit cannot make the master read a file
-through a link; only a project's members push to its repository or write to its registry
-namespace, while any account pulls."""
+namespace and MLflow experiments and stops working when the job ends; a commit cannot make
+the master read a file through a link; only a project's members push to its repository or
+write to its registry namespace and experiments, while any account pulls and reads."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import base64
 import json
 import re
 import shlex
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -23,10 +24,13 @@ from testbeds.checks.pipelines.support import REPOSITORY, master_secrets
 
 # The name a job's leftover process takes, to look for it once the job has ended.
 OUTLIVER = "wp5-check-outliving-job"
+# An experiment the leaking job tries to write to: someone else's (its id is filled in).
+FOREIGN_EXPERIMENT = "{foreign_experiment}"
 # A job that prints its whole environment and its parent's, reversed and base64-encoded
 # (Buildbot hides secrets only verbatim), then tries its own credential on its own
-# project's registry namespace and on another's, tries to read the worker's password and
-# to leave a process behind, and fails so that its output is kept.
+# project's registry namespace and on another's, and on an MLflow experiment of its own
+# project and one of another account, tries to read the worker's password and to leave a
+# process behind, and fails so that its output is kept.
 LEAKING_PIPELINE = {
     "jobs": [
         {
@@ -45,6 +49,13 @@ LEAKING_PIPELINE = {
                 "-o /dev/null -w '%{http_code}' -K \"$creds\" --cacert "
                 '"$MLFLOW_TRACKING_SERVER_CERT_PATH" -X POST '
                 '"https://$CI_REGISTRY/v2/$ns/probe/blobs/uploads/")"; done',
+                'mlflow() { curl -s -o /dev/null -w "%{http_code}" -K "$creds" --cacert '
+                '"$MLFLOW_TRACKING_SERVER_CERT_PATH" -H "Content-Type: application/json" '
+                '-X POST -d "$2" "$MLFLOW_TRACKING_URI/api/2.0/mlflow/$1"; }',
+                'echo "mlflow-own=$(mlflow experiments/create'
+                ' "{\\"name\\": \\"$CI_PROJECT/job-$(date +%s%N)\\"}")"',
+                'echo "mlflow-foreign=$(mlflow runs/create'
+                f' "{{\\"experiment_id\\": \\"{FOREIGN_EXPERIMENT}\\"}}")"',
                 'rm -f "$creds"',
                 "exit 1",
             ],
@@ -85,8 +96,16 @@ def leaked_values(push: Push) -> set[str]:
 
 
 @pytest.fixture(scope="session")
-def leaking_job(push: Callable[..., Push]) -> Push:
-    return push("leak", change=file_change(".wp5-pipeline.yml", yaml.safe_dump(LEAKING_PIPELINE)))
+def leaking_job(push: Callable[..., Push], mlflow: Callable[..., Any]) -> Push:
+    """The leaking job's pipeline, with an experiment of the CI account (no project's) as
+    the one it must not write to."""
+    made = mlflow(
+        "/api/2.0/mlflow/experiments/create", {"name": f"ci-notes-{uuid.uuid4().hex[:8]}"}
+    )
+    pipeline = yaml.safe_dump(LEAKING_PIPELINE).replace(
+        FOREIGN_EXPERIMENT, str(made["experiment_id"])
+    )
+    return push("leak", change=file_change(".wp5-pipeline.yml", pipeline))
 
 
 # Run on the service node: each user:password pair of a root-only JSON file against each
@@ -209,6 +228,13 @@ def test_a_jobs_credential_writes_only_into_its_own_projects_namespace(leaking_j
     assert printed(leaking_job, "upload-another-project") == "401"
 
 
+def test_a_jobs_credential_writes_only_its_own_projects_experiments(leaking_job):
+    """During the job its credential creates an experiment under its repository's name in
+    MLflow and is refused a run in an experiment of another account."""
+    assert printed(leaking_job, "mlflow-own") == "200"
+    assert printed(leaking_job, "mlflow-foreign") == "403"
+
+
 def test_nothing_a_job_printed_logs_in_anywhere_after_it_ended(leaking_job, login_probe):
     """Every credential-like value of the job's environment and its parent's (its own token
     among them), tried as the password of the CI account and of the job's own user, is
@@ -258,8 +284,20 @@ class ProjectWrites:
         )
         return int(out.stdout.strip() or 0)
 
+    def mlflow_status(self, user: NewUser, password: str, path: str, body: dict[str, Any]) -> int:
+        """The status of one POST to MLflow's API as `user`."""
+        config = f"{self.probe.folder}/{user.name}.curl"
+        write_private_file(self.service, config, f'user = "{user.name}:{password}"\n')
+        url = self.probe.urls["mlflow"].split("/api/", 1)[0] + path
+        out = self.service.run(
+            f"curl -s -o /dev/null -w '%{{http_code}}' -K {config} --cacert {self.probe.ca} "
+            f"-H 'Content-Type: application/json' -X POST -d {shlex.quote(json.dumps(body))} "
+            f"{shlex.quote(url)}"
+        )
+        return int(out.stdout.strip() or 0)
 
-def test_only_a_projects_members_write_to_its_repository_and_namespace(
+
+def test_only_a_projects_members__write_to_its_repository_and_namespace(
     testbed, service, newcomers, login_probe
 ):
     """A directory user outside the repository's project reads the registry and may not
@@ -276,3 +314,47 @@ def test_only_a_projects_members_write_to_its_repository_and_namespace(
     assert writes.upload_status(outsider, outsider_password, REPOSITORY) == 401
     assert login_probe.statuses(member.name, member_password)["git push"] == 200
     assert writes.upload_status(member, member_password, REPOSITORY) == 202
+
+
+def test_only_a_projects_members_write_its_experiments(
+    testbed, service, newcomers, login_probe, mlflow
+):
+    """An experiment named after a repository is its project's: a member of the project
+    writes runs to it, a user outside it reads it but may neither write a run to it nor
+    create or rename an experiment to such a name."""
+    writes = ProjectWrites(testbed, service, login_probe)
+    outsider = newcomers.add([])
+    member = newcomers.add(["research"])
+    outsider_password = newcomers.password(outsider)
+    member_password = newcomers.password(member)
+    # Made by the CI account, a member: the project's, shared with every other member.
+    made = mlflow(
+        "/api/2.0/mlflow/experiments/create",
+        {"name": f"{REPOSITORY}/members-{uuid.uuid4().hex[:8]}"},
+    )
+    experiment = {"experiment_id": str(made["experiment_id"])}
+    assert login_probe.statuses(outsider.name, outsider_password)["mlflow"] == 200
+    assert login_probe.statuses(member.name, member_password)["mlflow"] == 200
+    found = {
+        "outsider reads": writes.mlflow_status(
+            outsider, outsider_password, "/api/2.0/mlflow/experiments/search", {"max_results": 5}
+        ),
+        "outsider writes a run": writes.mlflow_status(
+            outsider, outsider_password, "/api/2.0/mlflow/runs/create", experiment
+        ),
+        "outsider names an experiment after the repository": writes.mlflow_status(
+            outsider,
+            outsider_password,
+            "/api/2.0/mlflow/experiments/create",
+            {"name": f"{REPOSITORY}/outsider-{uuid.uuid4().hex[:8]}"},
+        ),
+        "member writes a run": writes.mlflow_status(
+            member, member_password, "/api/2.0/mlflow/runs/create", experiment
+        ),
+    }
+    assert found == {
+        "outsider reads": 200,
+        "outsider writes a run": 403,
+        "outsider names an experiment after the repository": 403,
+        "member writes a run": 200,
+    }
