@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 import testinfra
 
+from testbeds.checks.browser import Browser, browser, browser_missing
 from testbeds.checks.directory_accounts import Newcomers, directory_host
 from testbeds.targets.base import ProvisionedNode, read_nodes
 
@@ -162,6 +164,23 @@ def testbed() -> Testbed:
 @pytest.fixture
 def host(testbed: Testbed, node: str) -> Any:
     return testbed.host(node)
+
+
+@pytest.fixture
+def web_browser(testbed: Testbed, request: pytest.FixtureRequest) -> Iterator[Browser]:
+    """A headless browser on the testbed's network (as from its entry node), trusting the
+    testbed's CA; its screenshots go beside the check report, in a folder per check."""
+    missing = browser_missing()
+    if missing:
+        pytest.skip(f"no browser for the web-page checks: {missing}")
+    state = testbed.nodes_file.parent
+    shots = state / "screenshots" / re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)
+    shutil.rmtree(shots, ignore_errors=True)
+    entry = str(testbed.plan.get("entry") or testbed.nodes[0].name)
+    with browser(
+        testbed.secrets_dir / "ca" / "ca.crt", state / "ssh_config", entry, shots
+    ) as opened:
+        yield opened
 
 
 @pytest.fixture(scope="session")

@@ -58,3 +58,33 @@ def test_mlflow_lets_only_the_health_probe_in_without_an_account(tmp_path: Path)
     assert "auth_pam_set_pam_env on;" in server_wide
     assert locations(config)["= /health"].strip().startswith("auth_pam off;")
     assert "auth_basic" not in config
+
+
+def test_registry_logs_each_accepted_manifest_with_the_digest_it_answered(tmp_path: Path) -> None:
+    """The log the CI master pins HPC jobs' images from: manifest puts only, the account
+    nginx checked, and the registry's own answer (not anything the client sent)."""
+    site = render("container_registry", "nginx-registry.conf.j2", tmp_path)
+    assert '"~^PUT /v2/.+/manifests/[^/]+$" 1;' in site
+    assert "$upstream_http_docker_content_digest" in site and "$remote_user" in site
+    api = locations(site)["/v2/"]
+    assert (
+        "access_log /var/log/wp5-registry/pushes.log wp5_registry_pushes "
+        "if=$wp5_registry_manifest_put;" in api
+    )
+
+
+def test_mlflow_is_told_the_checked_account_and_decides_with_its_permission_app(
+    tmp_path: Path,
+) -> None:
+    """nginx replaces whatever a client sends as X-Wp5-User by the account PAM checked;
+    MLflow runs its permission app with everyone reading and the access module deciding
+    who a request is, its administrator a name no directory account can have."""
+    proxied = locations(render("mlflow", "nginx-mlflow.conf.j2", tmp_path))["/"]
+    assert "proxy_set_header X-Wp5-User $remote_user;" in proxied
+    ini = render("mlflow", "basic_auth.ini.j2", tmp_path)
+    settings = dict(re.findall(r"^(\w+) = (.+)$", ini, re.M))
+    assert settings["default_permission"] == "READ"
+    assert settings["authorization_function"] == "wp5_mlflow_access:authenticate"
+    assert not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", settings["admin_username"])
+    unit = render("mlflow", "mlflow.service.j2", tmp_path)
+    assert "mlflow server --app-name basic-auth" in unit

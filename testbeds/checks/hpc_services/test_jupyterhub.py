@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
+from selenium.webdriver.common.by import By
 
 from testbeds.checks.helpers import HubSessions, assert_service_running, wait_for
+from testbeds.checks.issuer_pages import grant_and_continue, log_in
 
 DASK_CELL = Path(__file__).with_name("dask_notebook.py")
 DASK_WORKERS = 2
@@ -143,6 +146,34 @@ def test_hub_api_and_notebook_answer_only_mutual_tls(testbed, hub, notebook):
             assert refused.stdout.strip() == "000", (url, options, refused.stdout)
         answered = hub.run(f"{status} {proxy_cert} https://{endpoint}/")
         assert answered.stdout.strip() not in ("", "000"), (endpoint, answered.stderr)
+
+
+def test_a_user_logs_in_through_the_issuers_page_to_a_running_notebook(
+    testbed, notebook, web_browser, record_property
+):
+    """In a real browser (headless chromium on the testbed's network): the hub's login
+    button leads to the issuer's page, which loads (its scripts and styles are served); the
+    research user logs in there with the directory password, grants the hub what it asks
+    the first time, continues, and lands on their own running notebook server's page."""
+    hub_name = testbed.group("jupyterhub")[0]
+    user = testbed.research_user
+    password = (testbed.secrets_dir / f"user-{user}-password").read_text().strip()
+    started = time.monotonic()
+    web_browser.open(f"https://{hub_name}:{testbed.value('jupyterhub_port')}/hub/login")
+    sign_in = web_browser.wait(
+        lambda driver: driver.find_element(By.CSS_SELECTOR, "a[href*='oauth_login']")
+    )
+    web_browser.shot("hub-login")
+    sign_in.click()
+    log_in(web_browser, user, password)
+    grant_and_continue(web_browser)
+    web_browser.wait(lambda driver: f"/user/{user}/" in driver.current_url, timeout=180)
+    web_browser.wait(lambda driver: driver.find_elements(By.ID, "notebook_list"))
+    web_browser.shot("notebook")
+    assert f"{hub_name}:" in web_browser.driver.current_url, web_browser.driver.current_url
+    record_property(
+        "browser_hub_login", f"login page to notebook {time.monotonic() - started:.1f} s"
+    )
 
 
 def test_dask_cluster_from_notebook(testbed, hub, hub_session, notebook, record_property):

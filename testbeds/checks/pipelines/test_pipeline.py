@@ -5,9 +5,13 @@ is published."""
 
 from __future__ import annotations
 
+import base64
 import json
+import time
 
-from testbeds.checks.pipelines.support import PIPELINE_TIMEOUT_S, http_status
+from selenium.webdriver.common.by import By
+
+from testbeds.checks.pipelines.support import PIPELINE_TIMEOUT_S, REPOSITORY, http_status
 
 JOBS = ["test", "train", "image"]
 MANIFEST_TYPES = (
@@ -97,3 +101,40 @@ def test_failing_test_turns_the_pipeline_red_and_publishes_nothing(red, runs_of,
     assert runs_of(red.revision) == []
     status, body = http_status(registry("/v2/research-pipeline/model/tags/list"))
     assert red.revision not in json.loads(body)["tags"]
+
+
+def test_a_developer_sees_the_commits_run_on_mlflows_pages(
+    testbed, green, runs_of, mlflow_base, web_browser, record_property
+):
+    """In a real browser: a developer who has logged in (their directory account, sent as
+    the browser sends HTTP Basic credentials) opens MLflow's pages over HTTPS from the
+    testbed CA, finds the pipeline's experiment in the list, and on the page of the run the
+    pushed commit logged sees the commit among its tags. (The CI engine has no web page: a
+    pipeline's state is read with wp5-pipeline-status on the master's node.)"""
+    user = "developer"
+    password = (testbed.secrets_dir / f"user-{user}-password").read_text().strip()
+    basic = base64.b64encode(f"{user}:{password}".encode()).decode()
+    driver = web_browser.driver
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd(
+        "Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {basic}"}}
+    )
+    started = time.monotonic()
+    web_browser.open(f"{mlflow_base}/#/experiments")
+    listed = web_browser.wait(
+        lambda d: next(
+            (e for e in d.find_elements(By.LINK_TEXT, REPOSITORY) if e.is_displayed()),
+            None,
+        )
+    )
+    web_browser.shot("experiments")
+    # The experiment's own page opens on GenAI views: the run's page is where its tags are.
+    run = runs_of(green.revision)[0]["info"]
+    experiment = listed.get_attribute("href").split("/experiments/", 1)[1].split("/", 1)[0]
+    assert experiment == run["experiment_id"], (experiment, run)
+    web_browser.open(f"{mlflow_base}/#/experiments/{experiment}/runs/{run['run_id']}")
+    web_browser.wait(lambda d: green.revision in d.find_element(By.TAG_NAME, "body").text)
+    web_browser.shot("run")
+    record_property(
+        "browser_mlflow", f"list to the commit's run {time.monotonic() - started:.1f} s"
+    )

@@ -12,8 +12,10 @@ import uuid
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from selenium.webdriver.common.by import By
 
 from testbeds.checks.device_flow import Terminal
+from testbeds.checks.issuer_pages import enter_device_code, grant_and_continue, log_in
 from testbeds.checks.storage_tokens import WRITE_SCOPES, StorageTokens, endpoint_audience
 
 # What the user asks for: read anywhere, write in the user's own area (the account's
@@ -127,3 +129,37 @@ def test_directory_user_writes_with_its_own_token_until_removed(
         f"token {got_token_s:.1f} s after being added; login refused "
         f"{time.monotonic() - gone_at:.1f} s after removal",
     )
+
+
+def test_a_user_approves_a_device_code_on_the_issuers_page(testbed, web_browser, record_property):
+    """In a real browser: a terminal asks for a device code; the user opens the issuer's
+    device page, enters the code, logs in with the directory password, grants the scopes
+    the first time and sees the approval complete; the terminal's next poll gets the
+    user's token for the endpoint, with the user's own scopes."""
+    user = testbed.value("users_accounts")[0]["name"]
+    password = (testbed.secrets_dir / f"user-{user}-password").read_text().strip()
+    node = testbed.group("xrootd")[0]
+    audience = endpoint_audience(testbed, node)
+    terminal = Terminal(testbed, testbed.host(testbed.group("data_client")[0]), USER_SCOPES)
+    try:
+        started = time.monotonic()
+        asked = terminal.device_authorization(audience, user)
+        web_browser.open(f"{terminal.issuer}/device")
+        enter_device_code(web_browser, asked["user_code"])
+        log_in(web_browser, user, password)
+        grant_and_continue(web_browser)
+        web_browser.wait(lambda driver: "prompt=deviceComplete" in driver.current_url)
+        web_browser.wait(lambda driver: "Authorization complete" in page_text(driver))
+        web_browser.shot("approved")
+        token, said = terminal.token(asked["device_file"])
+        assert token is not None, said
+        claims = terminal.claims(token)
+    finally:
+        terminal.close()
+    assert claims["aud"] == audience, claims
+    assert set(claims["scope"].split()) == set(terminal.scopes(user).split()), claims
+    record_property("browser_device_code", f"code to token {time.monotonic() - started:.1f} s")
+
+
+def page_text(driver) -> str:
+    return str(driver.find_element(By.TAG_NAME, "body").text)

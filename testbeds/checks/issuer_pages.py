@@ -1,0 +1,73 @@
+"""What a person does on the token issuer's pages (glewlwyd's web app) in a browser: log in
+with the directory password, grant a client the scopes it asks for, continue, and enter a
+device's code. Every step waits for the page's own script to show what it shows, so a
+page that never loads (its scripts missing) fails here, naming where it stopped."""
+
+from __future__ import annotations
+
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
+
+from testbeds.checks.browser import Browser
+
+
+def button(browser: Browser, label: str) -> WebElement:
+    """The visible button labelled `label`, once the page shows it."""
+    found: WebElement = browser.wait(
+        lambda driver: next(
+            (
+                element
+                for element in driver.find_elements(By.TAG_NAME, "button")
+                if element.text.strip() == label and element.is_displayed()
+            ),
+            None,
+        )
+    )
+    return found
+
+
+def log_in(browser: Browser, user: str, password: str) -> None:
+    """The issuer's login form: the directory account and its password."""
+    browser.wait(lambda driver: driver.find_element(By.ID, "username").is_displayed())
+    browser.driver.find_element(By.ID, "username").send_keys(user)
+    browser.driver.find_element(By.ID, "password").send_keys(password)
+    browser.shot("issuer-login")
+    browser.driver.find_element(By.ID, "loginbut").click()
+
+
+def grant_and_continue(browser: Browser) -> None:
+    """After the login: grant the client what it asks for if the issuer asks (the first
+    time), then continue to where the client sent the browser from."""
+
+    def next_step(driver: object) -> str:
+        for element in browser.driver.find_elements(By.TAG_NAME, "button"):
+            if element.is_displayed() and element.text.strip() in ("Grant access", "Continue"):
+                return element.text.strip()
+        return ""
+
+    if browser.wait(next_step) == "Grant access":
+        for box in browser.driver.find_elements(By.CSS_SELECTOR, "input[id^='grant-']"):
+            if not box.is_selected():
+                box.click()
+        browser.shot("issuer-grant")
+        button(browser, "Grant access").click()
+    continuing = button(browser, "Continue")
+    browser.shot("issuer-continue")
+    continuing.click()
+
+
+def enter_device_code(browser: Browser, code: str) -> None:
+    """The issuer's device page: the code the terminal showed."""
+    field = browser.wait(
+        lambda driver: next(
+            (
+                e
+                for e in driver.find_elements(By.CSS_SELECTOR, "input[type='text']")
+                if e.is_displayed()
+            ),
+            None,
+        )
+    )
+    field.send_keys(code)
+    browser.shot("issuer-device-code")
+    button(browser, "OK").click()
