@@ -8,14 +8,15 @@ import shlex
 import sys
 from collections.abc import Sequence
 from contextlib import nullcontext
+from pathlib import Path
 from typing import Any, NoReturn
 
 from testbeds import __version__, deploy
-from testbeds.errors import DefinitionError, TestbedError, printable
+from testbeds.errors import DefinitionError, TestbedError, UsageError, printable
 from testbeds.identity import service_identities
 from testbeds.loader import available_definitions, load_definition
 from testbeds.locks import instance_lock
-from testbeds.plan import resolve
+from testbeds.plan import Plan, resolve
 from testbeds.progress import reset_clock, say
 from testbeds.state import InvalidInstanceName, StateDir
 from testbeds.targets import get_target
@@ -49,6 +50,38 @@ def hardware_notes_for(target: str) -> dict[str, str]:
         return {}
 
 
+def show_manifests(plan: Plan, folder: Path, as_json: bool) -> int:
+    """Every object the Kubernetes program would create, one file each in `folder`."""
+    from testbeds.cloud.helm import tools
+    from testbeds.cloud.kubernetes.manifests import (
+        everything,
+        refuse_used_folder,
+        run_offline,
+        write_manifests,
+    )
+
+    if plan.target != "kubernetes":
+        raise UsageError(f"--manifests: only with --target kubernetes (not {plan.target})")
+    refuse_used_folder(folder)
+    site = plan.site.kubernetes
+    assert site is not None  # resolve() refuses a kubernetes plan without its site section
+    say(f"running the Kubernetes program for {plan.instance} offline (Pulumi's mocks)")
+    found = run_offline(plan)
+    say(f"rendering {len(found.releases)} Helm release(s) with the pinned charts")
+    helm = tools()
+    if isinstance(helm, str):
+        raise UsageError(f"--manifests: cannot render the charts: {helm}")
+    written = write_manifests(everything(found, helm, site.kubernetes_version), folder)
+    kinds = sorted({path.name.split("--")[1] for path in written})
+    _emit(
+        {"folder": str(folder), "objects": len(written), "kinds": kinds},
+        as_json,
+        f"{len(written)} object(s) written to {folder} (secrets as placeholders): "
+        + ", ".join(kinds),
+    )
+    return 0
+
+
 # Where a composition's links are a filter, not only a declaration.
 LINKS_ENFORCED = (
     "security groups on openstack; local and static join every node in one network; "
@@ -58,6 +91,8 @@ LINKS_ENFORCED = (
 
 def cmd_show(args: argparse.Namespace) -> int:
     plan = resolve(args.name, site=args.site, target=args.target, instance=args.instance)
+    if args.manifests:
+        return show_manifests(plan, Path(args.manifests), args.json)
     data = plan.as_dict(hardware_notes_for(plan.target))
     lines = [
         f"{data['testbed']}: {data['description']}",
@@ -242,6 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also every Ansible value the roles get, and which layer it comes from",
     )
+    show.add_argument(
+        "--manifests",
+        metavar="DIR",
+        help="with --target kubernetes: write every object the program would create, one "
+        "file each, into the new or empty folder DIR (charts rendered, secrets as placeholders)",
+    )
     graph = add(
         "graph",
         "draw the testbed (and, once checked, each node's results) as SVG and PNG",
@@ -279,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _one_line(exc: TestbedError) -> bool:
     """Errors about input are one line, its text escaped; others may list their details."""
-    return isinstance(exc, (DefinitionError, InvalidInstanceName))
+    return isinstance(exc, (DefinitionError, InvalidInstanceName, UsageError))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -50,6 +50,10 @@ class DefinitionError(TestbedError):
         super().__init__(printable(f"{where}: {message}"))
 
 
+class UsageError(TestbedError):
+    """A command-line argument that cannot be used as given (one line, exit 2)."""
+
+
 class PreflightError(TestbedError):
     """The target cannot host the testbed as asked (name clash, missing tool, ...)."""
 

@@ -6,30 +6,19 @@ placeholders)."""
 from __future__ import annotations
 
 import runpy
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pulumi
 
-from tests.pulumi_mocks import RecordingMocks
+from testbeds.cloud.kubernetes.manifests import CUSTOM, RELEASE, Release, declared
+from testbeds.cloud.offline import RecordingMocks
+
+__all__ = ["CUSTOM", "RELEASE", "Release", "custom_resources", "objects", "of_kind", "releases"]
 
 PROGRAM = Path(__file__).resolve().parents[1] / "stacks" / "kubernetes" / "__main__.py"
-RELEASE = "kubernetes:helm.sh/v3:Release"
-CUSTOM = "kubernetes:argoproj.io/v1alpha1:WorkflowTemplate"
 TESTBEDS = ("data-movement", "hpc-access", "pipelines")
 SITE = "partner-a"
-
-
-@dataclass(frozen=True)
-class Release:
-    """One Helm release as the program asks for it."""
-
-    name: str
-    chart: str
-    version: str
-    namespace: str
-    values: dict[str, Any]
 
 
 def run_program(testbed: str, site: str = SITE, instance: str | None = None) -> RecordingMocks:
@@ -56,15 +45,11 @@ def run_program(testbed: str, site: str = SITE, instance: str | None = None) -> 
 
 def objects(mocks: RecordingMocks) -> list[dict[str, Any]]:
     """Kubernetes objects of built-in kinds the program creates directly."""
-    return [
-        state
-        for typ, _, state in mocks.resources
-        if typ.startswith("kubernetes:") and typ not in (RELEASE, CUSTOM)
-    ]
+    return declared(mocks).objects
 
 
 def custom_resources(mocks: RecordingMocks) -> list[dict[str, Any]]:
-    return [state for _, state in mocks.of_type(CUSTOM)]
+    return declared(mocks).custom
 
 
 def states(mocks: RecordingMocks, suffix: str) -> list[dict[str, Any]]:
@@ -76,25 +61,4 @@ def of_kind(mocks: RecordingMocks, kind: str) -> list[dict[str, Any]]:
 
 
 def releases(mocks: RecordingMocks) -> list[Release]:
-    return [
-        Release(
-            name=state["name"],
-            chart=state["chart"],
-            version=state["version"],
-            namespace=state["namespace"],
-            values=_whole_numbers(state["values"]),
-        )
-        for state in states(mocks, RELEASE)
-    ]
-
-
-def _whole_numbers(value: Any) -> Any:
-    """Pulumi carries every number as a double; the program passed whole numbers as int
-    (a chart's schema tells `integer` from `number`)."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _whole_numbers(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_whole_numbers(v) for v in value]
-    return value
+    return declared(mocks).releases

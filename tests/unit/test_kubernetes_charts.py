@@ -2,7 +2,7 @@
 
 No Kubernetes API server can run here, so the program runs under Pulumi's mocks and each
 Helm release it asks for is rendered with `helm template` from the pinned upstream chart
-(tests/helm.py says where helm and the charts come from), with exactly the values the
+(testbeds/cloud/helm.py says where helm and the charts come from), with exactly the values the
 program passes (generated secrets appear as the mocks' placeholders) and the site's
 Kubernetes version. Everything is then validated strictly against that version's schemas
 and held to the policies in tests/kubernetes_policies.py."""
@@ -23,11 +23,12 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from testbeds.cli import main
+from testbeds.cloud.helm import Helm, HelmError, tools
 from testbeds.cloud.kubernetes.hpc_access import VIRTUAL_KUBELET
 from testbeds.plan import resolve
 from testbeds.schema import KUBERNETES_IMAGES, KubernetesSite
 from tests import kubernetes_policies as policy
-from tests.helm import Helm, HelmError, tools
 from tests.kubernetes_program import (
     SITE,
     TESTBEDS,
@@ -362,3 +363,44 @@ def test_a_users_notebook_reaches_only_the_hubs_api(helm: Helm) -> None:
     assert reachable == {("hub", 8081)}
     reaching = {p.name for p in services if network.allows(p, notebook, 8888)}
     assert reaching == {"hub", "proxy"}
+
+
+def without_secret_digests(obj: dict[str, Any]) -> dict[str, Any]:
+    found = copy.deepcopy(obj)
+    template = found.get("spec", {}).get("template", {}).get("metadata", {})
+    template.get("annotations", {}).pop("checksum/secret", None)
+    return found
+
+
+def identity(obj: dict[str, Any]) -> tuple[str, str, str]:
+    metadata = obj["metadata"]
+    return (obj["kind"], metadata.get("namespace") or "", metadata["name"])
+
+
+def test_show_manifests_writes_what_the_chart_tests_validate(
+    cluster: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`testbed show NAME --target kubernetes --manifests DIR` writes one file per object,
+    exactly the objects these tests validate (the program's own, its workflow templates and
+    every release rendered from the pinned chart with the program's values), and no secret
+    value: a Secret's data are placeholders. A folder already in use is refused."""
+    folder = tmp_path / "manifests"
+    argv = ["show", cluster.testbed, "--site", SITE, "--target", "kubernetes",
+            "--instance", f"{cluster.testbed}-k8s", "--manifests", str(folder)]  # fmt: skip
+    assert main(argv) == 0
+    written = [yaml.safe_load(path.read_text()) for path in sorted(folder.iterdir())]
+    assert len(written) == len(list(folder.iterdir()))
+    validated = [*cluster.everything, *cluster.custom]
+    assert sorted(map(identity, written)) == sorted(map(identity, validated))
+    by_identity = {identity(obj): obj for obj in validated}
+    for obj in written:
+        if obj["kind"] != "Secret":
+            # Charts stamp pods with a digest of their Secret's values, which differ here
+            # (placeholders for what `testbed up` passes).
+            expected = without_secret_digests(by_identity[identity(obj)])
+            assert without_secret_digests(obj) == expected, identity(obj)
+        else:
+            values = {**(obj.get("data") or {}), **(obj.get("stringData") or {})}
+            assert set(values.values()) <= {"<secret>"}, identity(obj)
+    assert main(argv) == 2
+    assert "not an empty folder" in capsys.readouterr().err

