@@ -131,7 +131,9 @@ def load_definition(
 ) -> TestbedDefinition:
     """A definition, validated; one that includes others comes back composed (flat)."""
     path = definition_path(name_or_path)
-    if not path.is_file() and path.parent == paths.DEFINITIONS_DIR:
+    # A name, not a file: one of the shipped definitions (a name too long for the file
+    # system is no file to look for).
+    if path.parent == paths.DEFINITIONS_DIR and path.stem not in available_definitions():
         known = ", ".join(available_definitions())
         raise DefinitionError(path, "", f"no testbed named {name_or_path!r} (known: {known})")
     data = read_yaml(path)
