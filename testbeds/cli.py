@@ -158,7 +158,18 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_up(args: argparse.Namespace) -> int:
     plan = resolve(args.name, site=args.site, target=args.target, instance=args.instance)
+    registry = None
+    if args.baked_from:
+        from testbeds.targets.baked_registry import Registry
+
+        registry = Registry.parse(args.baked_from, "--baked-from")
+        if plan.target != "local":
+            raise UsageError(f"--baked-from: only with the local target (not {plan.target})")
     with instance_lock(plan.instance, args.command_line):
+        if registry is not None:
+            from testbeds.targets.baked_registry import pull_missing
+
+            pull_missing(plan, registry)
         result = deploy.up(
             plan, verbose=args.verbose, run_verify=not args.no_verify, full=args.full
         )
@@ -177,7 +188,22 @@ def cmd_bake(args: argparse.Namespace) -> int:
     from testbeds.bake import bake  # imports the deploy machinery only when baking
 
     plan = resolve(args.name, site=args.site, target=args.target, instance=args.instance)
+    registry = None
+    if args.push:
+        from testbeds.targets.baked_registry import Registry
+
+        registry = Registry.parse(args.push, "--push")  # before anything is built
     images = bake(plan, verbose=args.verbose, command=args.command_line)
+    if registry is not None:
+        from testbeds.targets.baked_registry import push
+
+        pushed = push(registry, images)
+        _emit(
+            {"images": images, "pushed": pushed},
+            args.json,
+            "\n".join(f"{g:<12} {ref}" for g, ref in sorted(pushed.items())),
+        )
+        return 0
     _emit(images, args.json, "\n".join(f"{g:<12} {ref}" for g, ref in sorted(images.items())))
     return 0
 
@@ -298,6 +324,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="run every role even if nothing changed since the last successful up",
     )
     up.add_argument("--timings", action="store_true", help="print per-role times")
+    up.add_argument(
+        "--baked-from",
+        metavar="REGISTRY",
+        help="local target: first fetch from REGISTRY the baked images this machine lacks "
+        "(pushed there by `testbed bake --push`)",
+    )
     up.add_argument("-v", "--verbose", action="store_true", help="print every task")
     bake = add(
         "bake",
@@ -306,6 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
         True,
     )
     bake.add_argument("-v", "--verbose", action="store_true", help="print every task")
+    bake.add_argument(
+        "--push",
+        metavar="REGISTRY",
+        help="then copy each group's baked image to REGISTRY (host[:port][/namespace]; "
+        "credentials from `podman login`)",
+    )
     for name, help_text, func in (
         ("verify", "run the testbed's check suites against its nodes", cmd_verify),
         ("status", "show whether each node of an instance is running", cmd_status),

@@ -1,11 +1,18 @@
 """`testbed bake` on the local target, for real, with the smallest testbed: the bake builds
 the group's image once and leaves no instance behind; `up` starts the nodes from it, runs
 the roles' steps that make the instance (their install steps are in the image) and
-converges, and the checks pass."""
+converges, and the checks pass. Baked images travel: pushed to a registry (Debian's
+distribution server, on loopback), removed here, and pulled again by `up --baked-from`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -26,11 +33,59 @@ def podman_base_image() -> str:
     return ensure_base_image(site.debian_mirror, site.debian_suite, print)
 
 
+INSTALLED_REGISTRY = Path("/usr/bin/docker-registry")
+
+
+def registry_binary(folder: Path) -> Path:
+    """Debian's distribution server: the installed one, or the binary taken out of its
+    package (downloaded, never installed: the package would start a registry on every
+    interface of the machine)."""
+    if INSTALLED_REGISTRY.exists():
+        return INSTALLED_REGISTRY
+    subprocess.run(
+        ["apt-get", "download", "-q", "docker-registry"], cwd=folder, check=True, timeout=600
+    )
+    package = next(folder.glob("docker-registry_*.deb"))
+    subprocess.run(["dpkg-deb", "-x", str(package), str(folder / "deb")], check=True)
+    return folder / "deb" / "usr" / "bin" / "docker-registry"
+
+
+@contextlib.contextmanager
+def loopback_registry(folder: Path) -> Iterator[str]:
+    """An OCI registry on a free loopback port, storing in `folder`, for this test only."""
+    binary = registry_binary(folder)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = folder / "registry.yml"
+    config.write_text(
+        "version: 0.1\n"
+        f"storage: {{filesystem: {{rootdirectory: {folder / 'store'}}}}}\n"
+        f"http: {{addr: '127.0.0.1:{port}'}}\n"
+    )
+    server = subprocess.Popen(
+        [str(binary), "serve", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            assert server.poll() is None and time.monotonic() < deadline, "no registry"
+            time.sleep(0.2)
+        yield f"127.0.0.1:{port}/wp5"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def host_keys(container: str) -> str:
     return podman.exec_(container, "sh", "-c", "cat /etc/ssh/ssh_host_*_key.pub").stdout
 
 
-def test_bake_then_up_from_the_baked_image() -> None:
+def test_bake_then_up_from_the_baked_image(tmp_path: Path) -> None:
     require_podman()
     # A user's own instance named like the old builder: the bake must leave it alone.
     bystander = "bake-smoke-node"
@@ -85,6 +140,31 @@ def test_bake_then_up_from_the_baked_image() -> None:
             run_cli("up", SMOKE, "--instance", INSTANCE, "--json", "--no-verify", "--full").stdout
         )
         assert again_up["ansible"]["changed"] == 0
+
+        # Baked images travel: pushed, gone from here, pulled by `up` by the same tag.
+        with loopback_registry(tmp_path) as registry:
+            pushed = json.loads(
+                run_cli("bake", SMOKE, "--instance", INSTANCE, "--push", registry, "--json").stdout
+            )
+            assert pushed["pushed"] == {"node": f"{registry}/{image.removeprefix('localhost/')}"}
+            run_cli("down", INSTANCE)
+            podman.run("rmi", "--force", image)
+            elsewhere = run_cli(
+                "up", SMOKE, "--instance", INSTANCE, "--baked-from", f"{registry}-empty",
+                "--no-verify", check=False,
+            )  # fmt: skip
+            assert elsewhere.returncode == 2, elsewhere.stderr
+            assert "bake and push it first" in elsewhere.stderr, elsewhere.stderr
+            assert podman.containers(f"{podman.INSTANCE_LABEL}={INSTANCE}") == []
+            pulled = run_cli(
+                "up", SMOKE, "--instance", INSTANCE, "--baked-from", registry, "--json"
+            )
+        assert f"pulling {registry}/" in pulled.stderr
+        assert "every node runs its group's baked image: skipping" in pulled.stderr
+        assert json.loads(pulled.stdout)["verify"]["ok"]
+        assert {c["Image"] for c in podman.containers(f"{podman.INSTANCE_LABEL}={INSTANCE}")} == {
+            image
+        }
     finally:
         run_cli("down", INSTANCE, check=False)
         podman.run("rmi", "--force", image, check=False)
