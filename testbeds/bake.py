@@ -68,7 +68,7 @@ def refuse_existing_builder(builder: Plan) -> None:
 
 
 def bake_tags(plan: Plan) -> list[str]:
-    roles = sorted({r for node in plan.nodes for r in node.roles} - NEVER_BAKED)
+    roles = sorted(plan.roles - NEVER_BAKED)
     return [f"{role}_{step}" for role in roles for step in BAKE_STEPS]
 
 

@@ -33,6 +33,11 @@ class Plan:
     def name(self) -> str:
         return self.definition.name
 
+    @property
+    def roles(self) -> frozenset[str]:
+        """Every role some node of the plan runs."""
+        return frozenset(role for node in self.nodes for role in node.roles)
+
     def groups(self) -> dict[str, list[str]]:
         """Ansible groups: one per node group and one per role, each listing node names."""
         groups: dict[str, list[str]] = {}

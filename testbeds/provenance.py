@@ -49,7 +49,7 @@ def with_dependencies(roles: set[str]) -> set[str]:
 
 def resolved_values(plan: Plan) -> list[Value]:
     layers: list[tuple[str, Path, dict[str, Any]]] = []
-    roles = sorted(with_dependencies({role for node in plan.nodes for role in node.roles}))
+    roles = sorted(with_dependencies(set(plan.roles)))
     for role in roles:
         defaults = paths.roles_dir() / role / "defaults" / "main.yml"
         if defaults.is_file():

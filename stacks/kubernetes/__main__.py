@@ -14,8 +14,8 @@ plan = resolve(
     instance=config.get("instance") or None,
 )
 site = kubernetes_site(plan)  # names the site.yml field that is missing, before anything
-offloads = any("slurm_login" in node.roles for node in plan.nodes)
-has_hub = any("jupyterhub" in node.roles for node in plan.nodes)
+offloads = "slurm_login" in plan.roles
+has_hub = "jupyterhub" in plan.roles
 testbed = KubernetesTestbed(
     plan.instance,
     KubernetesTestbedArgs(

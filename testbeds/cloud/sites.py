@@ -38,7 +38,7 @@ def kubernetes_site(plan: Plan) -> KubernetesSite:
     site = plan.site.kubernetes
     if site is None:
         raise missing_site_section(plan.site.name, "kubernetes")
-    roles = {role for node in plan.nodes for role in node.roles}
+    roles = plan.roles
     # (what is missing, the role that needs it, the field that says it, why it is needed)
     required = (
         (site.interlink, "slurm_login", "kubernetes.interlink.url",

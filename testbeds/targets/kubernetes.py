@@ -38,7 +38,7 @@ def interlink_token_file(plan: Plan) -> Path | None:
     """Where the hpc-access instance's login node left the interLink token, if the plan
     offloads pods to Slurm; None if it does not."""
     site = kubernetes_site(plan)
-    if site.interlink is None or not any("slurm_login" in n.roles for n in plan.nodes):
+    if site.interlink is None or "slurm_login" not in plan.roles:
         return None
     return StateDir(site.interlink.slurm_instance).secrets_dir / INTERLINK_TOKEN
 

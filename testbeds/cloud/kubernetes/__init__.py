@@ -48,7 +48,7 @@ class KubernetesTestbed(pulumi.ComponentResource):
     ) -> None:
         super().__init__("testbeds:kubernetes:Testbed", name, None, opts)
         plan, site = args.plan, args.site
-        roles = {role for node in plan.nodes for role in node.roles}
+        roles = plan.roles
         if "slurm_login" in roles and args.interlink_token is None:
             raise ValueError(f"{plan.name} offloads pods through interLink: pass interlink_token")
         main = Scope(self, plan, site, plan.instance)

@@ -99,7 +99,7 @@ def run_offline(plan: Plan) -> Declared:
     from testbeds.cloud.sites import kubernetes_site
 
     site = kubernetes_site(plan)
-    roles = {role for node in plan.nodes for role in node.roles}
+    roles = plan.roles
     mocks = RecordingMocks()
     pulumi.runtime.set_mocks(mocks, project="wp5-testbeds-kubernetes", stack="offline")
 
