@@ -18,6 +18,7 @@ resources."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pulumi
@@ -112,3 +113,24 @@ def _exposed_ports(scope: Scope) -> None:
                 ],
             },
         )
+
+
+def testbed_program(plan: Plan, given: Callable[[str], pulumi.Input[str]]) -> KubernetesTestbed:
+    """The program for a plan (the stack's, and `testbed show --manifests`'s offline run).
+    `given(name)` is what `testbed up` passes in, asked for only where the plan needs it:
+    `interlinkToken` (made by the interlink role on the Slurm login node) and
+    `jupyterhubOAuthSecret` (from the file the site profile names)."""
+    from testbeds.cloud.sites import kubernetes_site
+
+    site = kubernetes_site(plan)  # names the site.yml field that is missing, before anything
+    return KubernetesTestbed(
+        plan.instance,
+        KubernetesTestbedArgs(
+            plan=plan,
+            site=site,
+            interlink_token=given("interlinkToken") if "slurm_login" in plan.roles else None,
+            oauth_client_secret=(
+                given("jupyterhubOAuthSecret") if "jupyterhub" in plan.roles else None
+            ),
+        ),
+    )

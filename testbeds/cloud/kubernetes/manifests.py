@@ -32,8 +32,8 @@ CLUSTER_SCOPED = frozenset(
 )  # fmt: skip
 # What the program is given from outside in a real run (`testbed up` passes them).
 GIVEN_PLACEHOLDERS = {
-    "interlink_token": "<interlink token, from the Slurm login node>",
-    "oauth_client_secret": "<JupyterHub's OAuth client secret, from the site's file>",
+    "interlinkToken": "<interlink token, from the Slurm login node>",
+    "jupyterhubOAuthSecret": "<JupyterHub's OAuth client secret, from the site's file>",
 }
 SECRET_PLACEHOLDER = "<secret>"
 FILE_PART = re.compile(r"[^A-Za-z0-9._-]")
@@ -95,29 +95,14 @@ def whole_numbers(value: Any) -> Any:
 
 def run_offline(plan: Plan) -> Declared:
     """The program for this plan, run under Pulumi's mocks."""
-    from testbeds.cloud.kubernetes import KubernetesTestbed, KubernetesTestbedArgs
-    from testbeds.cloud.sites import kubernetes_site
+    from testbeds.cloud.kubernetes import testbed_program
 
-    site = kubernetes_site(plan)
-    roles = plan.roles
     mocks = RecordingMocks()
     pulumi.runtime.set_mocks(mocks, project="wp5-testbeds-kubernetes", stack="offline")
 
     @pulumi.runtime.test  # type: ignore[untyped-decorator]
     def build() -> None:
-        KubernetesTestbed(
-            plan.instance,
-            KubernetesTestbedArgs(
-                plan=plan,
-                site=site,
-                interlink_token=(
-                    GIVEN_PLACEHOLDERS["interlink_token"] if "slurm_login" in roles else None
-                ),
-                oauth_client_secret=(
-                    GIVEN_PLACEHOLDERS["oauth_client_secret"] if "jupyterhub" in roles else None
-                ),
-            ),
-        )
+        testbed_program(plan, GIVEN_PLACEHOLDERS.__getitem__)
 
     build()
     return declared(mocks)
