@@ -141,3 +141,14 @@ def resolve(
         str(definition_path(testbed).resolve()) if testbed.endswith((".yaml", ".yml")) else testbed
     )
     return replace(plan, source=source)
+
+
+def resolve_stack(config: Any, target: str) -> Plan:
+    """The plan a Pulumi stack's configuration names (`testbed`, `site`, `instance`): what
+    every stack program starts with."""
+    return resolve(
+        config.require("testbed"),
+        site=config.require("site"),
+        target=target,
+        instance=config.get("instance") or None,
+    )

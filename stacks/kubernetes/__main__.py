@@ -3,14 +3,9 @@
 import pulumi
 
 from testbeds.cloud.kubernetes import testbed_program
-from testbeds.plan import resolve
+from testbeds.plan import resolve_stack
 
 config = pulumi.Config()
-plan = resolve(
-    config.require("testbed"),
-    site=config.require("site"),
-    target="kubernetes",
-    instance=config.get("instance") or None,
-)
+plan = resolve_stack(config, "kubernetes")
 testbed = testbed_program(plan, config.require_secret)
 pulumi.export("namespace", testbed.namespace)

@@ -7,15 +7,10 @@ import pulumi_tls as tls
 from testbeds.cloud.configure import TestbedConfiguration
 from testbeds.cloud.openstack import OpenStackTestbed, OpenStackTestbedArgs
 from testbeds.cloud.sites import openstack_site
-from testbeds.plan import resolve
+from testbeds.plan import resolve_stack
 
 config = pulumi.Config()
-plan = resolve(
-    config.require("testbed"),
-    site=config.require("site"),
-    target="openstack",
-    instance=config.get("instance") or None,
-)
+plan = resolve_stack(config, "openstack")
 # The control node's SSH key and the munge key: generated once per stack, Pulumi secrets.
 ssh_key = tls.PrivateKey(f"{plan.instance}-ssh", algorithm="ED25519")
 munge_key = random.RandomBytes(f"{plan.instance}-munge", length=1024)
