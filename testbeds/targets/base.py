@@ -105,6 +105,22 @@ class Target(Protocol):
         """Anything still labelled with this instance (empty after destroy)."""
 
 
+class NodeTarget:
+    """What the targets that create or take nodes and configure them with the roles share:
+    the definition's check suites run against those nodes. Each sets its name and says
+    where it differs."""
+
+    name: str
+    configures_nodes = True
+    provides_shared_filesystems = False
+    keeps_hosts = False
+    # Real hardware unless a target says what it emulates: what the roles detect.
+    hardware_notes: dict[str, str] = {}  # noqa: RUF012 - read only, replaced by subclasses
+
+    def checks(self, definition: TestbedDefinition, record: InstanceRecord) -> CheckRun:
+        return node_checks(definition)
+
+
 def require_pulumi(target: str) -> None:
     """The cloud targets drive stacks/<target> through the Automation API, which runs the
     Pulumi CLI."""

@@ -12,13 +12,13 @@ from testbeds.errors import DeployError, PreflightError
 from testbeds.loader import missing_site_section
 from testbeds.plan import Plan, PlannedNode
 from testbeds.progress import say
-from testbeds.schema import LocalSite, TestbedDefinition
+from testbeds.schema import LocalSite
 from testbeds.sshconfig import Login, write_ssh_config
 from testbeds.sshkeys import ensure_client_key, ssh_args, write_known_hosts
-from testbeds.state import InstanceRecord, StateDir
+from testbeds.state import StateDir
 from testbeds.targets import podman
 from testbeds.targets.baked import BAKED_REPOSITORY, baked_image_ref
-from testbeds.targets.base import CheckRun, NodeStatus, ProvisionedNode, node_checks
+from testbeds.targets.base import NodeStatus, NodeTarget, ProvisionedNode
 from testbeds.targets.image import ensure_base_image
 from testbeds.targets.netstate import current_stale_network_state
 
@@ -85,12 +85,10 @@ def instance_label(instance: str) -> str:
     return f"{podman.INSTANCE_LABEL}={instance}"
 
 
-class LocalTarget:
+class LocalTarget(NodeTarget):
     name = "local"
     # Shared filesystems are podman volumes mounted into every node, so no NFS is needed.
-    configures_nodes = True
     provides_shared_filesystems = True
-    keeps_hosts = False
     # What this target cannot give for real, and what it does instead.
     hardware_notes = {
         "gpus": "emulated GPU: stand-in device files for Slurm GRES, no driver or CUDA",
@@ -101,9 +99,6 @@ class LocalTarget:
 
     def _site(self, plan: Plan) -> LocalSite:
         return local_site(plan)
-
-    def checks(self, definition: TestbedDefinition, record: InstanceRecord) -> CheckRun:
-        return node_checks(definition)
 
     def preflight(self, plan: Plan) -> None:
         self._site(plan)

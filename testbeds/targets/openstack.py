@@ -13,13 +13,11 @@ from testbeds.cloud.openstack_preflight import check
 from testbeds.cloud.sites import openstack_site
 from testbeds.plan import Plan
 from testbeds.progress import say
-from testbeds.schema import TestbedDefinition
-from testbeds.state import InstanceRecord, StateDir
+from testbeds.state import StateDir
 from testbeds.targets.base import (
-    CheckRun,
     NodeStatus,
+    NodeTarget,
     ProvisionedNode,
-    node_checks,
     require_pulumi,
     run_stack_operation,
 )
@@ -39,17 +37,10 @@ def _stack(instance: str, create: bool) -> Any:
     return auto.select_stack(stack_name=instance, work_dir=str(stack_dir()))
 
 
-class OpenStackTarget:
+class OpenStackTarget(NodeTarget):
     name = "openstack"
     # NFS from the server node: the cloud gives block volumes, not shared filesystems.
-    configures_nodes = True
-    provides_shared_filesystems = False
-    keeps_hosts = False
     # Real hardware: GPU flavors and IB/RoCE ports are what the site profile names.
-    hardware_notes: dict[str, str] = {}
-
-    def checks(self, definition: TestbedDefinition, record: InstanceRecord) -> CheckRun:
-        return node_checks(definition)
 
     def preflight(self, plan: Plan) -> None:
         site = openstack_site(plan)

@@ -23,7 +23,7 @@ from testbeds.loader import (
 )
 from testbeds.plan import Plan
 from testbeds.progress import say
-from testbeds.schema import SiteProfile, StaticSite, TestbedDefinition, check_host
+from testbeds.schema import SiteProfile, StaticSite, check_host
 from testbeds.sshconfig import (
     BASTION,
     CONNECT_TIMEOUT_S,
@@ -32,8 +32,8 @@ from testbeds.sshconfig import (
     reached_through,
     write_ssh_config,
 )
-from testbeds.state import InstanceRecord, StateDir
-from testbeds.targets.base import CheckRun, NodeStatus, ProvisionedNode, node_checks, read_nodes
+from testbeds.state import StateDir
+from testbeds.targets.base import NodeStatus, NodeTarget, ProvisionedNode, read_nodes
 
 
 def static_site(plan: Plan) -> StaticSite:
@@ -157,18 +157,11 @@ def port_clashes(plan: Plan, config: Path) -> None:
             )
 
 
-class StaticTarget:
+class StaticTarget(NodeTarget):
     name = "static"
     # Existing hosts: shared filesystems come from the nfs roles or the site's own share.
-    configures_nodes = True
-    provides_shared_filesystems = False
     # Down leaves the hosts (and the secrets they use) in place.
     keeps_hosts = True
-    # Real hardware: what the hosts have is what the roles detect.
-    hardware_notes: dict[str, str] = {}
-
-    def checks(self, definition: TestbedDefinition, record: InstanceRecord) -> CheckRun:
-        return node_checks(definition)
 
     def preflight(self, plan: Plan) -> None:
         site = static_site(plan)
