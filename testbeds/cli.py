@@ -18,7 +18,7 @@ from testbeds.loader import available_definitions, load_definition
 from testbeds.locks import instance_lock
 from testbeds.plan import Plan, resolve
 from testbeds.progress import reset_clock, say
-from testbeds.state import InvalidInstanceName, StateDir
+from testbeds.state import InvalidInstanceName, StateDir, Timings
 from testbeds.targets import get_target
 from testbeds.targets.base import read_nodes
 
@@ -156,6 +156,29 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def print_timings(timings: Timings) -> None:
+    """Where a configuration's time went: per role (summed over nodes, and per node on
+    nodes from a baked image and on the others) and per play (wall time, and the part of
+    it that is no node's task time: connecting, gathering facts, dispatching)."""
+
+    def each(seconds: float | None) -> str:
+        return "      -" if seconds is None else f"{seconds:6.1f}s"
+
+    per_node = {r.role: r for r in timings.role_nodes}
+    say("  role                      summed   per baked node  per warm node")
+    for role, seconds in sorted(timings.roles.items(), key=lambda kv: -kv[1]):
+        found = per_node.get(role)
+        baked = found.per_node("baked") if found else None
+        warm = found.per_node("warm") if found else None
+        say(f"  role {role:<20} {seconds:7.1f}s  {each(baked):>14}  {each(warm):>13}")
+    if timings.plays:
+        overhead = sum(p.overhead_s for p in timings.plays)
+        wall = sum(p.wall_s for p in timings.plays)
+        say(f"  plays: {len(timings.plays)}, {wall:.1f}s, of which {overhead:.1f}s play overhead")
+        for play in sorted(timings.plays, key=lambda p: -p.overhead_s)[:10]:
+            say(f"    {play.name[:48]:<48} {play.wall_s:6.1f}s, overhead {play.overhead_s:5.1f}s")
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     plan = resolve(args.name, site=args.site, target=args.target, instance=args.instance)
     registry = None
@@ -177,8 +200,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     phases = "  ".join(f"{k} {v:.1f}s" for k, v in result.timings.phases.items())
     say(f"{plan.instance} is {'up' if ok else 'up but FAILED its checks'}: {phases}")
     if args.timings:
-        for role, seconds in sorted(result.timings.roles.items(), key=lambda kv: -kv[1]):
-            say(f"  role {role:<20} {seconds:7.1f}s (task time summed over nodes)")
+        print_timings(result.timings)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2, sort_keys=True))
     return 0 if ok else 1

@@ -145,6 +145,7 @@ def run_definition_playbook(
         verbose=verbose,
         tags=tags,
         skip_tags=skip,
+        baked_hosts=frozenset(n.name for n in nodes if n.baked),
     )
 
 
@@ -190,6 +191,8 @@ def configure(
                 if missed:
                     say(f"could not record the configuration on {', '.join(missed)}")
     timings.roles = result.role_seconds
+    timings.role_nodes = result.roles
+    timings.plays = result.plays
     say(
         f"ansible: {result.status}, changed={result.changed_total} "
         f"({', '.join(f'{h}={n}' for h, n in sorted(result.changed.items()))})"

@@ -7,7 +7,7 @@ import signal
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,6 +20,7 @@ from ansible_runner.interface import init_runner
 from testbeds import deadlines, paths
 from testbeds.errors import DeployError
 from testbeds.progress import heartbeat, say
+from testbeds.state import PlayTiming, RoleTiming
 
 # What of the caller's environment ansible-playbook gets: ansible-runner also writes the
 # whole environment into its artifacts (`command`), so cloud passwords, Pulumi
@@ -64,6 +65,8 @@ class PlaybookResult:
     failures: list[str]
     role_seconds: dict[str, float] = field(default_factory=dict)
     artifacts: str = ""
+    roles: list[RoleTiming] = field(default_factory=list)
+    plays: list[PlayTiming] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -87,10 +90,23 @@ def _seconds(data: dict[str, Any]) -> float:
 class _Progress:
     """Turns runner events into one line per task and per changed or failed host."""
 
-    def __init__(self, verbose: bool) -> None:
+    def __init__(
+        self,
+        verbose: bool,
+        baked_hosts: frozenset[str] = frozenset(),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.verbose = verbose
+        self.clock = clock
+        self.baked_hosts = baked_hosts
         self.failures: list[str] = []
         self.role_seconds: dict[str, float] = defaultdict(float)
+        # Per (role, node): task seconds, for each role's time on baked and warm nodes.
+        self.role_node_seconds: dict[tuple[str, str], float] = defaultdict(float)
+        # The play running now: its name, start and each node's task seconds in it.
+        self.plays: list[PlayTiming] = []
+        self.play: tuple[str, float] | None = None
+        self.play_node_seconds: dict[str, float] = defaultdict(float)
         # A failed loop reports only "One or more items failed"; its items say why.
         self.failed_items: dict[str, list[str]] = defaultdict(list)
         # The task running now and since when, for the heartbeat of a long task.
@@ -110,6 +126,9 @@ class _Progress:
         role = data.get("role") or "playbook"
         label = f"{role} : {task}" if data.get("role") else task
         if kind == "playbook_on_play_start":
+            now = self.clock()
+            self.close_play(now)
+            self.play = (str(data.get("play", "")), now)
             say(f"PLAY {data.get('play', '')}")
         elif kind == "playbook_on_task_start":
             self.task, self.task_started = label, time.monotonic()
@@ -120,7 +139,10 @@ class _Progress:
             item = result.get("_ansible_item_label", result.get("item", "?"))
             self.failed_items[host].append(f"item {item}: {_failure_text(result)}")
         elif kind in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable"):
-            self.role_seconds[role] += _seconds(data)
+            seconds = _seconds(data)
+            self.role_seconds[role] += seconds
+            self.role_node_seconds[(role, host)] += seconds
+            self.play_node_seconds[host] += seconds
             result = data.get("res", {}) or {}
             item_failures = self.failed_items.pop(host, [])
             if kind == "runner_on_ok":
@@ -134,6 +156,34 @@ class _Progress:
                 self.failures.append(f"node {host}, step '{label}': {why}")
                 say(f"  [{host}] {state}: {label}: {why}")
         return True  # keep the event in the artifacts
+
+    def close_play(self, now: float | None = None) -> None:
+        """Record the play that ran until now (at the next play, or at the end)."""
+        if self.play is not None:
+            name, started = self.play
+            busiest = max(self.play_node_seconds.values(), default=0.0)
+            wall = (self.clock() if now is None else now) - started
+            self.plays.append(PlayTiming(name, round(wall, 2), round(busiest, 2)))
+        self.play = None
+        self.play_node_seconds = defaultdict(float)
+
+    def role_timings(self) -> list[RoleTiming]:
+        sums: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        nodes: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for (role, host), seconds in self.role_node_seconds.items():
+            kind = "baked" if host in self.baked_hosts else "warm"
+            sums[role][kind] += seconds
+            nodes[role][kind] += 1
+        return [
+            RoleTiming(
+                role,
+                round(sums[role]["baked"], 2),
+                nodes[role]["baked"],
+                round(sums[role]["warm"], 2),
+                nodes[role]["warm"],
+            )
+            for role in sorted(sums)
+        ]
 
 
 def _failure_text(result: dict[str, Any]) -> str:
@@ -233,15 +283,17 @@ def run_playbook(
     limit: str | None = None,
     tags: list[str] | None = None,
     skip_tags: list[str] | None = None,
+    baked_hosts: frozenset[str] = frozenset(),
 ) -> PlaybookResult:
-    """Run the playbook; artifacts of the last runs stay under private_dir/artifacts."""
+    """Run the playbook; artifacts of the last runs stay under private_dir/artifacts.
+    `baked_hosts` started from a baked image: their role times are told apart."""
     private_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     # We hold the instance's lock: a playbook still working on this inventory is an
     # orphan of a run that was killed (even with SIGKILL), and must not race with ours.
     orphans = _stop_leftovers(inventories[-1])
     if orphans:
         say(f"stopped {orphans} ansible-playbook process(es) left by an earlier run")
-    progress = _Progress(verbose)
+    progress = _Progress(verbose, baked_hosts)
     timeout_s = deadlines.seconds("ansible")
     envvars = ansible_environment(private_dir, forks)
     previous_umask = os.umask(0o077)  # files Ansible writes on the control node: 0600
@@ -266,6 +318,7 @@ def run_playbook(
             runner.config.env = _runner_environment(runner.config.env, envvars)
             with heartbeat(progress.status):
                 runner.run()
+            progress.close_play()
     finally:
         os.umask(previous_umask)
     if runner.status == "timeout":
@@ -288,4 +341,6 @@ def run_playbook(
         failures=failures,
         role_seconds={k: round(v, 2) for k, v in sorted(progress.role_seconds.items())},
         artifacts=str(runner.config.artifact_dir),
+        roles=progress.role_timings(),
+        plays=list(progress.plays),
     )

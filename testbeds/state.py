@@ -70,12 +70,46 @@ def write_json(path: Path, data: Any) -> None:
     write_private(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 
 
+@dataclass(frozen=True)
+class PlayTiming:
+    """One play: its wall time and the task time of its busiest node; the rest is what
+    running a play costs (connecting, gathering, task dispatch)."""
+
+    name: str
+    wall_s: float
+    busiest_node_s: float
+
+    @property
+    def overhead_s(self) -> float:
+        return round(max(self.wall_s - self.busiest_node_s, 0.0), 2)
+
+
+@dataclass(frozen=True)
+class RoleTiming:
+    """A role's task time per node, on nodes started from a baked image and on others."""
+
+    role: str
+    baked_s: float  # summed over baked nodes
+    baked_nodes: int
+    warm_s: float
+    warm_nodes: int
+
+    def per_node(self, kind: str) -> float | None:
+        seconds, nodes = (
+            (self.baked_s, self.baked_nodes) if kind == "baked" else (self.warm_s, self.warm_nodes)
+        )
+        return round(seconds / nodes, 2) if nodes else None
+
+
 @dataclass
 class Timings:
     """Wall-clock time per phase, kept in order."""
 
     phases: dict[str, float] = field(default_factory=dict)
     roles: dict[str, float] = field(default_factory=dict)
+    # Each role's time per node on baked and warm nodes, and each play's overhead.
+    role_nodes: list[RoleTiming] = field(default_factory=list)
+    plays: list[PlayTiming] = field(default_factory=list)
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -182,6 +216,14 @@ class StateDir:
                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "phases_s": timings.phases,
                 "roles_s": timings.roles,
+                "roles_per_node_s": {
+                    r.role: {"baked": r.per_node("baked"), "warm": r.per_node("warm")}
+                    for r in timings.role_nodes
+                },
+                "plays_s": [
+                    {"play": p.name, "wall": p.wall_s, "overhead": p.overhead_s}
+                    for p in timings.plays
+                ],
                 "total_s": timings.total(),
                 **extra,
             },

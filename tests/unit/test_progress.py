@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from testbeds import progress
+from testbeds import progress, runner
 from testbeds.targets import image
 
 
@@ -51,3 +51,37 @@ def test_debootstrap_that_runs_out_of_time_is_stopped_with_its_children() -> Non
         ["sh", "-c", "sleep 30; echo done"], 0.5, lambda _: None, started
     )
     assert code is None and time.monotonic() - started < 5
+
+
+def test_timings_tell_baked_from_warm_nodes_and_show_each_plays_overhead() -> None:
+    """A role's task time per node on baked and on warm nodes, and per play its wall time
+    against its busiest node's task time (the rest is the play's overhead)."""
+    clock = iter([100.0, 110.0, 130.0])  # play 1 starts, play 2 starts, the run ends
+    tracked = runner._Progress(False, frozenset({"a"}), clock=lambda: next(clock))
+
+    def task(host: str, role: str, seconds: int) -> dict[str, object]:
+        return {
+            "event": "runner_on_ok",
+            "event_data": {
+                "host": host,
+                "role": role,
+                "task": "t",
+                "start": "2026-01-01T00:00:00",
+                "end": f"2026-01-01T00:00:{seconds:02d}",
+                "res": {},
+            },
+        }
+
+    tracked({"event": "playbook_on_play_start", "event_data": {"play": "one"}})
+    for event in (task("a", "common", 2), task("b", "common", 6), task("b", "common", 1)):
+        tracked(event)
+    tracked({"event": "playbook_on_play_start", "event_data": {"play": "two"}})
+    tracked(task("a", "slurm", 5))
+    tracked.close_play()
+    (common, slurm) = tracked.role_timings()
+    assert (common.per_node("baked"), common.per_node("warm")) == (2.0, 7.0)
+    assert (slurm.per_node("baked"), slurm.per_node("warm")) == (5.0, None)
+    assert [(p.name, p.wall_s, p.busiest_node_s, p.overhead_s) for p in tracked.plays] == [
+        ("one", 10.0, 7.0, 3.0),
+        ("two", 20.0, 5.0, 15.0),
+    ]
