@@ -53,16 +53,17 @@ options:
 """
 
 import os
+from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
 
-def _same(current, wanted):
+def _same(current: object, wanted: object) -> bool:
     return str(current).lower() == str(wanted).lower()
 
 
-def converge(client, params, errors):
-    changes = []
+def converge(client: Any, params: dict[str, Any], errors: Any) -> list[str]:
+    changes: list[str] = []
     names = [rse["name"] for rse in params["rses"]]
     for rse in params["rses"]:
         name = rse["name"]
@@ -120,9 +121,16 @@ def converge(client, params, errors):
     return changes
 
 
-def _user(client, errors, user, rses, limit_bytes, existing_scopes):
+def _user(
+    client: Any,
+    errors: Any,
+    user: dict[str, Any],
+    rses: list[str],
+    limit_bytes: int,
+    existing_scopes: set[str],
+) -> list[str]:
     """One user's account, identity, scope and limits, as wanted."""
-    changes = []
+    changes: list[str] = []
     name = user["name"]
     try:
         client.get_account(name)
@@ -145,7 +153,7 @@ def _user(client, errors, user, rses, limit_bytes, existing_scopes):
     return changes
 
 
-def _priorities(domains):
+def _priorities(domains: dict[str, Any]) -> dict[tuple[str, str], int]:
     """An operation's priority per domain; an operation not offered is None (or absent),
     which is not 0: Rucio takes 0 as a protocol's first choice."""
     return {
@@ -156,7 +164,7 @@ def _priorities(domains):
     }
 
 
-def main():
+def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "config": {"type": "path", "required": True},

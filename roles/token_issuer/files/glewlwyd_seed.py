@@ -34,8 +34,10 @@ import secrets
 import sqlite3
 import string
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -313,6 +315,7 @@ class Seeder:
         row = self.one(
             "SELECT gc_id, gc_password FROM g_client WHERE gc_client_id = ?", client.name
         )
+        client_id: object
         if row is None:
             client_id = self.db.execute(
                 "INSERT INTO g_client (gc_client_id, gc_name, gc_confidential, gc_password, "
@@ -363,7 +366,7 @@ class Seeder:
         table: str,
         columns: tuple[str, ...],
         client_id: object,
-        wanted: list[tuple[object, ...]],
+        wanted: Sequence[tuple[object, ...]],
         what: str,
     ) -> None:
         """Make a client's rows of `table` (its `columns` besides gc_id) exactly `wanted`."""
@@ -394,7 +397,8 @@ def read_clients(seed: dict[str, object]) -> list[Client]:
     """The seed's clients; an audience that is not a plain https URL is refused, naming
     the client and the field, before the database is touched."""
     clients = []
-    for i, c in enumerate(seed["clients"]):  # type: ignore[arg-type]
+    entries: list[dict[str, Any]] = seed["clients"]  # type: ignore[assignment]
+    for i, c in enumerate(entries):
         audiences = tuple(c.get("audiences", []))
         for j, audience in enumerate(audiences):
             if not isinstance(audience, str) or not AUDIENCE.fullmatch(audience):
