@@ -23,7 +23,7 @@ from testbeds.plan import Plan
 from testbeds.progress import say
 from testbeds.state import RESERVED_PREFIX, StateDir, Timings
 from testbeds.targets import get_target, podman
-from testbeds.targets.baked import BAKE_STEPS, NEVER_BAKED, baked_image_ref
+from testbeds.targets.baked import BAKE_STEPS, baked_image_ref, never_baked
 from testbeds.targets.base import Target
 from testbeds.targets.local import base_image, container_name, network_name
 
@@ -68,7 +68,7 @@ def refuse_existing_builder(builder: Plan) -> None:
 
 
 def bake_tags(plan: Plan) -> list[str]:
-    roles = sorted(plan.roles - NEVER_BAKED)
+    roles = sorted(plan.roles - never_baked())
     return [f"{role}_{step}" for role in roles for step in BAKE_STEPS]
 
 

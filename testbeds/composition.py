@@ -20,11 +20,17 @@ from typing import Any, TypeVar
 from pydantic import TypeAdapter, ValidationError
 
 from testbeds.errors import DefinitionError, field_path
+from testbeds.role_facts import roles_with
 from testbeds.schema import Include, Link, NodeGroup, TestbedDefinition
 
-# Roles that make a node group the identity host: the issuer reads the directory on its
-# own node, so the two move together.
-IDENTITY_ROLES = ("directory", "token_issuer")
+
+def identity_layer_roles() -> frozenset[str]:
+    """Roles that make a node group the identity host (their meta/testbed.yml says
+    `identity_layer: true`): the issuer reads the directory on its own node, so the two
+    move together."""
+    return roles_with("identity_layer")
+
+
 # Merged variables whose records each claim a numeric id that must stay unique.
 UNIQUE_IDS = {"users_accounts": "uid", "users_projects": "gid"}
 
@@ -193,10 +199,10 @@ class _Composer:
     ) -> str:
         """The testbed whose directory stays: this file's own, else the first included."""
         for group in own_groups:
-            if isinstance(group, dict) and set(IDENTITY_ROLES) & set(group.get("roles") or ()):
+            if isinstance(group, dict) and identity_layer_roles() & set(group.get("roles") or ()):
                 return str(self.data.get("name"))
         for testbed, groups in chosen:
-            if any(set(IDENTITY_ROLES) & set(g.roles) for g in groups):
+            if any(identity_layer_roles() & set(g.roles) for g in groups):
                 return testbed
         return ""
 
@@ -230,7 +236,7 @@ def compose(
         for g in own_groups
         if isinstance(g, dict) and holder == data.get("name")
     ]
-    identity_roles = set().union(*(r for r in candidates if r & set(IDENTITY_ROLES)))
+    identity_roles = set().union(*(r for r in candidates if r & identity_layer_roles()))
     apart = composer.kept_apart(definitions, identity_roles)
     vars_of = {d.name: d.vars for d in definitions}
 
@@ -253,7 +259,7 @@ def compose(
             group_origin[group.name] = testbed
             roles = group.roles
             if testbed != holder:
-                roles = tuple(r for r in roles if r not in IDENTITY_ROLES)
+                roles = tuple(r for r in roles if r not in identity_layer_roles())
             own_values = {
                 k: v
                 for k, v in vars_of[testbed].items()

@@ -11,19 +11,26 @@ from testbeds import paths
 from testbeds.digests import tree_digest
 from testbeds.plan import Plan
 from testbeds.playbook import plays
+from testbeds.role_facts import roles_with
 
 BAKED_REPOSITORY = "localhost/wp5-testbeds-baked"
 # Steps of a role that only install software; configure steps (and their secrets) never run.
 BAKE_STEPS = ("preflight", "detect", "install")
-# Roles whose install step places per-node credentials: never baked into an image.
-NEVER_BAKED = frozenset({"testbed_ca"})
+
+
+def never_baked() -> frozenset[str]:
+    """Roles whose install step places per-node credentials (their meta/testbed.yml says
+    `baked: false`): never baked into an image."""
+    base = paths.roles_dir()
+    roles = {p.name for p in base.iterdir() if (p / "tasks" / "main.yml").is_file()}
+    return frozenset(roles) - roles_with("baked")
 
 
 def install_tags(roles: Iterable[str]) -> list[str]:
     """The install steps a node started from a baked image has already run (in the image):
     `up` skips them and runs the steps that make the instance itself (preflight, detection,
     configuration: secrets, certificates, identities, services)."""
-    return sorted(f"{role}_install" for role in set(roles) - NEVER_BAKED)
+    return sorted(f"{role}_install" for role in set(roles) - never_baked())
 
 
 def baked_image_ref(plan: Plan, group: str, base_image: str) -> str:
