@@ -16,7 +16,9 @@ began = time.monotonic()
 cluster = SLURMCluster(security=True)
 cluster.scale(jobs=WORKERS)
 client = Client(cluster)
-client.wait_for_workers(WORKERS, timeout=180)
+# The workers are Slurm jobs: they may queue behind other users' jobs (other checks run
+# side by side on the same partition) before they start.
+client.wait_for_workers(WORKERS, timeout=int("__WORKERS_WAIT_S__"))
 started_s = time.monotonic() - began
 workers = client.scheduler_info()["workers"].values()
 job_ids = sorted(job.job_id for job in cluster.workers.values())

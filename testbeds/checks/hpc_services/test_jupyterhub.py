@@ -16,6 +16,9 @@ from testbeds.checks.issuer_pages import grant_and_continue, log_in
 
 DASK_CELL = Path(__file__).with_name("dask_notebook.py")
 DASK_WORKERS = 2
+# How long the workers' jobs may queue and start: the partition is shared with the other
+# lanes' jobs (Spark, MPI, job arrays), which may hold every CPU for minutes.
+DASK_WORKERS_WAIT_S = 480
 
 
 @pytest.fixture(scope="module")
@@ -189,8 +192,9 @@ def test_dask_cluster_from_notebook(testbed, hub, hub_session, notebook, record_
         DASK_CELL.read_text()
         .replace("__DATASET__", dataset)
         .replace("__WORKERS__", str(DASK_WORKERS))
+        .replace("__WORKERS_WAIT_S__", str(DASK_WORKERS_WAIT_S))
     )
-    ran = hub_session("run", 300, testbed.value("analysis_kernel_name"), cell)
+    ran = hub_session("run", DASK_WORKERS_WAIT_S + 180, testbed.value("analysis_kernel_name"), cell)
     assert ran.get("status") == "ok", ran
     lines = [line for line in ran["stdout"].splitlines() if line.startswith("RESULT ")]
     assert lines, ran
