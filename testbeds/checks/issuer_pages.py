@@ -5,8 +5,12 @@ page that never loads (its scripts missing) fails here, naming where it stopped.
 
 from __future__ import annotations
 
+from typing import Any
+
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.ui import WebDriverWait
 
 from testbeds.checks.browser import Browser
 
@@ -26,13 +30,41 @@ def button(browser: Browser, label: str) -> WebElement:
     return found
 
 
+# How often the login form is filled in again: the page's script may render it anew while it
+# loads (what was typed is then gone, and OK submits nothing).
+LOGIN_ATTEMPTS = 3
+LOGIN_ANSWER_S = 20
+
+
+def login_form_shown(driver: Any) -> bool:
+    return any(e.is_displayed() for e in driver.find_elements(By.ID, "username"))
+
+
 def log_in(browser: Browser, user: str, password: str) -> None:
-    """The issuer's login form: the directory account and its password."""
-    browser.wait(lambda driver: driver.find_element(By.ID, "username").is_displayed())
-    browser.driver.find_element(By.ID, "username").send_keys(user)
-    browser.driver.find_element(By.ID, "password").send_keys(password)
-    browser.shot("issuer-login")
-    browser.driver.find_element(By.ID, "loginbut").click()
+    """The issuer's login form: the directory account and its password, until the page
+    moves on from the form."""
+    for _ in range(LOGIN_ATTEMPTS):
+        browser.wait(login_form_shown)
+        for field_id, value in (("username", user), ("password", password)):
+            field = browser.driver.find_element(By.ID, field_id)
+            field.clear()
+            field.send_keys(value)
+        browser.shot("issuer-login")
+        if browser.driver.find_element(By.ID, "username").get_attribute("value") != user:
+            continue  # the form was drawn again while it was filled in
+        browser.driver.find_element(By.ID, "loginbut").click()
+        try:
+            WebDriverWait(browser.driver, LOGIN_ANSWER_S).until(
+                lambda driver: not login_form_shown(driver)
+            )
+            return
+        except TimeoutException:
+            continue
+    browser.shot("issuer-login-refused")
+    raise AssertionError(
+        f"the issuer's login form stayed after {LOGIN_ATTEMPTS} tries as {user}: "
+        f"{browser.driver.find_element(By.TAG_NAME, 'body').text[:300]!r}"
+    )
 
 
 def grant_and_continue(browser: Browser) -> None:
