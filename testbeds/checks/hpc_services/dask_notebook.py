@@ -13,7 +13,11 @@ DATASET = "__DATASET__"  # filled in by the check
 WORKERS = int("__WORKERS__")
 
 began = time.monotonic()
-cluster = SLURMCluster(security=True)
+# A walltime shorter than what is left of the notebook's own job: Slurm's backfill can then
+# start the workers beside a job that waits for whole nodes (another lane's MPI job waits for
+# the CPU this notebook holds; without a short limit the workers would queue behind it
+# until the notebook ends, and the notebook waits for them).
+cluster = SLURMCluster(security=True, walltime="00:15:00")
 cluster.scale(jobs=WORKERS)
 client = Client(cluster)
 # The workers are Slurm jobs: they may queue behind other users' jobs (other checks run

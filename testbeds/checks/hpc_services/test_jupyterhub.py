@@ -17,7 +17,8 @@ from testbeds.checks.issuer_pages import grant_and_continue, log_in
 DASK_CELL = Path(__file__).with_name("dask_notebook.py")
 DASK_WORKERS = 2
 # How long the workers' jobs may queue and start: the partition is shared with the other
-# lanes' jobs (Spark, MPI, job arrays), which may hold every CPU for minutes.
+# lanes' jobs (Spark, MPI, job arrays), which may hold every CPU for minutes (the workers'
+# short walltime lets backfill start them beside a job that waits for whole nodes).
 DASK_WORKERS_WAIT_S = 480
 
 
