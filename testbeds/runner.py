@@ -100,7 +100,6 @@ class _Progress:
         self.clock = clock
         self.baked_hosts = baked_hosts
         self.failures: list[str] = []
-        self.role_seconds: dict[str, float] = defaultdict(float)
         # Per (role, node): task seconds, for each role's time on baked and warm nodes.
         self.role_node_seconds: dict[tuple[str, str], float] = defaultdict(float)
         # The play running now: its name, start and each node's task seconds in it.
@@ -140,7 +139,6 @@ class _Progress:
             self.failed_items[host].append(f"item {item}: {_failure_text(result)}")
         elif kind in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable"):
             seconds = _seconds(data)
-            self.role_seconds[role] += seconds
             self.role_node_seconds[(role, host)] += seconds
             self.play_node_seconds[host] += seconds
             result = data.get("res", {}) or {}
@@ -166,6 +164,13 @@ class _Progress:
             self.plays.append(PlayTiming(name, round(wall, 2), round(busiest, 2)))
         self.play = None
         self.play_node_seconds = defaultdict(float)
+
+    def role_seconds(self) -> dict[str, float]:
+        """Each role's task time summed over every node."""
+        summed: dict[str, float] = defaultdict(float)
+        for (role, _), seconds in self.role_node_seconds.items():
+            summed[role] += seconds
+        return {role: round(seconds, 2) for role, seconds in sorted(summed.items())}
 
     def role_timings(self) -> list[RoleTiming]:
         sums: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
@@ -339,7 +344,7 @@ def run_playbook(
         rc=int(runner.rc),
         changed=changed,
         failures=failures,
-        role_seconds={k: round(v, 2) for k, v in sorted(progress.role_seconds.items())},
+        role_seconds=progress.role_seconds(),
         artifacts=str(runner.config.artifact_dir),
         roles=progress.role_timings(),
         plays=list(progress.plays),

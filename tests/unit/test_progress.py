@@ -78,6 +78,7 @@ def test_timings_tell_baked_from_warm_nodes_and_show_each_plays_overhead() -> No
     tracked({"event": "playbook_on_play_start", "event_data": {"play": "two"}})
     tracked(task("a", "slurm", 5))
     tracked.close_play()
+    assert tracked.role_seconds() == {"common": 9.0, "slurm": 5.0}
     (common, slurm) = tracked.role_timings()
     assert (common.per_node("baked"), common.per_node("warm")) == (2.0, 7.0)
     assert (slurm.per_node("baked"), slurm.per_node("warm")) == (5.0, None)
