@@ -85,10 +85,19 @@ def run_checks(
     quiet: bool = False,
     env: dict[str, str] | None = None,
 ) -> VerifyResult:
-    report.unlink(missing_ok=True)
+    # The last report orders the lanes (longest first); it is kept aside until this run's.
+    last_report = report.with_name(f"{report.stem}-last{report.suffix}")
+    if report.is_file():
+        report.replace(last_report)
     targets = [str(paths.CHECKS_DIR / suite) for suite in suites]
     workers = check_workers(nodes_file)
-    parallel = ["-n", str(workers), "--dist", "loadgroup"] if workers > 1 else []
+    # The lanes come in the order they should start (see testbeds/checks/lanes.py); xdist
+    # would otherwise reorder them by their number of checks.
+    parallel = (
+        ["-n", str(workers), "--dist", "loadgroup", "--no-loadscope-reorder"]
+        if workers > 1
+        else []
+    )
     command = [
         sys.executable,
         "-m",
@@ -112,7 +121,12 @@ def run_checks(
     try:
         proc = subprocess.run(
             command,
-            env={**caller, "TESTBED_NODES_FILE": str(nodes_file), **(env or {})},
+            env={
+                **caller,
+                "TESTBED_NODES_FILE": str(nodes_file),
+                "TESTBED_LAST_REPORT": str(last_report),
+                **(env or {}),
+            },
             check=False,
             stdout=subprocess.DEVNULL if quiet else sys.stderr,
             stderr=subprocess.STDOUT if not quiet else subprocess.DEVNULL,

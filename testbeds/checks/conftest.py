@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import testinfra
 
+from testbeds.checks import lanes
 from testbeds.checks.browser import Browser, browser, browser_missing
 from testbeds.checks.directory_accounts import Newcomers, directory_host
 from testbeds.targets.base import ProvisionedNode, read_nodes
@@ -105,36 +106,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 # First: pytest-xdist's worker reads the groups in its own hook of the same name.
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Checks of one node form a group and checks of the whole testbed (jobs, transfers,
-    pipelines) another: `testbed verify` runs the groups side by side (pytest-xdist's
-    loadgroup), each group's checks one after another, so nodes are checked at the same
-    time while the testbed-wide checks never overlap each other."""
-    for item in items:
-        params = getattr(item, "callspec", None)
-        node = params.params.get("node") if params is not None else None
-        item.add_marker(pytest.mark.xdist_group(f"node-{node}" if node else _lane(item)))
-
-
-# Testbed-wide checks run in lanes, side by side, each lane's checks one after another.
-# Those that move data and tokens touch no Slurm partition and share one lane; the
-# pipelines and the composition's scenarios share the pipeline repository and its builds,
-# so they share one too; each module of hpc_services is a workload of its own on the Slurm
-# cluster (jobs of other lanes only queue behind it), so each gets a lane.
-LANES = {
-    "tokens": "data",
-    "storage_endpoints": "data",
-    "data_management": "data",
-    "pipelines": "pipelines",
-    "composition": "pipelines",
-}
-PER_MODULE_SUITES = frozenset({"hpc_services"})
-
-
-def _lane(item: pytest.Item) -> str:
-    suite = item.path.parent.name
-    if suite in PER_MODULE_SUITES:
-        return f"testbed-{suite}-{item.path.stem}"
-    return f"testbed-{LANES.get(suite, suite)}"
+    """Each check joins its lane (see `testbeds.checks.lanes`): `testbed verify` runs the
+    lanes side by side (pytest-xdist's loadgroup), each lane's checks one after another, so
+    nodes are checked at the same time while testbed-wide checks that share state never
+    overlap; the lanes start longest first, by the instance's last report."""
+    names = [lanes.lane(item) for item in items]
+    last_report = os.environ.get("TESTBED_LAST_REPORT")
+    last = lanes.check_seconds(Path(last_report)) if last_report else {}
+    order = lanes.longest_first(items, names, last)
+    for index in order:
+        items[index].add_marker(pytest.mark.xdist_group(names[index]))
+    items[:] = [items[index] for index in order]
 
 
 # pytest-xdist's loadgroup appends "@<group>" to the node ids it schedules.

@@ -67,7 +67,7 @@ def test_lanes_keep_shared_state_together_and_let_workloads_overlap() -> None:
     workload of its own on the cluster, gets a lane; other suites one each."""
     from types import SimpleNamespace
 
-    from testbeds.checks.conftest import _lane
+    from testbeds.checks.lanes import lane as _lane
 
     def lane(path: str) -> str:
         return _lane(SimpleNamespace(path=Path("/checks") / path))  # type: ignore[arg-type]
@@ -78,3 +78,42 @@ def test_lanes_keep_shared_state_together_and_let_workloads_overlap() -> None:
     assert lane("hpc_services/test_analysis.py") != lane("hpc_services/test_jupyterhub.py")
     assert lane("identity/test_directory.py") != lane("slurm_core/test_slurm.py")
     assert lane("pipelines/test_pipeline.py") != lane("tokens/test_a.py")
+
+
+def test_lanes_start_longest_first_by_the_last_report(tmp_path: Path) -> None:
+    """The lane that took longest in the last report starts first; a lane the report does not
+    know starts before the per-node lanes it does not know; checks keep their order within a
+    lane."""
+    from types import SimpleNamespace
+
+    from testbeds.checks.lanes import check_seconds, longest_first
+
+    report = tmp_path / "report.xml"
+    report.write_text(
+        "<testsuites><testsuite>"
+        '<testcase classname="hpc_services.test_htc" name="test_array" time="20"/>'
+        '<testcase classname="hpc_services.test_jupyterhub" name="test_a" time="30"/>'
+        '<testcase classname="hpc_services.test_jupyterhub" name="test_b" time="40"/>'
+        '<testcase classname="base.test_os" name="test_ok[cpu1]" time="1"/>'
+        "</testsuite></testsuites>"
+    )
+    nodeids = [
+        "base/test_os.py::test_ok[cpu1]",
+        "base/test_os.py::test_new[cpu1]",
+        "hpc_services/test_htc.py::test_array",
+        "hpc_services/test_jupyterhub.py::test_a",
+        "hpc_services/test_jupyterhub.py::test_b",
+        "hpc_services/test_new.py::test_c",
+    ]
+    names = ["node-cpu1", "node-cpu1", "testbed-htc", "testbed-hub", "testbed-hub", "testbed-new"]
+    items = [SimpleNamespace(nodeid=nodeid) for nodeid in nodeids]
+    order = longest_first(items, names, check_seconds(report))  # type: ignore[arg-type]
+    assert [nodeids[i] for i in order] == [
+        "hpc_services/test_new.py::test_c",
+        "hpc_services/test_jupyterhub.py::test_a",
+        "hpc_services/test_jupyterhub.py::test_b",
+        "hpc_services/test_htc.py::test_array",
+        "base/test_os.py::test_ok[cpu1]",
+        "base/test_os.py::test_new[cpu1]",
+    ]
+    assert check_seconds(tmp_path / "missing.xml") == {}

@@ -1,0 +1,84 @@
+"""Lanes: which checks `testbed verify` runs one after another, and in what order the lanes start.
+
+Checks of one node form a lane of their own; the testbed-wide checks (jobs, transfers,
+pipelines) form lanes by what they share. pytest-xdist's `loadgroup` gives each lane to one
+worker, and a worker takes the next lane when it is done with its own, so the longest lane
+should start first: lanes are ordered by how long they took in the instance's last report
+(the longest first), and lanes the report does not know start before the per-node lanes
+(testbed-wide lanes are the long ones)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+# The data suites move data and tokens and touch no Slurm partition: one lane. The pipelines
+# and the composition's scenarios push to one repository: one lane. Each hpc_services
+# module is a workload of its own on the cluster (jobs of other lanes only queue behind it):
+# a lane each.
+SHARED_LANES = {
+    "tokens": "data",
+    "storage_endpoints": "data",
+    "data_management": "data",
+    "pipelines": "pipelines",
+    "composition": "pipelines",
+}
+PER_MODULE_SUITES = frozenset({"hpc_services"})
+
+
+def lane(item: pytest.Item) -> str:
+    """The lane of one check: its node's, or its suite's (or its module's)."""
+    params = getattr(item, "callspec", None)
+    node = params.params.get("node") if params is not None else None
+    if node:
+        return f"node-{node}"
+    suite = item.path.parent.name
+    if suite in PER_MODULE_SUITES:
+        return f"testbed-{suite}-{item.path.stem}"
+    return f"testbed-{SHARED_LANES.get(suite, suite)}"
+
+
+def report_key(nodeid: str) -> tuple[str, str]:
+    """A check's (classname, name) in a JUnit report, from its pytest node id
+    (`hpc_services/test_htc.py::test_x[p]` -> `hpc_services.test_htc`, `test_x[p]`)."""
+    path, _, name = nodeid.partition("::")
+    return path.removesuffix(".py").replace("/", "."), name
+
+
+def check_seconds(report: Path) -> dict[tuple[str, str], float]:
+    """Each check's time in a JUnit report; nothing when there is no readable report."""
+    try:
+        root = ET.parse(report).getroot()
+    except (OSError, ET.ParseError):
+        return {}
+    return {
+        (case.get("classname", ""), case.get("name", "")): float(case.get("time", 0) or 0)
+        for case in root.iter("testcase")
+    }
+
+
+def longest_first(
+    items: Sequence[pytest.Item], lanes: Sequence[str], last: dict[tuple[str, str], float]
+) -> list[int]:
+    """The order (indices into items) that starts the lanes longest first: by their summed
+    time in the last report; lanes it does not know come before the per-node lanes it does
+    not know. Checks keep their order within a lane."""
+    seconds: dict[str, float] = defaultdict(float)
+    known: set[str] = set()
+    for item, name in zip(items, lanes, strict=True):
+        key = report_key(item.nodeid.split("@")[0])
+        if key in last:
+            seconds[name] += last[key]
+            known.add(name)
+    first_seen = {name: index for index, name in reversed(list(enumerate(lanes)))}
+
+    def rank(name: str) -> tuple[int, float, int]:
+        if name in known:
+            return (1, -seconds[name], first_seen[name])
+        return (0 if name.startswith("testbed-") else 2, 0.0, first_seen[name])
+
+    return sorted(range(len(items)), key=lambda index: (rank(lanes[index]), index))
