@@ -14,6 +14,7 @@ so any change to what would be installed gives a new tag.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import replace
 
 from testbeds.deploy import run_definition_playbook, write_inventory
@@ -24,7 +25,7 @@ from testbeds.progress import say
 from testbeds.state import RESERVED_PREFIX, StateDir, Timings
 from testbeds.targets import get_target, podman
 from testbeds.targets.baked import BAKE_STEPS, baked_image_ref, never_baked
-from testbeds.targets.base import Target
+from testbeds.targets.base import ProvisionedNode, Target
 from testbeds.targets.local import base_image, container_name, network_name
 
 # What makes a node itself, removed before its container becomes an image: every node
@@ -35,6 +36,28 @@ NODE_IDENTITY_CLEANUP = (
     "rm -f /etc/ssh/ssh_host_* /var/lib/systemd/random-seed /var/lib/dbus/machine-id; "
     ": > /etc/machine-id"
 )
+
+
+COMMITS_AT_ONCE = 4
+
+
+def _commit(node: ProvisionedNode, image: str) -> None:
+    """The node's container, without package caches and without what makes a node itself,
+    as its group's image."""
+    podman.exec_(node.container, "sh", "-c", NODE_IDENTITY_CLEANUP)
+    podman.run(
+        "commit",
+        "--quiet",
+        "--pause",
+        "--change",
+        "CMD=/sbin/init",
+        "--change",
+        f"LABEL={podman.LABEL_PREFIX}.image=baked",
+        node.container,
+        image,
+        timeout=600,
+    )
+    say(f"[{node.group}] baked {image}")
 
 
 def builder_instance(plan: Plan) -> str:
@@ -111,24 +134,15 @@ def _build(
         if not result.ok:
             details = "\n  ".join(result.failures) or f"see {result.artifacts}"
             raise DeployError(f"baking {plan.name} failed:\n  {details}")
-        with timings.phase("commit"):
-            for node in nodes:
-                container = node.container
-                # Package caches and the node's own identity are not part of what is baked.
-                podman.exec_(container, "sh", "-c", NODE_IDENTITY_CLEANUP)
-                podman.run(
-                    "commit",
-                    "--quiet",
-                    "--pause",
-                    "--change",
-                    "CMD=/sbin/init",
-                    "--change",
-                    f"LABEL={podman.LABEL_PREFIX}.image=baked",
-                    container,
-                    missing[node.group],
-                    timeout=600,
-                )
-                say(f"[{node.group}] baked {missing[node.group]}")
+        # One commit per group, side by side: each writes its own layer, mostly waiting on
+        # the disk (one after another they took 89 s for hpc-access's four groups).
+        with (
+            timings.phase("commit"),
+            ThreadPoolExecutor(max_workers=min(COMMITS_AT_ONCE, len(nodes))) as pool,
+        ):
+            commits = [pool.submit(_commit, node, missing[node.group]) for node in nodes]
+            for done in as_completed(commits):
+                done.result()
     finally:
         target.destroy(builder.instance)
         state.remove()

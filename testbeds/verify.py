@@ -94,9 +94,7 @@ def run_checks(
     # The lanes come in the order they should start (see testbeds/checks/lanes.py); xdist
     # would otherwise reorder them by their number of checks.
     parallel = (
-        ["-n", str(workers), "--dist", "loadgroup", "--no-loadscope-reorder"]
-        if workers > 1
-        else []
+        ["-n", str(workers), "--dist", "loadgroup", "--no-loadscope-reorder"] if workers > 1 else []
     )
     command = [
         sys.executable,

@@ -119,6 +119,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items[:] = [items[index] for index in order]
 
 
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`testbed verify`'s lanes: see `testbeds.checks.lanes.LaneAtATime`."""
+    if config.getvalue("dist") == "loadgroup":
+        return lanes.LaneAtATime(config, log)
+    return None
+
+
 # pytest-xdist's loadgroup appends "@<group>" to the node ids it schedules.
 _GROUP_SUFFIX = re.compile(r"@(testbed-[A-Za-z0-9_-]+|node-[^@\[\]]+)$")
 

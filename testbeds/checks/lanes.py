@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from xdist.scheduler import LoadGroupScheduling
+from xdist.workermanage import WorkerController
 
 # The data suites move data and tokens and touch no Slurm partition: one lane. The pipelines
 # and the composition's scenarios push to one repository: one lane. Each hpc_services
@@ -82,3 +84,21 @@ def longest_first(
         return (0 if name.startswith("testbed-") else 2, 0.0, first_seen[name])
 
     return sorted(range(len(items)), key=lambda index: (rank(lanes[index]), index))
+
+
+class LaneAtATime(LoadGroupScheduling):
+    """pytest-xdist's loadgroup, except that a worker is given its next lane only when its
+    current lane is down to its last check (a worker runs a check only once it knows the one
+    after it, so it must hold one more). Stock loadgroup tops a worker up whenever it has
+    two checks or fewer in hand: lanes then queue behind a long single-check lane (Spark's)
+    on one worker while other workers have nothing left to do."""
+
+    def _reschedule(self, node: WorkerController) -> None:
+        if node.shutting_down:
+            return
+        if not self.workqueue:
+            node.shutdown()
+            return
+        if self._pending_of(self.assigned_work[node]) > 1:
+            return
+        self._assign_work_unit(node)

@@ -35,7 +35,11 @@ def test_testbed_wide(n):
 """
 
 CONFTEST = """
-from testbeds.checks.conftest import pytest_collection_modifyitems, pytest_configure  # noqa: F401
+from testbeds.checks.conftest import (  # noqa: F401
+    pytest_collection_modifyitems,
+    pytest_configure,
+    pytest_xdist_make_scheduler,
+)
 """
 
 

@@ -64,3 +64,14 @@ def test_explicit_partitions(tmp_path: Path) -> None:
         ],
     )
     assert "PartitionName=all Nodes=cpu1,cpu2,big1 Default=YES MaxTime=1:00:00 State=UP" in lines
+
+
+def test_emulated_cpus_multiply_the_traits_and_say_so(tmp_path: Path) -> None:
+    """A factor above 1 (the local target's) gives each node that many CPUs per CPU of its
+    traits, tells slurmd to trust slurm.conf over what it finds, and labels the nodes."""
+    lines = render(tmp_path, slurm_use_cgroups=False, slurm_emulated_cpu_factor=2)
+    assert "NodeName=cpu1 CPUs=8 RealMemory=8000 Features=emulated_cpus State=UNKNOWN" in lines
+    assert "SlurmdParameters=config_overrides" in lines
+    plain = render(tmp_path)
+    assert "NodeName=cpu1 CPUs=4 RealMemory=8000 State=UNKNOWN" in plain
+    assert not any(line.startswith("SlurmdParameters=") for line in plain)

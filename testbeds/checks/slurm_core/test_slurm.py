@@ -55,6 +55,21 @@ def test_compute_node_schedulable(testbed, node):
     )
 
 
+@pytest.mark.nodes("slurm_compute")
+def test_compute_node_cpus_follow_traits_and_emulation_is_labelled(testbed, node):
+    """Slurm schedules the CPUs the node's traits give it, times the site's emulation factor;
+    emulated CPUs (a factor above 1) carry the feature emulated_cpus, real ones do not."""
+    login = testbed.host(testbed.group("slurm_login")[0])
+    shown = login.run(f"scontrol show node -o {node}").stdout
+    factor = int(testbed.value("slurm_emulated_cpu_factor"))
+    cpus = re.search(r"\bCPUTot=(\d+)", shown)
+    assert cpus, shown
+    assert int(cpus.group(1)) == int(testbed.traits(node).get("cpus", 1)) * factor, shown
+    features = re.search(r"\bAvailableFeatures=(\S*)", shown)
+    assert features, shown
+    assert ("emulated_cpus" in features.group(1).split(",")) == (factor > 1), shown
+
+
 def test_batch_job_spans_two_nodes(testbed):
     """An sbatch job asking for two nodes completes, and its output names both nodes."""
     compute = testbed.group("slurm_compute")
