@@ -18,7 +18,7 @@ from testbeds.state import StateDir
 from tests.e2e.live import LiveTestbed, bring_up, run_cli
 
 # How many checks each testbed's verify runs on the local target: all must run and pass.
-CHECKS = {"research-infrastructure": 316}
+CHECKS = {"research-infrastructure": 317}
 
 
 class Lifecycle:

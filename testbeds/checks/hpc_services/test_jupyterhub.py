@@ -237,6 +237,44 @@ def test_dask_cluster_from_notebook(testbed, hub, hub_session, notebook, record_
     )
 
 
+REDIS_CELL = """
+import getpass, json, os, redis
+user = getpass.getuser()
+client = redis.Redis(
+    host=os.environ["REDIS_HOST"], port=int(os.environ["REDIS_PORT"]), ssl=True,
+    ssl_ca_certs=os.environ["REDIS_CA_FILE"], username=user,
+    password=open(os.environ["REDIS_PASSWORD_FILE"]).read().strip(),
+)
+key = user + ":from-notebook"
+client.set(key, "__VALUE__")
+value = client.get(key).decode()
+client.delete(key)
+try:
+    client.set("someone-else:from-notebook", "x")
+    foreign = "written"
+except redis.exceptions.NoPermissionError:
+    foreign = "refused"
+print("RESULT " + json.dumps({"value": value, "foreign": foreign}))
+"""
+
+
+def test_redis_from_the_notebook(testbed, notebook, hub_session):
+    """In the notebook's analysis kernel, the research user reaches the testbed's Redis with
+    redis-py as the docs show (address, port, CA file and password file from the
+    environment a login shell has; TLS verified; their own ACL user): writes and reads back a
+    key under their prefix, and is refused a key outside it."""
+    if not testbed.group("redis"):
+        pytest.skip("this testbed has no Redis")
+    assert notebook["server"].get("ready"), notebook
+    value = f"check-{time.monotonic_ns()}"
+    cell = REDIS_CELL.replace("__VALUE__", value)
+    ran = hub_session("run", 120, testbed.value("analysis_kernel_name"), cell)
+    assert ran.get("status") == "ok", ran
+    lines = [line for line in ran["stdout"].splitlines() if line.startswith("RESULT ")]
+    assert lines, ran
+    assert json.loads(lines[-1].removeprefix("RESULT ")) == {"value": value, "foreign": "refused"}
+
+
 def test_notebook_stops_and_its_job_ends(testbed, hub, hub_session, notebook):
     """Stopping the server ends its Slurm job."""
     jobs = spawner_jobs(testbed, hub)
