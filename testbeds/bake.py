@@ -17,8 +17,9 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import replace
 
-from testbeds.deploy import run_definition_playbook, write_inventory
+from testbeds.deploy import run_definition_playbook
 from testbeds.errors import DeployError, PreflightError
+from testbeds.instance import Instance
 from testbeds.locks import instance_lock
 from testbeds.plan import Plan
 from testbeds.progress import say
@@ -121,16 +122,16 @@ def bake(plan: Plan, verbose: bool = False, command: str = "testbed bake") -> di
 def _build(
     target: Target, plan: Plan, builder: Plan, missing: dict[str, str], verbose: bool
 ) -> None:
-    state = StateDir(builder.instance, reserved_ok=True)
+    instance = Instance(builder, StateDir(builder.instance, reserved_ok=True), target)
     timings = Timings()
     try:
-        state.write_record(builder.record(bake=True))
+        instance.write_record(bake=True)
         say(f"baking {len(missing)} group image(s) of {plan.name}: {', '.join(sorted(missing))}")
         with timings.phase("provision"):
-            nodes = target.provision(builder, state)
-        write_inventory(builder, state, nodes, target, {"testbed_baking": True})
+            instance.nodes = target.provision(builder, instance.state)
+        instance.write_inventory({"testbed_baking": True})
         with timings.phase("install"):
-            result = run_definition_playbook(builder, state, nodes, verbose, bake_tags(builder))
+            result = run_definition_playbook(instance, verbose, bake_tags(builder))
         if not result.ok:
             details = "\n  ".join(result.failures) or f"see {result.artifacts}"
             raise DeployError(f"baking {plan.name} failed:\n  {details}")
@@ -138,12 +139,12 @@ def _build(
         # the disk (one after another they took 89 s for hpc-access's four groups).
         with (
             timings.phase("commit"),
-            ThreadPoolExecutor(max_workers=min(COMMITS_AT_ONCE, len(nodes))) as pool,
+            ThreadPoolExecutor(max_workers=min(COMMITS_AT_ONCE, len(instance.nodes))) as pool,
         ):
-            commits = [pool.submit(_commit, node, missing[node.group]) for node in nodes]
+            commits = [pool.submit(_commit, node, missing[node.group]) for node in instance.nodes]
             for done in as_completed(commits):
                 done.result()
     finally:
         target.destroy(builder.instance)
-        state.remove()
+        instance.state.remove()
     say("bake: " + "  ".join(f"{k} {v:.1f}s" for k, v in timings.phases.items()))

@@ -7,20 +7,18 @@ from typing import Any
 
 from testbeds import unchanged
 from testbeds.errors import DeployError, TestbedError
-from testbeds.inventory import inventory_sources, render_inventory
+from testbeds.instance import Instance
+from testbeds.inventory import inventory_sources
 from testbeds.loader import load_definition
 from testbeds.plan import Plan
 from testbeds.playbook import SITE_PLAYBOOK
 from testbeds.progress import say
-from testbeds.provenance import resolved_values
 from testbeds.runner import PlaybookResult, run_playbook
-from testbeds.state import StateDir, Timings, write_json
+from testbeds.state import StateDir, Timings
 from testbeds.targets import get_target
 from testbeds.targets.baked import install_tags
-from testbeds.targets.base import NodeStatus, ProvisionedNode, Target, write_nodes
+from testbeds.targets.base import CheckRun, NodeStatus, ProvisionedNode
 from testbeds.verify import VerifyResult, report_counts, run_checks
-
-MUNGE_KEY_BYTES = 1024
 
 
 @dataclass
@@ -61,86 +59,47 @@ def verify_dict(result: VerifyResult) -> dict[str, Any]:
     }
 
 
-def generated_vars(plan: Plan, state: StateDir, target: Target) -> dict[str, Any]:
-    """Values the roles get from the definition, the target and the instance's secrets.
-
-    Secrets are passed as file paths on the control node, never as values."""
-    return {
-        **plan.definition.vars,
-        "testbed_shared_filesystems": [
-            fs.model_dump() for fs in plan.definition.shared_filesystems
-        ],
-        "testbed_shared_filesystems_by_target": target.provides_shared_filesystems,
-        "munge_key_src": str(state.secret("munge.key", MUNGE_KEY_BYTES)),
-        "testbed_secrets_dir": str(state.secrets_dir),
-        **plan.site.packages.as_role_vars(),
-    }
-
-
 def up(plan: Plan, verbose: bool = False, run_verify: bool = True, full: bool = False) -> UpResult:
     timings = Timings()
-    state = StateDir(plan.instance)
-    target = get_target(plan.target)
+    instance = Instance.of(plan)
     with timings.phase("preflight"):
-        target.preflight(plan)
-    if state.exists():
-        previous = state.read_record()
+        instance.target.preflight(plan)
+    if instance.state.exists():
+        previous = instance.state.read_record()
         if previous.testbed != plan.name:
             raise TestbedError(
                 f"instance {plan.instance!r} already holds testbed {previous.testbed!r}; "
                 "bring it down first or choose --instance"
             )
-    state.write_record(plan.record())
-    if target.configures_nodes:
+    instance.write_record()
+    if instance.target.configures_nodes:
         say(f"provisioning {len(plan.nodes)} node(s) of {plan.name} on target {plan.target}")
     else:
         say(f"deploying {plan.name}'s workloads on target {plan.target}")
     with timings.phase("provision"):
-        nodes = target.provision(plan, state)
-    if not target.configures_nodes:
-        checked = _verify_phase(plan.instance, timings, run_verify)
-        state.write_timings("up", timings, {})
+        instance.nodes = instance.target.provision(plan, instance.state)
+    if not instance.target.configures_nodes:
+        checked = _verify_phase(instance, timings, run_verify)
+        instance.state.write_timings("up", timings, {})
         return UpResult(plan.instance, None, checked, timings)
-    return configure(plan, state, nodes, target, timings, verbose, run_verify, full)
-
-
-def write_values(plan: Plan, state: StateDir) -> None:
-    """What the roles are given (`testbed show --values`), for the checks to read."""
-    write_json(state.values_file, {v.name: v.value for v in resolved_values(plan)})
-
-
-def write_inventory(
-    plan: Plan,
-    state: StateDir,
-    nodes: list[ProvisionedNode],
-    target: Target,
-    extra_vars: dict[str, Any] | None = None,
-) -> None:
-    """Record the nodes and render the instance's inventory for them."""
-    write_nodes(state.nodes_file, nodes)
-    values = {**generated_vars(plan, state, target), **(extra_vars or {})}
-    state.inventory_file.parent.mkdir(parents=True, exist_ok=True)
-    state.inventory_file.write_text(render_inventory(plan, nodes, values), encoding="utf-8")
+    return configure(instance, timings, verbose, run_verify, full)
 
 
 def run_definition_playbook(
-    plan: Plan,
-    state: StateDir,
-    nodes: list[ProvisionedNode],
-    verbose: bool = False,
-    tags: list[str] | None = None,
+    instance: Instance, verbose: bool = False, tags: list[str] | None = None
 ) -> PlaybookResult:
     """Run the definition's playbook against the instance's inventory. Where every node
     started from its group's current baked image, the roles' install steps (already in the
     images) are skipped."""
+    nodes = instance.nodes
     skip = None
     if nodes and all(n.baked for n in nodes) and tags is None:
         skip = install_tags(r for n in nodes for r in n.roles)
         say(f"every node runs its group's baked image: skipping {len(skip)} install steps")
     return run_playbook(
         SITE_PLAYBOOK,
-        inventory_sources(plan.site.name, state.inventory_file),
-        state.runner_dir,
+        inventory_sources(instance.plan.site.name, instance.state.inventory_file),
+        instance.state.runner_dir,
         forks=max(5, len(nodes)),
         verbose=verbose,
         tags=tags,
@@ -150,25 +109,22 @@ def run_definition_playbook(
 
 
 def configure(
-    plan: Plan,
-    state: StateDir,
-    nodes: list[ProvisionedNode],
-    target: Target,
+    instance: Instance,
     timings: Timings | None = None,
     verbose: bool = False,
     run_verify: bool = True,
     full: bool = False,
 ) -> UpResult:
-    """Render the inventory for provisioned nodes, run the playbook (unless nothing changed
-    since the last successful run and every node is healthy, see `unchanged`; `full` runs
-    it anyway), then the checks.
+    """Render the inventory for the instance's provisioned nodes, run the playbook (unless
+    nothing changed since the last successful run and every node is healthy, see
+    `unchanged`; `full` runs it anyway), then the checks.
 
     Every target ends here, whether `testbed up` or a Pulumi program provisioned the nodes."""
     timings = timings or Timings()
+    plan, state, nodes = instance.plan, instance.state, instance.nodes
     with timings.phase("inventory"):
-        write_json(state.path / "plan.json", plan.as_dict())
-        write_values(plan, state)
-        write_inventory(plan, state, nodes, target)
+        instance.write_description()
+        instance.write_inventory()
     with timings.phase("configure"):
         if full:
             same, why = False, "--full"
@@ -184,7 +140,7 @@ def configure(
         else:
             say(f"configuring with {SITE_PLAYBOOK.name} ({why})")
             unchanged.forget(nodes)
-            result = run_definition_playbook(plan, state, nodes, verbose)
+            result = run_definition_playbook(instance, verbose)
             if result.ok:
                 # Read again: the run may have made secrets (generated on first use).
                 missed = unchanged.record(nodes, unchanged.configuration_inputs(plan, state))
@@ -201,7 +157,7 @@ def configure(
         state.write_timings("up", timings, {"ansible_status": result.status})
         details = "\n  ".join(result.failures) or f"see {result.artifacts}"
         raise DeployError(f"configuring {plan.instance} failed:\n  {details}")
-    checked = _verify_phase(plan.instance, timings, run_verify)
+    checked = _verify_phase(instance, timings, run_verify)
     state.write_timings(
         "up",
         timings,
@@ -213,12 +169,12 @@ def configure(
     return UpResult(plan.instance, result, checked, timings, nodes)
 
 
-def _verify_phase(instance: str, timings: Timings, run_verify: bool) -> VerifyResult | None:
-    """The checks as the last, timed phase of `up` (None when skipped)."""
+def _verify_phase(instance: Instance, timings: Timings, run_verify: bool) -> VerifyResult | None:
+    """The checks as the last, timed phase of `up` (None when skipped), from the plan in hand."""
     if not run_verify:
         return None
     with timings.phase("verify"):
-        return verify(instance)
+        return _run(instance.name, instance.checks(), instance.state)
 
 
 def require_state(instance: str) -> StateDir:
@@ -229,9 +185,21 @@ def require_state(instance: str) -> StateDir:
 
 
 def verify(instance: str, extra_args: list[str] | None = None, quiet: bool = False) -> VerifyResult:
+    """`testbed verify`: the checks of an instance that is up, from its record (the one
+    place a command starts from the state folder instead of a plan)."""
     state = require_state(instance)
     record = state.read_record()
     run = get_target(record.target).checks(load_definition(record.definition), record)
+    return _run(instance, run, state, extra_args, quiet)
+
+
+def _run(
+    instance: str,
+    run: CheckRun,
+    state: StateDir,
+    extra_args: list[str] | None = None,
+    quiet: bool = False,
+) -> VerifyResult:
     say(f"running checks {', '.join(run.suites)} against {instance}")
     result = run_checks(
         list(run.suites), state.nodes_file, state.report_file, extra_args, quiet=quiet, env=run.env

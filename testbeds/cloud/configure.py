@@ -54,17 +54,18 @@ def _run(props: dict[str, Any]) -> dict[str, Any]:
     from testbeds.cloud import console_keys
     from testbeds.cloud.access import cloud_nodes
     from testbeds.cloud.sites import openstack_site
+    from testbeds.instance import Instance
     from testbeds.plan import resolve
-    from testbeds.state import StateDir, write_private
-    from testbeds.targets import get_target
+    from testbeds.state import write_private
 
     plan = resolve(
         props["testbed"], site=props["site"], target="openstack", instance=props["instance"]
     )
-    state = StateDir(plan.instance)
-    state.write_record(plan.record())
+    instance = Instance.of(plan)
+    state = instance.state
+    instance.write_record()
     write_private(state.secrets_dir / "munge.key", base64.b64decode(props["munge_key_b64"]))
-    nodes = cloud_nodes(
+    instance.nodes = cloud_nodes(
         state,
         props["nodes"],
         props["entry_address"],
@@ -72,7 +73,7 @@ def _run(props: dict[str, Any]) -> dict[str, Any]:
         props["ssh_user"],
         console_keys.from_cloud(openstack_site(plan).cloud),
     )
-    result = deploy.configure(plan, state, nodes, get_target(plan.target))
+    result = deploy.configure(instance)
     if result.verify is None or not result.verify.ok:
         raise RuntimeError(
             f"testbed {plan.instance} is configured but failed its checks: {result.verify}"

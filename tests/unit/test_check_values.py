@@ -13,10 +13,11 @@ import yaml
 
 from testbeds.checks.conftest import Testbed
 from testbeds.checks.hpc_services.test_monitoring import exporter_targets
-from testbeds.deploy import write_values
+from testbeds.instance import Instance
 from testbeds.inventory import inventory_sources, render_inventory
 from testbeds.plan import resolve
 from testbeds.state import StateDir
+from testbeds.targets import get_target
 from testbeds.targets.base import ProvisionedNode, write_nodes
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,8 +31,8 @@ def provisioned(tmp_path: Path) -> tuple[StateDir, list[ProvisionedNode]]:
         ProvisionedNode(n.name, n.group, n.roles, f"10.0.0.{i + 2}", "")
         for i, n in enumerate(plan.nodes)
     ]
+    Instance(plan, state, get_target("local"), nodes).write_description()
     write_nodes(state.nodes_file, nodes)
-    write_values(plan, state)
     state.inventory_file.parent.mkdir(parents=True)
     state.inventory_file.write_text(render_inventory(plan, nodes, {}))
     return state, nodes

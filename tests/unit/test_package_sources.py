@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from testbeds.cli import main
-from testbeds.deploy import generated_vars
+from testbeds.instance import generated_vars
 from testbeds.plan import resolve
 from testbeds.state import StateDir
 from testbeds.targets import get_target
