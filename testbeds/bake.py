@@ -21,7 +21,7 @@ from testbeds.deploy import run_definition_playbook
 from testbeds.errors import DeployError, PreflightError
 from testbeds.instance import Instance
 from testbeds.locks import instance_lock
-from testbeds.plan import Plan
+from testbeds.model.plan import Plan
 from testbeds.progress import say
 from testbeds.state import RESERVED_PREFIX, StateDir, Timings
 from testbeds.targets import get_target, podman

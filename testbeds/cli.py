@@ -14,9 +14,9 @@ from typing import Any, NoReturn
 from testbeds import __version__, deploy
 from testbeds.errors import DefinitionError, TestbedError, UsageError, printable
 from testbeds.identity import service_identities
-from testbeds.loader import available_definitions, load_definition
 from testbeds.locks import instance_lock
-from testbeds.plan import Plan, resolve
+from testbeds.model.loader import available_definitions, load_definition
+from testbeds.model.plan import Plan, resolve
 from testbeds.progress import reset_clock, say
 from testbeds.state import InvalidInstanceName, StateDir, Timings
 from testbeds.targets import get_target
@@ -144,7 +144,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             lines.append(f"    {', '.join(link['from'])} -> {link['to']}: {ports}{described}")
     lines.append(f"  checks: {', '.join(data['checks'])}")
     if args.values:
-        from testbeds.provenance import resolved_values
+        from testbeds.model.provenance import resolved_values
 
         values = resolved_values(plan)
         data["values"] = [v.__dict__ for v in values]

@@ -9,8 +9,8 @@ from testbeds import unchanged
 from testbeds.errors import DeployError, TestbedError
 from testbeds.instance import Instance
 from testbeds.inventory import inventory_sources
-from testbeds.loader import load_definition
-from testbeds.plan import Plan
+from testbeds.model.loader import load_definition
+from testbeds.model.plan import Plan
 from testbeds.playbook import SITE_PLAYBOOK
 from testbeds.progress import say
 from testbeds.runner import PlaybookResult, run_playbook

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from testbeds.errors import PreflightError
-from testbeds.plan import Plan
-from testbeds.schema import NodeGroup
+from testbeds.model.plan import Plan
+from testbeds.model.schema import NodeGroup
 
 PASSED, FAILED = "#d8f0d8", "#f6d0d0"
 

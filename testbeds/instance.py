@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from testbeds.inventory import render_inventory
-from testbeds.plan import Plan
-from testbeds.provenance import resolved_values
+from testbeds.model.plan import Plan
+from testbeds.model.provenance import resolved_values
 from testbeds.state import StateDir, write_json
 from testbeds.targets import get_target
 from testbeds.targets.base import CheckRun, ProvisionedNode, Target, write_nodes

@@ -10,7 +10,7 @@ import yaml
 
 from testbeds import paths
 from testbeds.errors import DeployError
-from testbeds.plan import Plan
+from testbeds.model.plan import Plan
 from testbeds.targets.base import ProvisionedNode
 from testbeds.templating import templates
 

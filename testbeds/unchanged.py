@@ -25,7 +25,7 @@ import testinfra
 
 from testbeds import paths
 from testbeds.digests import tree_digest
-from testbeds.plan import Plan
+from testbeds.model.plan import Plan
 from testbeds.state import StateDir
 from testbeds.targets.base import ProvisionedNode
 

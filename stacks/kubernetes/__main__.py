@@ -3,7 +3,7 @@
 import pulumi
 
 from testbeds.cloud.kubernetes import testbed_program
-from testbeds.plan import resolve_stack
+from testbeds.model.plan import resolve_stack
 
 config = pulumi.Config()
 plan = resolve_stack(config, "kubernetes")

@@ -7,7 +7,7 @@ import pulumi_tls as tls
 from testbeds.cloud.configure import TestbedConfiguration
 from testbeds.cloud.openstack import OpenStackTestbed, OpenStackTestbedArgs
 from testbeds.cloud.sites import openstack_site
-from testbeds.plan import resolve_stack
+from testbeds.model.plan import resolve_stack
 
 config = pulumi.Config()
 plan = resolve_stack(config, "openstack")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from testbeds.plan import PlannedNode
+from testbeds.model.plan import PlannedNode
 from testbeds.templating import templates
 
 

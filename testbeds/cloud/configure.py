@@ -18,7 +18,7 @@ import pulumi
 import pulumi.dynamic as dynamic
 
 from testbeds import paths
-from testbeds.loader import definition_path, site_dir
+from testbeds.model.loader import definition_path, site_dir
 
 # Inputs whose change means the nodes must be configured again.
 TRIGGERS = ("nodes", "entry_address", "definition_hash", "site_hash", "roles_hash")
@@ -55,7 +55,7 @@ def _run(props: dict[str, Any]) -> dict[str, Any]:
     from testbeds.cloud.access import cloud_nodes
     from testbeds.cloud.sites import openstack_site
     from testbeds.instance import Instance
-    from testbeds.plan import resolve
+    from testbeds.model.plan import resolve
     from testbeds.state import write_private
 
     plan = resolve(

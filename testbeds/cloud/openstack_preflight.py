@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from testbeds.cloud.sites import flavor_for, openstack_site
 from testbeds.errors import PreflightError
-from testbeds.plan import Plan
+from testbeds.model.plan import Plan
 
 
 class Cloud(Protocol):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from testbeds.errors import DefinitionError
-from testbeds.loader import missing_site_section, site_dir
-from testbeds.plan import Plan
-from testbeds.schema import KubernetesSite, NodeGroup, OpenStackSite
+from testbeds.model.loader import missing_site_section, site_dir
+from testbeds.model.plan import Plan
+from testbeds.model.schema import KubernetesSite, NodeGroup, OpenStackSite
 
 
 def openstack_site(plan: Plan) -> OpenStackSite:

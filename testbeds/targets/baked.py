@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 from testbeds import paths
 from testbeds.digests import tree_digest
-from testbeds.plan import Plan
+from testbeds.model.plan import Plan
 from testbeds.playbook import plays
 from testbeds.role_facts import roles_with
 

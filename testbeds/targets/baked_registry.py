@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from testbeds.errors import PreflightError, UsageError
-from testbeds.plan import Plan
+from testbeds.model.plan import Plan
 from testbeds.progress import say
 from testbeds.targets import podman
 from testbeds.targets.baked import baked_image_ref

@@ -14,8 +14,8 @@ from typing import Any, Protocol
 
 from testbeds import deadlines
 from testbeds.errors import PreflightError
-from testbeds.plan import Plan
-from testbeds.schema import TestbedDefinition
+from testbeds.model.plan import Plan
+from testbeds.model.schema import TestbedDefinition
 from testbeds.state import InstanceRecord, StateDir, write_json
 
 

@@ -13,10 +13,10 @@ from typing import Any
 from testbeds import paths
 from testbeds.cloud.sites import kubernetes_site, oauth_client_secret_file
 from testbeds.errors import DefinitionError, PreflightError
-from testbeds.loader import site_dir
-from testbeds.plan import Plan
+from testbeds.model.loader import site_dir
+from testbeds.model.plan import Plan
+from testbeds.model.schema import TestbedDefinition
 from testbeds.progress import say
-from testbeds.schema import TestbedDefinition
 from testbeds.state import InstanceRecord, StateDir
 from testbeds.targets.base import (
     CheckRun,

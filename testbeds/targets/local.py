@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from testbeds.errors import DeployError, PreflightError
-from testbeds.loader import missing_site_section
-from testbeds.plan import Plan, PlannedNode
+from testbeds.model.loader import missing_site_section
+from testbeds.model.plan import Plan, PlannedNode
+from testbeds.model.schema import LocalSite
 from testbeds.progress import say
-from testbeds.schema import LocalSite
 from testbeds.sshconfig import Login, write_ssh_config
 from testbeds.sshkeys import ensure_client_key, ssh_args, write_known_hosts
 from testbeds.state import StateDir

@@ -11,7 +11,7 @@ from testbeds.cloud import console_keys
 from testbeds.cloud.access import cloud_nodes
 from testbeds.cloud.openstack_preflight import check
 from testbeds.cloud.sites import openstack_site
-from testbeds.plan import Plan
+from testbeds.model.plan import Plan
 from testbeds.progress import say
 from testbeds.state import StateDir
 from testbeds.targets.base import (

@@ -14,16 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from testbeds.errors import DefinitionError, PreflightError
-from testbeds.loader import (
+from testbeds.model.loader import (
     definition_path,
     load_site,
     missing_site_section,
     read_yaml,
     site_dir,
 )
-from testbeds.plan import Plan
+from testbeds.model.plan import Plan
+from testbeds.model.schema import SiteProfile, StaticSite, check_host
 from testbeds.progress import say
-from testbeds.schema import SiteProfile, StaticSite, check_host
 from testbeds.sshconfig import (
     BASTION,
     CONNECT_TIMEOUT_S,

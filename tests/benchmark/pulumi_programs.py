@@ -22,7 +22,7 @@ import pulumi
 from testbeds.cloud.offline import RecordingMocks
 from testbeds.cloud.openstack import OpenStackTestbed, OpenStackTestbedArgs
 from testbeds.cloud.sites import openstack_site
-from testbeds.plan import resolve
+from testbeds.model.plan import resolve
 from tests.benchmark.lifecycle import scaled_hpc_access
 from tests.kubernetes_program import run_program
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from testbeds.loader import load_site
+from testbeds.model.loader import load_site
 from testbeds.targets import podman
 from testbeds.targets.image import ensure_base_image
 from tests.conftest import REPO

@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from testbeds.bake import bake_tags
-from testbeds.plan import resolve
+from testbeds.model.plan import resolve
 from testbeds.targets.baked import baked_image_ref
 
 BASE = "localhost/wp5-testbeds-base:0123456789abcdef"

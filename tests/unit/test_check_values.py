@@ -15,7 +15,7 @@ from testbeds.checks.conftest import Testbed
 from testbeds.checks.hpc_services.test_monitoring import exporter_targets
 from testbeds.instance import Instance
 from testbeds.inventory import inventory_sources, render_inventory
-from testbeds.plan import resolve
+from testbeds.model.plan import resolve
 from testbeds.state import StateDir
 from testbeds.targets import get_target
 from testbeds.targets.base import ProvisionedNode, write_nodes

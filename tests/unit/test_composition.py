@@ -13,8 +13,8 @@ import yaml
 from testbeds.cli import main
 from testbeds.errors import DefinitionError
 from testbeds.inventory import inventory_sources, render_inventory
-from testbeds.loader import load_definition
-from testbeds.plan import resolve
+from testbeds.model.loader import load_definition
+from testbeds.model.plan import resolve
 from tests.unit.test_inventory import fake_nodes
 
 COMPOSED = "research-infrastructure"

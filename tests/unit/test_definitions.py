@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from testbeds.errors import DefinitionError
-from testbeds.loader import available_definitions, load_definition, load_site
-from testbeds.plan import resolve
+from testbeds.model.loader import available_definitions, load_definition, load_site
+from testbeds.model.plan import resolve
 
 VALID = {
     "name": "mini",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from testbeds.graph import build, node_results, render
-from testbeds.plan import resolve
+from testbeds.model.plan import resolve
 from testbeds.targets.local import LocalTarget
 
 REPORT = """<testsuites><testsuite name="testbed-checks" tests="4">

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from testbeds.loader import load_definition
-from testbeds.plan import resolve
+from testbeds.model.loader import load_definition
+from testbeds.model.plan import resolve
 from testbeds.state import InstanceRecord, StateDir
 from testbeds.targets import get_target
 

@@ -11,7 +11,7 @@ import yaml
 
 from testbeds.errors import DeployError
 from testbeds.inventory import inventory_sources, render_inventory
-from testbeds.plan import Plan, resolve
+from testbeds.model.plan import Plan, resolve
 from testbeds.targets.base import ProvisionedNode
 
 

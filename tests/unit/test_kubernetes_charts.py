@@ -26,8 +26,8 @@ import yaml
 from testbeds.cli import main
 from testbeds.cloud.helm import Helm, HelmError, tools
 from testbeds.cloud.kubernetes.hpc_access import VIRTUAL_KUBELET
-from testbeds.plan import resolve
-from testbeds.schema import KUBERNETES_IMAGES, KubernetesSite
+from testbeds.model.plan import resolve
+from testbeds.model.schema import KUBERNETES_IMAGES, KubernetesSite
 from tests import kubernetes_policies as policy
 from tests.kubernetes_program import (
     SITE,

@@ -21,7 +21,7 @@ from testbeds.cloud.kubernetes.pipelines import SAMPLE
 from testbeds.cloud.kubernetes.scope import POD_SECURITY_REASON
 from testbeds.cloud.offline import RecordingMocks
 from testbeds.errors import DefinitionError
-from testbeds.plan import resolve
+from testbeds.model.plan import resolve
 from tests.kubernetes_program import (
     CUSTOM,
     RELEASE,

@@ -15,7 +15,7 @@ import pytest
 
 from testbeds import deploy
 from testbeds.errors import PreflightError
-from testbeds.plan import resolve
+from testbeds.model.plan import resolve
 from testbeds.state import StateDir
 from testbeds.targets import kubernetes
 

@@ -13,8 +13,8 @@ import pytest
 from testbeds.cloud.openstack_preflight import check, problems
 from testbeds.cloud.sites import openstack_site
 from testbeds.errors import DefinitionError, PreflightError
-from testbeds.plan import Plan, resolve
-from testbeds.schema import SiteProfile
+from testbeds.model.plan import Plan, resolve
+from testbeds.model.schema import SiteProfile
 
 
 def flavor(vcpus: int, ram: int) -> SimpleNamespace:

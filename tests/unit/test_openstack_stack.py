@@ -18,7 +18,7 @@ from testbeds.cloud.configure import needs_configuring, tree_hash
 from testbeds.cloud.offline import RecordingMocks
 from testbeds.cloud.openstack import OpenStackTestbed, OpenStackTestbedArgs
 from testbeds.cloud.sites import openstack_site
-from testbeds.plan import Plan, resolve
+from testbeds.model.plan import Plan, resolve
 
 FLOATING_IP = "192.0.2.10"
 

@@ -9,7 +9,7 @@ import pytest
 
 from testbeds.cli import main
 from testbeds.instance import generated_vars
-from testbeds.plan import resolve
+from testbeds.model.plan import resolve
 from testbeds.state import StateDir
 from testbeds.targets import get_target
 from tests.render import render_role_template

@@ -21,7 +21,7 @@ from testbeds import deadlines, deploy
 from testbeds.cli import main
 from testbeds.errors import DefinitionError, PreflightError
 from testbeds.locks import instance_lock
-from testbeds.plan import resolve
+from testbeds.model.plan import resolve
 from testbeds.runner import run_playbook
 from testbeds.sshconfig import Bastion, Login, write_ssh_config
 from testbeds.sshkeys import ensure_client_key

@@ -8,9 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from testbeds.errors import DefinitionError
-from testbeds.loader import load_site, parse
-from testbeds.plan import build_plan
-from testbeds.schema import TestbedDefinition
+from testbeds.model.loader import load_site, parse
+from testbeds.model.plan import build_plan
+from testbeds.model.schema import TestbedDefinition
 
 ROLES = ["common", "munge", "slurm_controller", "slurm_compute", "slurm_login"]
 group_names = st.from_regex(r"[a-z][a-z0-9]{0,6}", fullmatch=True).filter(lambda n: n not in ROLES)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import yaml
 
 from testbeds import paths
-from testbeds.loader import available_roles
-from testbeds.plan import resolve
+from testbeds.model.loader import available_roles
+from testbeds.model.plan import resolve
 from testbeds.playbook import played_roles
 
 

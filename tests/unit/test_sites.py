@@ -9,8 +9,8 @@ import pytest
 
 from testbeds.cli import main
 from testbeds.errors import DefinitionError
-from testbeds.plan import resolve
-from testbeds.provenance import resolved_values
+from testbeds.model.plan import resolve
+from testbeds.model.provenance import resolved_values
 from testbeds.targets.static import StaticTarget, listed_hosts
 
 

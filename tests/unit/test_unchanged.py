@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from testbeds import unchanged
-from testbeds.plan import resolve
+from testbeds.model.plan import resolve
 from testbeds.state import StateDir
 from testbeds.targets.base import ProvisionedNode
 

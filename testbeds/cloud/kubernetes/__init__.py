@@ -25,8 +25,8 @@ import pulumi
 
 from testbeds.cloud.kubernetes import data_movement, hpc_access, pipelines
 from testbeds.cloud.kubernetes.scope import NODE_GROUP, Scope
-from testbeds.plan import Plan
-from testbeds.schema import KubernetesSite
+from testbeds.model.plan import Plan
+from testbeds.model.schema import KubernetesSite
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import yaml
 
 from testbeds.cloud import charts
 from testbeds.cloud.kubernetes.scope import RESTRICTED_CONTAINER, SMALL, Scope
-from testbeds.schema import InterLinkSite, JupyterHubOAuth
+from testbeds.model.schema import InterLinkSite, JupyterHubOAuth
 
 VIRTUAL_KUBELET = "interlink-vk"
 KUBELET_PORT = 10250

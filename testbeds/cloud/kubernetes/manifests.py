@@ -21,7 +21,7 @@ from testbeds.errors import UsageError
 
 if TYPE_CHECKING:
     from testbeds.cloud.helm import Helm
-    from testbeds.plan import Plan
+    from testbeds.model.plan import Plan
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 CUSTOM = "kubernetes:argoproj.io/v1alpha1:WorkflowTemplate"

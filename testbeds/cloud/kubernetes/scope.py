@@ -18,8 +18,8 @@ import pulumi_random as random
 
 from testbeds.cloud import charts
 from testbeds.cloud.kubernetes import certificates
-from testbeds.plan import Plan
-from testbeds.schema import KubernetesSite
+from testbeds.model.plan import Plan
+from testbeds.model.schema import KubernetesSite
 
 RESTRICTED_CONTAINER: dict[str, Any] = {
     "allowPrivilegeEscalation": False,

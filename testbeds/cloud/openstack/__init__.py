@@ -25,8 +25,8 @@ from testbeds.cloud.openstack.compute import Compute
 from testbeds.cloud.openstack.network import Network
 from testbeds.cloud.openstack.security import Security
 from testbeds.cloud.openstack.storage import Storage
-from testbeds.plan import Plan
-from testbeds.schema import OpenStackSite
+from testbeds.model.plan import Plan
+from testbeds.model.schema import OpenStackSite
 
 
 @dataclass(frozen=True)

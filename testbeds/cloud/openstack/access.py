@@ -12,8 +12,8 @@ import pulumi_openstack as openstack
 from testbeds.cloud.access import CloudNode
 from testbeds.cloud.openstack.compute import Compute
 from testbeds.cloud.openstack.part import Part
-from testbeds.plan import Plan
-from testbeds.schema import OpenStackSite
+from testbeds.model.plan import Plan
+from testbeds.model.schema import OpenStackSite
 
 
 class Access(Part):

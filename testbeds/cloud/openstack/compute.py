@@ -13,8 +13,8 @@ from testbeds.cloud.openstack.network import Network
 from testbeds.cloud.openstack.part import Part
 from testbeds.cloud.openstack.security import Security
 from testbeds.cloud.sites import flavor_for
-from testbeds.plan import Plan
-from testbeds.schema import OpenStackSite
+from testbeds.model.plan import Plan
+from testbeds.model.schema import OpenStackSite
 
 # vNIC types that pass the VF straight to the guest: Neutron cannot filter them.
 SRIOV_VNIC_TYPES = frozenset({"direct", "direct-physical"})

@@ -6,7 +6,7 @@ import pulumi
 import pulumi_openstack as openstack
 
 from testbeds.cloud.openstack.part import Part
-from testbeds.schema import OpenStackSite
+from testbeds.model.schema import OpenStackSite
 
 
 class Network(Part):

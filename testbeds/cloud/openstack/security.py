@@ -10,7 +10,7 @@ import pulumi
 import pulumi_openstack as openstack
 
 from testbeds.cloud.openstack.part import Part
-from testbeds.schema import OpenStackSite, TestbedDefinition
+from testbeds.model.schema import OpenStackSite, TestbedDefinition
 
 SSH_PORT = 22
 

@@ -6,8 +6,8 @@ import pulumi
 import pulumi_openstack as openstack
 
 from testbeds.cloud.openstack.part import Part
-from testbeds.plan import Plan
-from testbeds.schema import OpenStackSite
+from testbeds.model.plan import Plan
+from testbeds.model.schema import OpenStackSite
 
 
 class Storage(Part):

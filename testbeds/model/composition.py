@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 from pydantic import TypeAdapter, ValidationError
 
 from testbeds.errors import DefinitionError, field_path
+from testbeds.model.schema import Include, Link, NodeGroup, TestbedDefinition
 from testbeds.role_facts import roles_with
-from testbeds.schema import Include, Link, NodeGroup, TestbedDefinition
 
 
 def identity_layer_roles() -> frozenset[str]:

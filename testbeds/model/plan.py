@@ -6,8 +6,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from testbeds.errors import DefinitionError
-from testbeds.loader import definition_path, load_definition, load_site
-from testbeds.schema import SiteProfile, TestbedDefinition, Traits, valid_name
+from testbeds.model.loader import definition_path, load_definition, load_site
+from testbeds.model.schema import SiteProfile, TestbedDefinition, Traits, valid_name
 from testbeds.state import InstanceRecord
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from testbeds import paths
-from testbeds.loader import read_yaml, site_dir
-from testbeds.plan import Plan
+from testbeds.model.loader import read_yaml, site_dir
+from testbeds.model.plan import Plan
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from testbeds import paths
-from testbeds.composition import compose
 from testbeds.errors import DefinitionError, field_path
+from testbeds.model.composition import compose
+from testbeds.model.schema import SiteProfile, TestbedDefinition
 from testbeds.playbook import SITE_PLAYBOOK, played_roles
-from testbeds.schema import SiteProfile, TestbedDefinition
 
 Model = TypeVar("Model", bound=BaseModel)
 
