@@ -39,6 +39,13 @@ def write_private_file(host: Any, path: str, content: str) -> None:
     assert done.returncode == 0, f"writing {path}: {done.stderr.decode(errors='replace')}"
 
 
+def printed_result(output: str) -> dict[str, Any] | None:
+    """The JSON object a check's program printed last on a line starting with `RESULT `
+    (its other output is free text); None when it printed none."""
+    lines = [line for line in output.splitlines() if line.startswith("RESULT ")]
+    return json.loads(lines[-1].removeprefix("RESULT ")) if lines else None
+
+
 def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 1.0) -> bool:
     """Poll until predicate() is true or the timeout passes; returns the last result."""
     deadline = time.monotonic() + timeout

@@ -72,7 +72,7 @@ def longest_first(
     seconds: dict[str, float] = defaultdict(float)
     known: set[str] = set()
     for item, name in zip(items, lanes, strict=True):
-        key = report_key(item.nodeid.split("@")[0])
+        key = report_key(item.nodeid)
         if key in last:
             seconds[name] += last[key]
             known.add(name)

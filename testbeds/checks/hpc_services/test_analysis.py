@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from testbeds.checks.helpers import wait_for
+from testbeds.checks.helpers import printed_result, wait_for
 
 SPARK_APP = Path(__file__).with_name("spark_aggregate.py")
 SPARK_UI_GET = Path(__file__).with_name("spark_ui_get.py")
@@ -112,9 +112,8 @@ def test_spark_cluster_in_allocation(testbed, user_shell, record_property):
             f"spark-submit ~/spark_aggregate.py {dataset}",
         )
         assert submitted.rc == 0, submitted.stderr[-3000:]
-        lines = [x for x in submitted.stdout.splitlines() if x.startswith("RESULT ")]
-        assert lines, submitted.stdout[-2000:] + submitted.stderr[-2000:]
-        result = json.loads(lines[-1].removeprefix("RESULT "))
+        result = printed_result(submitted.stdout)
+        assert result is not None, submitted.stdout[-2000:] + submitted.stderr[-2000:]
         assert result["per_key"] == expected["per_key"]
         assert result["executors"] == SPARK_NODES, result
         # A JVM starting on a busy node may take tens of seconds to reach the master.

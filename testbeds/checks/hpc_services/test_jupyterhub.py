@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.common.by import By
 
-from testbeds.checks.helpers import HubSessions, assert_service_running, wait_for
+from testbeds.checks.helpers import (
+    HubSessions,
+    assert_service_running,
+    printed_result,
+    wait_for,
+)
 from testbeds.checks.issuer_pages import grant_and_continue, log_in
 
 DASK_CELL = Path(__file__).with_name("dask_notebook.py")
@@ -197,9 +202,8 @@ def test_dask_cluster_from_notebook(testbed, hub, hub_session, notebook, record_
     )
     ran = hub_session("run", DASK_WORKERS_WAIT_S + 180, testbed.value("analysis_kernel_name"), cell)
     assert ran.get("status") == "ok", ran
-    lines = [line for line in ran["stdout"].splitlines() if line.startswith("RESULT ")]
-    assert lines, ran
-    result = json.loads(lines[-1].removeprefix("RESULT "))
+    result = printed_result(ran["stdout"])
+    assert result is not None, ran
     assert result["scheduler"].startswith("tls://"), result["scheduler"]
     assert result["plain_tcp_refused"] and result["other_keys_refused"], result
     assert result["per_key"] == expected["per_key"]
@@ -270,9 +274,9 @@ def test_redis_from_the_notebook(testbed, notebook, hub_session):
     cell = REDIS_CELL.replace("__VALUE__", value)
     ran = hub_session("run", 120, testbed.value("analysis_kernel_name"), cell)
     assert ran.get("status") == "ok", ran
-    lines = [line for line in ran["stdout"].splitlines() if line.startswith("RESULT ")]
-    assert lines, ran
-    assert json.loads(lines[-1].removeprefix("RESULT ")) == {"value": value, "foreign": "refused"}
+    result = printed_result(ran["stdout"])
+    assert result is not None, ran
+    assert result == {"value": value, "foreign": "refused"}
 
 
 def test_notebook_stops_and_its_job_ends(testbed, hub, hub_session, notebook):
