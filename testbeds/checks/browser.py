@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -28,6 +29,9 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 CERTUTIL = "/usr/bin/certutil"
 PAGE_TIMEOUT_S = 60
+# A page's script may draw an element again between finding it and reading it: the wait then
+# looks again instead of failing.
+REDRAWN = (NoSuchElementException, StaleElementReferenceException)
 
 
 def browser_missing() -> str:
@@ -89,7 +93,7 @@ class Browser:
     def wait(self, condition: Callable[[Any], Any], timeout: float = PAGE_TIMEOUT_S) -> Any:
         """What `condition(driver)` returns once it is truthy; a timeout names the page."""
         try:
-            return WebDriverWait(self.driver, timeout).until(condition)
+            return WebDriverWait(self.driver, timeout, ignored_exceptions=REDRAWN).until(condition)
         except Exception as error:
             self.shot("timed-out")
             raise AssertionError(

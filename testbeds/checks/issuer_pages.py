@@ -12,7 +12,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
-from testbeds.checks.browser import Browser
+from testbeds.checks.browser import REDRAWN, Browser
 
 
 def button(browser: Browser, label: str) -> WebElement:
@@ -30,6 +30,20 @@ def button(browser: Browser, label: str) -> WebElement:
     return found
 
 
+def press(browser: Browser, label: str) -> None:
+    """Click the visible button labelled `label`: found and clicked in one look, again if the
+    page drew it anew in between."""
+
+    def clicked(driver: Any) -> bool:
+        for element in driver.find_elements(By.TAG_NAME, "button"):
+            if element.text.strip() == label and element.is_displayed():
+                element.click()
+                return True
+        return False
+
+    browser.wait(clicked)
+
+
 # How often the login form is filled in again: the page's script may render it anew while it
 # loads (what was typed is then gone, and OK submits nothing).
 LOGIN_ATTEMPTS = 3
@@ -45,16 +59,19 @@ def log_in(browser: Browser, user: str, password: str) -> None:
     moves on from the form."""
     for _ in range(LOGIN_ATTEMPTS):
         browser.wait(login_form_shown)
-        for field_id, value in (("username", user), ("password", password)):
-            field = browser.driver.find_element(By.ID, field_id)
-            field.clear()
-            field.send_keys(value)
-        browser.shot("issuer-login")
-        if browser.driver.find_element(By.ID, "username").get_attribute("value") != user:
-            continue  # the form was drawn again while it was filled in
-        browser.driver.find_element(By.ID, "loginbut").click()
         try:
-            WebDriverWait(browser.driver, LOGIN_ANSWER_S).until(
+            for field_id, value in (("username", user), ("password", password)):
+                field = browser.driver.find_element(By.ID, field_id)
+                field.clear()
+                field.send_keys(value)
+            browser.shot("issuer-login")
+            if browser.driver.find_element(By.ID, "username").get_attribute("value") != user:
+                continue  # the form was drawn again while it was filled in
+            browser.driver.find_element(By.ID, "loginbut").click()
+        except REDRAWN:
+            continue  # drawn again between finding a field and typing into it
+        try:
+            WebDriverWait(browser.driver, LOGIN_ANSWER_S, ignored_exceptions=REDRAWN).until(
                 lambda driver: not login_form_shown(driver)
             )
             return
@@ -82,10 +99,10 @@ def grant_and_continue(browser: Browser) -> None:
             if not box.is_selected():
                 box.click()
         browser.shot("issuer-grant")
-        button(browser, "Grant access").click()
-    continuing = button(browser, "Continue")
+        press(browser, "Grant access")
+    button(browser, "Continue")
     browser.shot("issuer-continue")
-    continuing.click()
+    press(browser, "Continue")
 
 
 def enter_device_code(browser: Browser, code: str) -> None:
@@ -102,4 +119,4 @@ def enter_device_code(browser: Browser, code: str) -> None:
     )
     field.send_keys(code)
     browser.shot("issuer-device-code")
-    button(browser, "OK").click()
+    press(browser, "OK")
