@@ -19,6 +19,7 @@ class Cloud(Protocol):
     def get_network(self, name_or_id: str) -> Any: ...
     def get_compute_limits(self) -> Any: ...
     def get_volume_limits(self) -> Any: ...
+    def has_service(self, service_key: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -67,13 +68,21 @@ def problems(cloud: Cloud, plan: Plan) -> list[str]:
         found.append(
             f"InfiniBand network {site.infiniband_network!r} (openstack.infiniband_network)"
         )
-    if found:  # quotas cannot be summed over flavors that do not exist
+    shared = plan.definition.shared_filesystems
+    # A cloud without block storage answers no volume call at all (no endpoint).
+    volumes_here = not shared or cloud.has_service("volume")
+    if not volumes_here:
+        paths = ", ".join(fs.path for fs in shared)
+        found.append(f"block storage service (volumes for the shared filesystems {paths})")
+    if any(f is None for f in flavors.values()):  # no sum over flavors that do not exist
         return found
     need = needs(plan, flavors)
     compute = cloud.get_compute_limits()
-    volume = cloud.get_volume_limits()
-    volume_abs = getattr(volume, "absolute", volume)
-    for label, wanted, free in (
+    volume_abs = None
+    if shared and volumes_here:
+        volume = cloud.get_volume_limits()
+        volume_abs = getattr(volume, "absolute", volume)
+    quotas = [
         (
             "instances",
             need.instances,
@@ -81,13 +90,17 @@ def problems(cloud: Cloud, plan: Plan) -> list[str]:
         ),
         ("cores", need.cores, _free(compute, "max_total_cores", "total_cores_used")),
         ("RAM (MB)", need.ram_mb, _free(compute, "max_total_ram_size", "total_ram_used")),
-        ("volumes", need.volumes, _free(volume_abs, "maxTotalVolumes", "totalVolumesUsed")),
-        (
-            "volume storage (GB)",
-            need.volume_gb,
-            _free(volume_abs, "maxTotalVolumeGigabytes", "totalGigabytesUsed"),
-        ),
-    ):
+    ]
+    if volume_abs is not None:
+        quotas += [
+            ("volumes", need.volumes, _free(volume_abs, "maxTotalVolumes", "totalVolumesUsed")),
+            (
+                "volume storage (GB)",
+                need.volume_gb,
+                _free(volume_abs, "maxTotalVolumeGigabytes", "totalGigabytesUsed"),
+            ),
+        ]
+    for label, wanted, free in quotas:
         if wanted > free:
             found.append(f"quota for {label}: the testbed needs {wanted}, {free:g} free")
     return found
@@ -100,3 +113,24 @@ def check(cloud: Cloud, plan: Plan) -> None:
             f"OpenStack cloud {openstack_site(plan).cloud!r} of site {plan.site.name!r} cannot "
             f"host {plan.instance}; nothing was created. Missing:\n  " + "\n  ".join(missing)
         )
+
+
+def check_site_cloud(plan: Plan) -> None:
+    """The pre-flight against the cloud the site profile names (its clouds.yaml entry)."""
+    import openstack
+    from keystoneauth1.exceptions import ClientException
+    from openstack.exceptions import ConfigException, SDKException
+
+    site = openstack_site(plan)
+    where = f"site {plan.site.name!r}, openstack.cloud {site.cloud!r}"
+    try:
+        cloud = openstack.connect(cloud=site.cloud)
+        check(cloud, plan)
+    except ConfigException as error:
+        raise PreflightError(f"{where}: no such entry in clouds.yaml ({error})") from None
+    except (ClientException, SDKException) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise PreflightError(
+            f"{where}: the cloud did not answer the pre-flight: {type(error).__name__}: "
+            f"{first_line}"
+        ) from None

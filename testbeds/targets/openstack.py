@@ -9,7 +9,7 @@ from typing import Any
 from testbeds import paths
 from testbeds.cloud import console_keys
 from testbeds.cloud.access import cloud_nodes
-from testbeds.cloud.openstack_preflight import check
+from testbeds.cloud.openstack_preflight import check_site_cloud
 from testbeds.cloud.sites import openstack_site
 from testbeds.model.plan import Plan
 from testbeds.progress import say
@@ -43,11 +43,9 @@ class OpenStackTarget(NodeTarget):
     # Real hardware: GPU flavors and IB/RoCE ports are what the site profile names.
 
     def preflight(self, plan: Plan) -> None:
-        site = openstack_site(plan)
+        openstack_site(plan)
         require_pulumi("openstack")
-        import openstack
-
-        check(openstack.connect(cloud=site.cloud), plan)
+        check_site_cloud(plan)
 
     def provision(self, plan: Plan, state: StateDir) -> list[ProvisionedNode]:
         stack = _stack(plan.instance, create=True)

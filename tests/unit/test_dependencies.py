@@ -23,6 +23,8 @@ NODE_SIDE = [
     "testbeds/nodeside/post_receive.py",
     # The upstream charts' own code (test data, run by no one here).
     "tests/charts",
+    # Runs inside the OpenStack control plane's container, on Debian's OpenStack packages.
+    "tests/openstack/control_plane",
 ]
 SCANNED = ["testbeds", "tests", "stacks"]
 

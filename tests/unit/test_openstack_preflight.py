@@ -5,12 +5,13 @@ missing item named; a site that cannot place GPU nodes is refused by field."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from testbeds.cloud.openstack_preflight import check, problems
+from testbeds.cloud.openstack_preflight import check, check_site_cloud, problems
 from testbeds.cloud.sites import openstack_site
 from testbeds.errors import DefinitionError, PreflightError
 from testbeds.model.plan import Plan, resolve
@@ -33,6 +34,7 @@ class StandInCloud:
         }
     )
     images: set[str] = field(default_factory=lambda: {"Debian-12-x86_64"})
+    block_storage: bool = True
     networks: set[str] = field(default_factory=lambda: {"ext-net", "roce-provider"})
     compute: dict[str, int] = field(
         default_factory=lambda: {
@@ -66,7 +68,13 @@ class StandInCloud:
         return SimpleNamespace(**self.compute)
 
     def get_volume_limits(self) -> Any:
+        # Like openstacksdk: a cloud without the service has no endpoint to ask.
+        if not self.block_storage:
+            raise RuntimeError("Service 'block-storage' is disabled")
         return SimpleNamespace(absolute=SimpleNamespace(**self.volume))
+
+    def has_service(self, service_key: str) -> bool:
+        return service_key != "volume" or self.block_storage
 
 
 @pytest.fixture
@@ -101,6 +109,17 @@ def test_quotas_must_cover_the_testbed(plan: Plan) -> None:
         check(cloud, plan)
 
 
+def test_shared_filesystems_need_block_storage(plan: Plan) -> None:
+    """A cloud without a volume service cannot hold hpc-access's shared filesystems; one
+    with none to hold (pipelines) is not asked for volume quotas at all."""
+    cloud = StandInCloud(block_storage=False)
+    assert problems(cloud, plan) == [
+        "block storage service (volumes for the shared filesystems /home, /shared)"
+    ]
+    pipelines = resolve("pipelines", site="partner-a", target="openstack", instance="p-a")
+    assert problems(cloud, pipelines) == []
+
+
 def test_unlimited_quota_is_never_short(plan: Plan) -> None:
     cloud = StandInCloud()
     cloud.compute.update(max_total_cores=-1, max_total_instances=-1, max_total_ram_size=-1)
@@ -127,3 +146,14 @@ def test_site_without_openstack_section_is_an_error_naming_the_field() -> None:
     plan = resolve("hpc-access", site="local", target="openstack")
     with pytest.raises(DefinitionError, match=r"local/site.yml: openstack: missing"):
         openstack_site(plan)
+
+
+def test_an_unknown_cloud_entry_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A site naming a clouds.yaml entry that is not there: one line naming the field."""
+    (tmp_path / "clouds.yaml").write_text("clouds: {}\n")
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(tmp_path / "clouds.yaml"))
+    plan = resolve("pipelines", site="partner-a", target="openstack", instance="pf")
+    with pytest.raises(PreflightError, match=r"openstack.cloud 'partner-a': no such entry"):
+        check_site_cloud(plan)

@@ -80,8 +80,11 @@ def test_infiniband_nodes_get_a_port_on_the_fabric(partner_a: Any) -> None:
     for state in ib_ports.values():
         assert state["networkId"] == "net-roce-provider"
         assert state["binding"]["vnicType"] == "direct"
-        # SR-IOV: Neutron cannot filter it, so its port security is off (documented)
-        assert state["portSecurityEnabled"] is False
+        # SR-IOV: Neutron cannot filter it, so it has no security group; port security is
+        # the provider network's, which only its owner may change (Neutron's policy)
+        assert state["noSecurityGroups"] is True
+        assert "securityGroupIds" not in state
+        assert "portSecurityEnabled" not in state
 
 
 def test_a_filterable_fabric_port_admits_only_the_testbed(mocks: RecordingMocks) -> None:
@@ -99,7 +102,8 @@ def test_a_filterable_fabric_port_admits_only_the_testbed(mocks: RecordingMocks)
     ]
     assert ib_ports
     for state in ib_ports:
-        assert state["portSecurityEnabled"] is True
+        assert "portSecurityEnabled" not in state  # the network's, as the site set it
+        assert state["noSecurityGroups"] is False
         assert state["securityGroupIds"] == [f"{internal}-id"]
 
 

@@ -67,9 +67,11 @@ class Compute(Part):
             )
             networks = [openstack.compute.InstanceNetworkArgs(port=self.ports[node.name].id)]
             if node.traits.infiniband and ib_network is not None:
-                # SR-IOV ports (direct, direct-physical) bypass Neutron's filtering, which
-                # must then be off; every other kind keeps it, open only to the testbed's
-                # own nodes (the internal group).
+                # SR-IOV ports (direct, direct-physical) bypass Neutron's filtering: they get
+                # no security group. Every other kind gets the internal group, open only to
+                # the testbed's own nodes. Port security itself is the provider network's
+                # setting: Neutron's default policy lets only the network's owner (the
+                # site) change it on a port.
                 sriov = site.infiniband_vnic_type in SRIOV_VNIC_TYPES
                 ib_port = openstack.networking.Port(
                     f"{name}-{node.name}-ib",
@@ -77,7 +79,7 @@ class Compute(Part):
                     binding=openstack.networking.PortBindingArgs(
                         vnic_type=site.infiniband_vnic_type
                     ),
-                    port_security_enabled=not sriov,
+                    no_security_groups=sriov,
                     security_group_ids=None if sriov else security.fabric_groups(node.group),
                     opts=self.child,
                 )
