@@ -314,9 +314,9 @@ def test_hpc_job_reads_and_writes_its_job_files_without_following_links(tmp_path
     ("listing", "message"),
     [
         ("", "the commit has no .wp5-pipeline.yml"),
-        ("120000 blob 0123abcd\t.wp5-pipeline.yml\n", "is not a regular file"),
-        ("040000 tree 0123abcd\t.wp5-pipeline.yml\n", "is not a regular file"),
-        ("160000 commit 0123abcd\t.wp5-pipeline.yml\n", "is not a regular file"),
+        ("120000 blob 0123abcd\t.wp5-pipeline.yml\n", r"is not a regular file \(mode 120000\)"),
+        ("040000 tree 0123abcd\t.wp5-pipeline.yml\n", r"is not a regular file \(mode 040000\)"),
+        ("160000 commit 0123abcd\t.wp5-pipeline.yml\n", r"is not a regular file \(mode 160000\)"),
     ],
 )
 def test_the_master_reads_the_pipeline_file_only_as_a_regular_file(
@@ -327,3 +327,4 @@ def test_the_master_reads_the_pipeline_file_only_as_a_regular_file(
     with pytest.raises(PipelineFileError, match=message):
         regular_file_blob(listing)
     assert regular_file_blob("100644 blob 0123abcd\t.wp5-pipeline.yml\n") == "0123abcd"
+    assert regular_file_blob("100755 blob 4567cdef\t.wp5-pipeline.yml\n") == "4567cdef"

@@ -75,9 +75,37 @@ def test_an_hpc_job_needs_a_gateway_and_an_image() -> None:
     assert job.hpc and job.gpu and job.image == HPC_JOB["image"]
     with pytest.raises(pipeline_file.PipelineFileError, match="has no HPC gateway"):
         pipeline_file.parse({"jobs": [HPC_JOB]})
-    for image in ("", "registry/name", "r/x:1; rm -rf /", "r/x:$(id)"):
-        with pytest.raises(pipeline_file.PipelineFileError, match=r"jobs\[0\]\.image must be"):
+    for image in (None, "", "registry/name", "r/x:1; rm -rf /", "r/x:$(id)"):
+        with pytest.raises(pipeline_file.PipelineFileError, match=r"jobs\[0\]\.image must be an"):
             pipeline_file.parse({"jobs": [{**HPC_JOB, "image": image}]}, hpc_available=True)
     for image in ("$CI_REGISTRY/other-project/a:1", "elsewhere:5000/$CI_PROJECT/a:1"):
         with pytest.raises(pipeline_file.PipelineFileError, match="project's own namespace"):
             pipeline_file.parse({"jobs": [{**HPC_JOB, "image": image}]}, hpc_available=True)
+
+
+def test_every_problem_is_a_line_of_its_own_and_all_are_found() -> None:
+    """A job that stops its own checks early (no name, tags not a list) does not hide the
+    next job's mistakes; the error says each problem on its own line."""
+    document = {
+        "jobs": [
+            {"script": ["x"]},
+            {"name": "b", "script": ["x"], "tags": "gpu"},
+            {"name": "c", "script": []},
+        ]
+    }
+    with pytest.raises(pipeline_file.PipelineFileError) as error:
+        pipeline_file.parse(document)
+    assert error.value.problems == [
+        f"{pipeline_file.FILE_NAME}: jobs[0].name must be a non-empty string",
+        f"{pipeline_file.FILE_NAME}: jobs[1].tags must be a list of names",
+        f"{pipeline_file.FILE_NAME}: jobs[2].script must be a non-empty list of commands",
+    ]
+    assert str(error.value).splitlines() == error.value.problems
+
+
+def test_by_default_a_gpu_is_there_and_no_hpc_gateway() -> None:
+    """What a reader that says nothing assumes: GPU jobs are fine, HPC jobs are not; a job
+    that is not an HPC job has no image."""
+    assert pipeline_file.problems({"jobs": [{**GOOD, "tags": ["gpu"]}]}) == []
+    assert any("has no HPC gateway" in p for p in pipeline_file.problems({"jobs": [HPC_JOB]}))
+    assert pipeline_file.parse({"jobs": [GOOD]})[0].image == ""
