@@ -41,10 +41,10 @@ API_PORTS = {"identity": 5000, "image": 9292, "network": 9696, "placement": 8778
 INSTALL_LIMIT_S = 3600
 READY_LIMIT_S = 300
 # No request to the control plane may hang a test run.
-API_TIMEOUT_S = 120
+API_TIMEOUT_S = 60
 # uWSGI's HTTP socket (every API here) may close a kept-alive connection as a request is
-# sent on it; keystoneauth sends it again on a fresh one.
-CONNECT_RETRIES = 3
+# sent on it; keystoneauth sends it again on a fresh one (a timeout counts as one too).
+CONNECT_RETRIES = 2
 # Where a started control plane is recorded for `down` (one per machine at a time by hand;
 # the test fixture keeps its own).
 RECORD = Path(tempfile.gettempdir()) / "wp5-testbeds-openstack.json"

@@ -21,11 +21,14 @@ for unit in keystone placement-api glance-api neutron-api neutron-rpc-server nov
 done
 systemctl disable --now open-iscsi iscsid.socket >/dev/null 2>&1 || true
 for file in /etc/keystone/keystone-uwsgi.ini /etc/glance/glance-api-uwsgi.ini \
-  /etc/neutron/neutron-api-uwsgi.ini /etc/placement/placement-api-uwsgi.ini; do
+  /etc/placement/placement-api-uwsgi.ini; do
   sed -i -E 's/^processes = .*/processes = 1/; s/^threads = .*/threads = 8/' "$file"
 done
-# nova-api is not safe with threads under uWSGI (eventlet): two processes of one thread.
-sed -i -E 's/^processes = .*/processes = 2/; s/^threads = .*/threads = 1/' /etc/nova/nova-api-uwsgi.ini
+# nova-api and neutron-api are not safe with threads under uWSGI (eventlet): they hung or
+# reset connections under load. Two processes of one thread each.
+for file in /etc/nova/nova-api-uwsgi.ini /etc/neutron/neutron-api-uwsgi.ini; do
+  sed -i -E 's/^processes = .*/processes = 2/; s/^threads = .*/threads = 1/' "$file"
+done
 
 # MariaDB: one user for every service's database, on loopback only.
 printf '[mysqld]\nmax_connections=500\nbind-address=127.0.0.1\n' > /etc/mysql/mariadb.conf.d/99-openstack.cnf
