@@ -31,6 +31,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import openstack
+from openstack.connection import Connection
+
 from testbeds.model.loader import load_site
 from testbeds.targets import image, podman
 
@@ -63,14 +66,16 @@ class ControlPlane:
     def auth_url(self) -> str:
         return f"http://{self.address}:{API_PORTS['identity']}/v3"
 
-    def admin_connection(self, project: str = "admin") -> object:
-        import openstack
-
+    def connect(self, user: str, password: str, project: str) -> Connection:
+        """A connection as `user` in `project`; no request to it may hang a test run."""
         return openstack.connect(
-            auth_url=self.auth_url, username="admin", password=self.admin_password,
-            project_name=project, user_domain_name="Default", project_domain_name="Default",
-            region_name="regionOne", api_timeout=API_TIMEOUT_S, connect_retries=CONNECT_RETRIES,
+            auth_url=self.auth_url, username=user, password=password, project_name=project,
+            user_domain_name="Default", project_domain_name="Default", region_name="regionOne",
+            api_timeout=API_TIMEOUT_S, connect_retries=CONNECT_RETRIES,
         )  # fmt: skip
+
+    def admin_connection(self, project: str = "admin") -> Connection:
+        return self.connect("admin", self.admin_password, project)
 
 
 def say(text: str) -> None:
@@ -215,11 +220,9 @@ def _rekey_and_wait(container: str, address: str, tell: Callable[[str], None]) -
     plane = ControlPlane(container, "", address, password)
     cloud = plane.admin_connection()
     while True:
-        hosts = [h for h in cloud.compute.hypervisors() if h.state == "up"]  # type: ignore[attr-defined]
+        hosts = [h for h in cloud.compute.hypervisors() if h.state == "up"]
         computes = [
-            s
-            for s in cloud.compute.services()  # type: ignore[attr-defined]
-            if s.binary == "nova-compute" and s.state == "up"
+            s for s in cloud.compute.services() if s.binary == "nova-compute" and s.state == "up"
         ]
         if hosts and computes:
             break

@@ -93,33 +93,21 @@ def site_cloud(control_plane: cloud.ControlPlane) -> SiteCloud:
             name=IMAGE, data=io.BytesIO(b"\0" * 4096), disk_format="raw",
             container_format="bare", visibility="public", wait=True,
         )  # fmt: skip
-    if admin.network.find_network(EXTERNAL_NETWORK) is None:
-        external = admin.network.create_network(
-            name=EXTERNAL_NETWORK, is_router_external=True, provider_network_type="vlan",
-            provider_physical_network="physnet1", provider_segmentation_id=100,
-        )  # fmt: skip
-        admin.network.create_subnet(
-            network_id=external.id, cidr="203.0.113.0/24", ip_version=4, enable_dhcp=False
-        )
-    if admin.network.find_network(FABRIC_NETWORK) is None:
-        fabric = admin.network.create_network(
-            name=FABRIC_NETWORK, is_shared=True, provider_network_type="vlan",
-            provider_physical_network="physnet1", provider_segmentation_id=101,
-        )  # fmt: skip
-        admin.network.create_subnet(
-            network_id=fabric.id, cidr="10.99.0.0/24", ip_version=4, enable_dhcp=False
-        )
+    # The site's provider networks: (name, external, shared, VLAN, subnet).
+    for name, external, shared, segment, cidr in (
+        (EXTERNAL_NETWORK, True, False, 100, "203.0.113.0/24"),
+        (FABRIC_NETWORK, False, True, 101, "10.99.0.0/24"),
+    ):
+        if admin.network.find_network(name) is None:
+            network = admin.network.create_network(
+                name=name, is_router_external=external, is_shared=shared,
+                provider_network_type="vlan", provider_physical_network="physnet1",
+                provider_segmentation_id=segment,
+            )  # fmt: skip
+            admin.network.create_subnet(
+                network_id=network.id, cidr=cidr, ip_version=4, enable_dhcp=False
+            )
     return SiteCloud(control_plane, admin)
-
-
-def connect_as(plane: cloud.ControlPlane, user: str, password: str, project: str) -> Connection:
-    import openstack
-
-    return openstack.connect(
-        auth_url=plane.auth_url, username=user, password=password, project_name=project,
-        user_domain_name="Default", project_domain_name="Default", region_name="regionOne",
-        api_timeout=cloud.API_TIMEOUT_S, connect_retries=cloud.CONNECT_RETRIES,
-    )  # fmt: skip
 
 
 def new_project(site: SiteCloud, unlimited: bool = True) -> Project:
@@ -142,9 +130,7 @@ def new_project(site: SiteCloud, unlimited: bool = True) -> Project:
             project.id, networks=-1, subnets=-1, ports=-1, routers=-1, floating_ips=-1,
             security_groups=-1, security_group_rules=-1,
         )  # fmt: skip
-    return Project(
-        project.id, name, user.id, password, connect_as(site.plane, name, password, name)
-    )
+    return Project(project.id, name, user.id, password, site.plane.connect(name, password, name))
 
 
 def remove_project(site: SiteCloud, project: Project) -> None:

@@ -5,6 +5,7 @@ what the program meant, then deleted in reverse order until the project is empty
 
 from __future__ import annotations
 
+import base64
 from collections import Counter
 from typing import Any
 
@@ -124,8 +125,6 @@ def compare_servers(replay: Replay, admin: Connection, settled: dict[str, Any]) 
         assert seen.image.id == admin.image.find_image(inputs["imageName"]).id
         assert seen.key_name.startswith(f"{inputs['keyPair']}-")
         assert seen.metadata == inputs["metadata"]
-        import base64
-
         assert base64.b64decode(seen.user_data).decode() == inputs["userData"]
         attached = {p.id for p in replay.cloud.network.ports(device_id=server.id)}
         assert attached == {replay.ref(n["port"], PORT) for n in inputs["networks"]}, name
@@ -210,8 +209,6 @@ def test_the_largest_user_data_fits_and_nova_enforces_the_limit(
 ) -> None:
     """The largest node's user_data of every shipped testbed is far inside Nova's limit (the
     replay above has Nova take each one), and the limit is real: one byte over is refused."""
-    import base64
-
     from openstack.exceptions import BadRequestException
 
     largest = max(
