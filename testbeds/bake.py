@@ -7,9 +7,9 @@ the instance. `up` on the local target then starts each node from its group's ba
 when one exists with the same cache key; the roles still run in full and converge, their
 package steps finding nothing to do.
 
-The cache key covers the base image, every file of the group's roles and of the site's
-inventories (package lists live there and in role defaults) and the definition's values,
-so any change to what would be installed gives a new tag.
+The cache key covers the base image, every file of the group's roles (and of those they
+pull in) and of the site's inventories (package lists live there and in role defaults) and
+the definition's values, so any change to what would be installed gives a new tag.
 """
 
 from __future__ import annotations
@@ -96,21 +96,37 @@ def bake_tags(plan: Plan) -> list[str]:
     return [f"{role}_{step}" for role in roles for step in BAKE_STEPS]
 
 
-def bake(plan: Plan, verbose: bool = False, command: str = "testbed bake") -> dict[str, str]:
-    """Build the baked image of every node group that lacks one; returns group -> tag."""
+def bake(
+    plan: Plan,
+    verbose: bool = False,
+    command: str = "testbed bake",
+    groups: frozenset[str] | None = None,
+) -> dict[str, str]:
+    """Build the baked image of every node group (of `groups`, if given) that lacks one;
+    returns group -> tag."""
     if plan.target != "local":
         raise PreflightError(f"bake builds images for the local target, not {plan.target!r}")
     target = get_target("local")
     base = base_image(plan)
-    wanted = {g.name: baked_image_ref(plan, g.name, base) for g in plan.definition.node_groups}
+    wanted = {
+        g.name: baked_image_ref(plan, g.name, base)
+        for g in plan.definition.node_groups
+        if groups is None or g.name in groups
+    }
     missing = {g: ref for g, ref in wanted.items() if not podman.image_exists(ref)}
     if not missing:
         say(f"every node group of {plan.name} has a baked image already")
         return wanted
+    # One node of each group, as a plain node (an elastic group may have none always up).
+    every_node = (*plan.nodes, *plan.elastic_nodes)
     builder = replace(
         plan,
         instance=builder_instance(plan),
-        nodes=tuple(next(n for n in plan.nodes if n.group == group) for group in missing),
+        nodes=tuple(
+            replace(next(n for n in every_node if n.group == group), elastic=False)
+            for group in missing
+        ),
+        elastic_nodes=(),
     )
     with instance_lock(builder.instance, command, reserved_ok=True):
         target.preflight(builder)

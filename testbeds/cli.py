@@ -121,6 +121,11 @@ def cmd_show(args: argparse.Namespace) -> int:
         if traits["scratch"]:
             hw += f", {traits['scratch']['size_gb']} GB scratch at {traits['scratch']['path']}"
         lines.append(f"    {group['name']:<12} x{group['count']}  {', '.join(group['nodes'])}")
+        if group["elastic_nodes"]:
+            lines.append(
+                f"      elastic, up to {group['max']}: Slurm starts "
+                f"{', '.join(group['elastic_nodes'])} when jobs wait, removes them when idle"
+            )
         if group["description"]:
             lines.append(f"      {group['description']}")
         if group["origin"] != data["testbed"]:

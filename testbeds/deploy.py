@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -76,13 +77,28 @@ def up(plan: Plan, verbose: bool = False, run_verify: bool = True, full: bool = 
         say(f"provisioning {len(plan.nodes)} node(s) of {plan.name} on target {plan.target}")
     else:
         say(f"deploying {plan.name}'s workloads on target {plan.target}")
-    with timings.phase("provision"):
-        instance.nodes = instance.target.provision(plan, instance.state)
-    if not instance.target.configures_nodes:
-        checked = _verify_phase(instance, timings, run_verify)
-        instance.state.write_timings("up", timings, {})
-        return UpResult(plan.instance, None, checked, timings)
-    return configure(instance, timings, verbose, run_verify, full)
+    with ThreadPoolExecutor(max_workers=1) as beside:
+        # Elastic nodes start from their group's baked image: made now if missing, beside
+        # the static nodes' work, ready by the checks.
+        images = beside.submit(_bake_elastic_groups, plan, verbose)
+        with timings.phase("provision"):
+            instance.nodes = instance.target.provision(plan, instance.state)
+        if not instance.target.configures_nodes:
+            checked = _verify_phase(instance, timings, run_verify)
+            instance.state.write_timings("up", timings, {})
+            return UpResult(plan.instance, None, checked, timings)
+        result = configure(instance, timings, verbose, run_verify, full, before_checks=images)
+    return result
+
+
+def _bake_elastic_groups(plan: Plan, verbose: bool) -> None:
+    """The baked image of every elastic group that lacks one (local target)."""
+    groups = frozenset(n.group for n in plan.elastic_nodes)
+    if not groups or plan.target != "local":
+        return
+    from testbeds.bake import bake  # the bake imports this module
+
+    bake(plan, verbose, command=f"testbed up {plan.instance} (elastic images)", groups=groups)
 
 
 def run_definition_playbook(
@@ -114,6 +130,7 @@ def configure(
     verbose: bool = False,
     run_verify: bool = True,
     full: bool = False,
+    before_checks: Future[None] | None = None,
 ) -> UpResult:
     """Render the inventory for the instance's provisioned nodes, run the playbook (unless
     nothing changed since the last successful run and every node is healthy, see
@@ -157,6 +174,9 @@ def configure(
         state.write_timings("up", timings, {"ansible_status": result.status})
         details = "\n  ".join(result.failures) or f"see {result.artifacts}"
         raise DeployError(f"configuring {plan.instance} failed:\n  {details}")
+    if before_checks is not None:
+        with timings.phase("elastic images"):
+            before_checks.result()
     checked = _verify_phase(instance, timings, run_verify)
     state.write_timings(
         "up",
@@ -227,7 +247,9 @@ def status(instance: str) -> dict[str, Any]:
         **meta,
         "nodes": [r.__dict__ for r in rows],
         "last_verify": report,
-        "up": bool(rows) and all(r.state == "running" for r in rows),
+        # Elastic nodes come and go with the jobs: the static ones say whether it is up.
+        "up": any(not r.elastic for r in rows)
+        and all(r.state == "running" for r in rows if not r.elastic),
     }
 
 

@@ -91,6 +91,8 @@ def _draw_group(
                 lines.append(addresses[name])
             lines.append(", ".join(group.roles))
             lines += group.traits.notes(hardware_notes)
+            if name in group.elastic_node_names():
+                lines.append("elastic: started by Slurm when jobs wait")
             fill = "white"
             if counts:
                 lines.append(f"checks: {counts['passed']} passed, {counts['failed']} failed")

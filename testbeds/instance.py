@@ -71,6 +71,13 @@ def generated_vars(plan: Plan, state: StateDir, target: Target) -> dict[str, Any
             fs.model_dump() for fs in plan.definition.shared_filesystems
         ],
         "testbed_shared_filesystems_by_target": target.provides_shared_filesystems,
+        # Slurm knows every elastic node from the start where the target can start them.
+        "testbed_elastic_nodes": [
+            {"name": n.name, "group": n.group, "traits": n.traits.model_dump()}
+            for n in plan.elastic_nodes
+        ]
+        if target.starts_elastic_nodes
+        else [],
         "munge_key_src": str(state.secret("munge.key", MUNGE_KEY_BYTES)),
         "testbed_secrets_dir": str(state.secrets_dir),
         **plan.site.packages.as_role_vars(),

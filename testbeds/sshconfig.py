@@ -40,9 +40,14 @@ def quoted(value: object) -> str:
 
 
 def write_ssh_config(
-    state: StateDir, hosts: dict[str, tuple[str, int]], login: Login, bastion: Bastion | None
+    state: StateDir,
+    hosts: dict[str, tuple[str, int]],
+    login: Login,
+    bastion: Bastion | None,
+    path: Path | None = None,
 ) -> Path:
-    """One Host block per node, named after it (and one for the bastion)."""
+    """One Host block per node, named after it (and one for the bastion), in the
+    instance's ssh_config unless `path` names another file."""
     common = [
         f"  IdentityFile {quoted(login.private_key)}",
         "  IdentitiesOnly yes",
@@ -73,7 +78,7 @@ def write_ssh_config(
         if bastion:
             lines.append(f"  ProxyJump {BASTION}")
         lines += [f"  User {quoted(login.user)}", *common, *shared, ""]
-    path = state.path / "ssh_config"
+    path = path or state.path / "ssh_config"
     state.create()
     write_private(path, "\n".join(lines).encode())
     return path

@@ -38,4 +38,5 @@ if config.get_bool("configure") is not False:
     pulumi.export("checks_passed", configured.checks_passed)
 pulumi.export("nodes", testbed.nodes)
 pulumi.export("entry_address", testbed.entry_address)
+pulumi.export("elastic_groups", testbed.elastic_groups)
 pulumi.export("ssh_private_key", pulumi.Output.secret(ssh_key.private_key_openssh))

@@ -69,6 +69,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def call(self, args: Any) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         if args.token == "openstack:networking/getNetwork:getNetwork":
             return {"id": f"net-{args.args['name']}", "name": args.args["name"]}, []
+        if args.token == "openstack:compute/getFlavor:getFlavor":
+            return {"id": f"flavor-{args.args['name']}", "name": args.args["name"]}, []
+        if args.token == "openstack:images/getImage:getImage":
+            return {"id": f"image-{args.args['name']}", "name": args.args["name"]}, []
         return {}, []
 
     def of_type(self, suffix: str) -> list[tuple[str, dict[str, Any]]]:

@@ -7,7 +7,13 @@ from typing import Any
 
 from testbeds.errors import DefinitionError
 from testbeds.model.loader import definition_path, load_definition, load_site
-from testbeds.model.schema import SiteProfile, TestbedDefinition, Traits, valid_name
+from testbeds.model.schema import (
+    NodeGroup,
+    SiteProfile,
+    TestbedDefinition,
+    Traits,
+    valid_name,
+)
 from testbeds.state import InstanceRecord
 
 
@@ -17,6 +23,9 @@ class PlannedNode:
     group: str
     roles: tuple[str, ...]
     traits: Traits
+    # Started by Slurm when jobs wait for it, removed when idle (an elastic group's node
+    # beyond its count); `up` never starts it.
+    elastic: bool = False
 
 
 @dataclass(frozen=True)
@@ -26,6 +35,8 @@ class Plan:
     target: str
     instance: str
     nodes: tuple[PlannedNode, ...] = field(default=())
+    # Nodes of elastic groups beyond their count: Slurm knows them, `up` does not start them.
+    elastic_nodes: tuple[PlannedNode, ...] = field(default=())
     # Where the definition was read from: a shipped name, or a YAML file's absolute path.
     source: str = ""
 
@@ -59,7 +70,9 @@ class Plan:
         )
 
     def entry_node(self) -> PlannedNode:
-        return next(n for n in self.nodes if n.group == self.definition.entry)
+        """The entry group's first node (a bake that builds only some groups' images may
+        have none of it: then its first node)."""
+        return next((n for n in self.nodes if n.group == self.definition.entry), self.nodes[0])
 
     def as_dict(self, hardware_notes: dict[str, str] | None = None) -> dict[str, Any]:
         """The plan as data; hardware_notes say what the target emulates (by trait name)."""
@@ -79,7 +92,9 @@ class Plan:
                     "roles": list(g.roles),
                     "traits": g.traits.model_dump(),
                     "hardware_notes": g.traits.notes(notes),
-                    "nodes": g.node_names(),
+                    "nodes": g.static_node_names(),
+                    "max": g.max,
+                    "elastic_nodes": g.elastic_node_names(),
                     "expose": [port.model_dump() for port in g.expose],
                     "vars": g.vars,
                     "origin": self.definition.origin(g.name),
@@ -104,18 +119,20 @@ def build_plan(
     if not valid_name(instance):
         raise DefinitionError("--instance", "instance", f"{instance!r} is not a valid name")
     offloads = offloads_here(site, target, instance)
-    nodes = tuple(
-        PlannedNode(
-            name=name,
-            group=group.name,
-            roles=group.roles
-            + (("interlink",) if offloads and "slurm_login" in group.roles else ()),
-            traits=group.traits,
-        )
-        for group in definition.node_groups
-        for name in group.node_names()
+
+    def planned(group: NodeGroup, names: list[str], elastic: bool) -> list[PlannedNode]:
+        roles = group.roles + (("interlink",) if offloads and "slurm_login" in group.roles else ())
+        return [PlannedNode(name, group.name, roles, group.traits, elastic) for name in names]
+
+    groups = definition.node_groups
+    return Plan(
+        definition=definition,
+        site=site,
+        target=target,
+        instance=instance,
+        nodes=tuple(n for g in groups for n in planned(g, g.static_node_names(), False)),
+        elastic_nodes=tuple(n for g in groups for n in planned(g, g.elastic_node_names(), True)),
     )
-    return Plan(definition=definition, site=site, target=target, instance=instance, nodes=nodes)
 
 
 def offloads_here(site: SiteProfile, target: str, instance: str) -> bool:

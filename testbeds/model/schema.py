@@ -12,6 +12,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -122,7 +123,16 @@ class NodeGroup(Strict):
 
     name: Annotated[str, Field(pattern=NODE_GROUP_PATTERN)]
     description: str = ""
-    count: int = Field(default=1, ge=1, le=256)
+    max: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description="elastic group: Slurm knows this many nodes from the start; those beyond "
+        "`count` are started when jobs wait for them and removed when idle (power saving)",
+    )
+    count: int = Field(
+        default=1, ge=0, le=256, description="nodes always running (0 only in an elastic group)"
+    )
     roles: tuple[Annotated[str, Field(pattern=GROUP_NAME_PATTERN)], ...] = Field(min_length=1)
     traits: Traits = Traits()
     anti_affinity: bool = Field(
@@ -149,10 +159,34 @@ class NodeGroup(Strict):
             raise ValueError(f"role listed twice: {', '.join(dupes)}")
         return roles
 
+    @field_validator("count")
+    @classmethod
+    def _below_max(cls, count: int, info: ValidationInfo) -> int:
+        # `max` is declared first, so it is known here (unless it was refused itself).
+        maximum = info.data.get("max")
+        if maximum is None and "max" in info.data and count == 0:
+            raise ValueError("0 nodes needs max (an elastic group) or at least 1")
+        if maximum is not None and count >= maximum:
+            raise ValueError(f"{count} is not below max ({maximum}): no node would be elastic")
+        return count
+
+    @property
+    def elastic(self) -> bool:
+        return self.max is not None
+
     def node_names(self) -> list[str]:
-        if self.count == 1:
+        """Every node of the group: those always running, then the elastic ones."""
+        if self.max is None and self.count == 1:
             return [self.name]
-        return [f"{self.name}{i}" for i in range(1, self.count + 1)]
+        return [f"{self.name}{i}" for i in range(1, (self.max or self.count) + 1)]
+
+    def static_node_names(self) -> list[str]:
+        """The nodes `up` starts and keeps running."""
+        return self.node_names()[: self.count]
+
+    def elastic_node_names(self) -> list[str]:
+        """The nodes Slurm starts when jobs wait for them and stops when they idle."""
+        return self.node_names()[self.count :]
 
 
 class SharedFilesystem(Strict):
@@ -236,6 +270,27 @@ class TestbedDefinition(Strict):
                 return included.testbed
         return self.name
 
+    def _elastic_groups_serve_nobody(self) -> None:
+        """Nodes of an elastic group come and go: nothing else may depend on them."""
+        for group in self.node_groups:
+            if not group.elastic:
+                continue
+            where = f"node_groups[{group.name}].max"
+            if group.name == self.entry:
+                raise ValueError(f"{where}: the entry group (users log in there) cannot be elastic")
+            served = [fs.path for fs in self.shared_filesystems if fs.server == group.name]
+            if served:
+                raise ValueError(f"{where}: an elastic group cannot serve {served[0]}")
+            if any(link.to == group.name for link in self.links):
+                raise ValueError(
+                    f"{where}: a link leads to this group; an elastic group serves nobody"
+                )
+            if "slurm_compute" not in group.roles:
+                raise ValueError(
+                    f"{where}: only Slurm compute nodes can be elastic (Slurm starts and "
+                    "stops them); add the role slurm_compute or drop max"
+                )
+
     @model_validator(mode="after")
     def _names_consistent(self) -> TestbedDefinition:
         groups = [g.name for g in self.node_groups]
@@ -259,6 +314,7 @@ class TestbedDefinition(Strict):
             )
         if self.entry not in groups:
             raise ValueError(f"entry: {self.entry!r} is not a node group ({', '.join(groups)})")
+        self._elastic_groups_serve_nobody()
         if self.links and not self.include:
             raise ValueError(
                 "links: links join included testbeds, and this definition includes none"

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from testbeds import paths
 from testbeds.digests import tree_digest
 from testbeds.model.plan import Plan
+from testbeds.model.provenance import with_dependencies
 from testbeds.playbook import plays
 from testbeds.role_facts import roles_with
 
@@ -36,14 +37,19 @@ def install_tags(roles: Iterable[str]) -> list[str]:
 def baked_image_ref(plan: Plan, group: str, base_image: str) -> str:
     """The tag of the group's baked image for this plan, whether or not it exists.
 
-    The key covers the base image, every file of the group's roles, the site's inventories
+    The key covers the base image, every file of the group's roles (and of the roles they
+    depend on), the site's inventories
     (package lists live there and in role defaults), the definition's values and the
     group's plays."""
     node_group = next(g for g in plan.definition.node_groups if g.name == group)
     inventories = paths.inventories_dir()
     inputs = {
         "base": base_image,
-        "roles": {r: tree_digest(paths.roles_dir() / r) for r in node_group.roles},
+        # The roles their meta pulls in too (slurm_compute's slurm): their install steps run.
+        "roles": {
+            r: tree_digest(paths.roles_dir() / r)
+            for r in sorted(with_dependencies(set(node_group.roles)))
+        },
         "sites": {
             s: tree_digest(inventories / s)
             for s in ("common", plan.site.name)

@@ -73,6 +73,8 @@ class NodeStatus:
     name: str
     state: str
     detail: str = ""
+    # A node of an elastic group beyond its count: Slurm starts and removes it.
+    elastic: bool = False
 
 
 class Target(Protocol):
@@ -84,6 +86,8 @@ class Target(Protocol):
     provides_shared_filesystems: bool
     # True where the nodes outlive `down` (a site's own hosts): their secrets are kept.
     keeps_hosts: bool
+    # True where Slurm's power saving can start and remove nodes of elastic groups.
+    starts_elastic_nodes: bool
     hardware_notes: dict[str, str]
 
     def preflight(self, plan: Plan) -> None:
@@ -114,6 +118,7 @@ class NodeTarget:
     configures_nodes = True
     provides_shared_filesystems = False
     keeps_hosts = False
+    starts_elastic_nodes = False
     # Real hardware unless a target says what it emulates: what the roles detect.
     hardware_notes: dict[str, str] = {}  # noqa: RUF012 - read only, replaced by subclasses
 

@@ -63,6 +63,7 @@ class KubernetesTarget:
     configures_nodes = False
     provides_shared_filesystems = False
     keeps_hosts = False
+    starts_elastic_nodes = False
     hardware_notes: dict[str, str] = {
         "gpus": "GPU jobs request nvidia.com/gpu from the cluster's device plugin",
         "infiniband": "not used: MPI runs on the Slurm cluster the virtual node offloads to",

@@ -8,6 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from testbeds.elastic.service import (
+    BROKER_MOUNT,
+    broker_socket_dir,
+    elastic_node_dir,
+    ensure_broker,
+    stop_broker,
+)
 from testbeds.errors import DeployError, PreflightError
 from testbeds.model.loader import missing_site_section
 from testbeds.model.plan import Plan, PlannedNode
@@ -23,6 +30,8 @@ from testbeds.targets.image import ensure_base_image
 from testbeds.targets.netstate import current_stale_network_state
 
 BOOT_TIMEOUT_S = 90
+# Containers of elastic nodes (started by the node broker when Slurm asks for them).
+ELASTIC_LABEL = f"{podman.LABEL_PREFIX}.elastic=true"
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,58 @@ def node_group_images(plan: Plan) -> dict[str, str]:
     return images
 
 
+def elastic_rows(instance: str, rows: list[NodeStatus]) -> list[NodeStatus]:
+    """The rows with each elastic node's Slurm state, as the controller's slurmctld has it."""
+    state = StateDir(instance)
+    if not state.exists():
+        return rows
+    from testbeds.elastic.slurm_states import slurm_states
+    from testbeds.model.plan import resolve
+
+    record = state.read_record()
+    plan = resolve(record.definition, record.site, record.target, instance)
+    if not plan.elastic_nodes:
+        return rows
+    controller = next(n for n in plan.nodes if "slurm_controller" in n.roles)
+    states = slurm_states(
+        container_name(instance, controller.name), [n.name for n in plan.elastic_nodes]
+    )
+    by_name = {row.name: row for row in rows}
+    for node in plan.elastic_nodes:
+        slurm = states.get(node.name, "unknown to Slurm")
+        row = by_name.get(node.name)
+        by_name[node.name] = NodeStatus(
+            name=node.name,
+            state=row.state if row else "absent",
+            detail=f"elastic; Slurm: {slurm}" + (f"; {row.detail}" if row and row.detail else ""),
+            elastic=True,
+        )
+    return list(by_name.values())
+
+
+def _provisioned(
+    booted: _Booted, image: str, private_key: Path, extra_args: str, ssh_config: Path
+) -> ProvisionedNode:
+    """The record of a booted node: how Ansible and the checks reach it. `image` is its
+    group's image now (the baked one wherever one exists)."""
+    return ProvisionedNode(
+        name=booted.node.name,
+        group=booted.node.group,
+        roles=booted.node.roles,
+        address=booted.address,
+        testinfra_uri=f"safe-ssh://{booted.node.name}?ssh_config={ssh_config}",
+        ansible_vars={
+            "ansible_host": booted.address,
+            "ansible_user": "root",
+            "ansible_ssh_private_key_file": str(private_key),
+            "ansible_ssh_common_args": extra_args,
+        },
+        container=booted.container,
+        image=booted.image or image,
+        baked=booted.image == image and image.startswith(BAKED_REPOSITORY),
+    )
+
+
 def container_name(instance: str, node: str) -> str:
     return f"{instance}-{node}"
 
@@ -89,6 +150,8 @@ class LocalTarget(NodeTarget):
     name = "local"
     # Shared filesystems are podman volumes mounted into every node, so no NFS is needed.
     provides_shared_filesystems = True
+    # The node broker (testbeds.elastic) starts and removes them for Slurm.
+    starts_elastic_nodes = True
     # What this target cannot give for real, and what it does instead.
     hardware_notes = {
         "gpus": "emulated GPU: stand-in device files for Slurm GRES, no driver or CUDA",
@@ -158,27 +221,54 @@ class LocalTarget(NodeTarget):
             Login("root", private_key, known_hosts),
             bastion=None,
         )
+        if plan.elastic_nodes:
+            ensure_broker(plan.instance, state)
         return [
-            ProvisionedNode(
-                name=b.node.name,
-                group=b.node.group,
-                roles=b.node.roles,
-                address=b.address,
-                testinfra_uri=f"safe-ssh://{b.node.name}?ssh_config={config}",
-                ansible_vars={
-                    "ansible_host": b.address,
-                    "ansible_user": "root",
-                    "ansible_ssh_private_key_file": str(private_key),
-                    "ansible_ssh_common_args": extra_args,
-                },
-                container=b.container,
-                image=b.image or images[b.node.group],
-                # images[] names the group's current baked image wherever one exists.
-                baked=b.image == images[b.node.group]
-                and images[b.node.group].startswith(BAKED_REPOSITORY),
-            )
-            for b in booted
+            _provisioned(b, images[b.node.group], private_key, extra_args, config) for b in booted
         ]
+
+    def start_elastic_node(self, plan: Plan, state: StateDir, node: PlannedNode) -> ProvisionedNode:
+        """Start one elastic node from its group's baked image, on the instance's network
+        with its volumes, and return how to reach it (its host key in a known_hosts file
+        of its own, so that starting nodes never rewrites the static nodes' file)."""
+        site = self._site(plan)
+        image = baked_image_ref(plan, node.group, base_image(plan))
+        if not podman.image_exists(image):
+            raise DeployError(
+                f"node {node.name}: its group's baked image {image} is missing "
+                f"(`testbed up {plan.name}` builds it)"
+            )
+        self._ensure_network(plan, site)
+        volumes = self._ensure_volumes(plan)
+        private_key, public_key = ensure_client_key(state)
+        booted = self._ensure_node(
+            plan, node, image, podman.detect_runtime_options(), public_key, volumes
+        )
+        folder = elastic_node_dir(state, node.name)
+        known_hosts = folder / "known_hosts"
+        known_hosts.write_text(f"{booted.address} {booted.host_key}\n", encoding="utf-8")
+        extra_args = ssh_args(state).replace(str(state.path / "known_hosts"), str(known_hosts))
+        config = write_ssh_config(
+            state,
+            {node.name: (booted.address, 22)},
+            Login("root", private_key, known_hosts),
+            bastion=None,
+            path=folder / "ssh_config",
+        )
+        return _provisioned(booted, image, private_key, extra_args, config)
+
+    def remove_elastic_node(self, instance: str, node: str) -> bool:
+        """Remove an elastic node's container, if this instance's elastic node has one;
+        returns whether there was one."""
+        name = container_name(instance, node)
+        found = podman.container_by_name(name)
+        labels = (found or {}).get("Labels") or {}
+        if found is None or labels.get(podman.INSTANCE_LABEL) != instance:
+            return False
+        if labels.get(ELASTIC_LABEL.split("=")[0]) != "true":
+            raise DeployError(f"container {name} is not an elastic node; not removing it")
+        podman.run("rm", "--force", "--time", "5", name, timeout=120)
+        return True
 
     def _ensure_network(self, plan: Plan, site: LocalSite) -> None:
         net = network_name(plan.instance)
@@ -231,6 +321,7 @@ class LocalTarget(NodeTarget):
                     "--volume",
                     f"{public_key}:/root/.ssh/authorized_keys:ro",
                     *(arg for spec in volumes for arg in ("--volume", spec)),
+                    *self._broker_mount(plan, node),
                     # Emulated GPUs are device nodes made with mknod (they cannot be opened).
                     *(["--cap-add=MKNOD"] if node.traits.gpus else []),
                     # Emulated NVMe: a tmpfs of the declared size, so Slurm sees that TmpDisk.
@@ -247,6 +338,7 @@ class LocalTarget(NodeTarget):
                     f"{podman.LABEL_PREFIX}.node={node.name}",
                     "--label",
                     f"{podman.LABEL_PREFIX}.group={node.group}",
+                    *(["--label", ELASTIC_LABEL] if node.elastic else []),
                     image,
                     "/sbin/init",
                 )
@@ -265,6 +357,14 @@ class LocalTarget(NodeTarget):
             )
         return _Booted(node, name, address, host_key.stdout.strip(), str(info.get("ImageName", "")))
 
+    def _broker_mount(self, plan: Plan, node: PlannedNode) -> list[str]:
+        """The node broker's socket folder, on the Slurm controller of a plan with elastic
+        nodes: the one way slurmctld's power saving reaches what starts nodes."""
+        if not plan.elastic_nodes or "slurm_controller" not in node.roles:
+            return []
+        folder = broker_socket_dir(StateDir(plan.instance))
+        return ["--volume", f"{folder}:{BROKER_MOUNT}"]
+
     def _wait_for_systemd(self, node: str, name: str) -> None:
         deadline = time.monotonic() + BOOT_TIMEOUT_S
         state = ""
@@ -280,6 +380,8 @@ class LocalTarget(NodeTarget):
         )
 
     def status(self, instance: str) -> list[NodeStatus]:
+        """Every container of the instance, and every elastic node with its Slurm state
+        (one Slurm has removed has no container: its state says so)."""
         rows = []
         for item in podman.containers(instance_label(instance)):
             labels = item.get("Labels") or {}
@@ -288,13 +390,18 @@ class LocalTarget(NodeTarget):
                     name=labels.get(f"{podman.LABEL_PREFIX}.node", "?"),
                     state=item.get("State", "unknown"),
                     detail=item.get("Status", ""),
+                    elastic=labels.get(ELASTIC_LABEL.split("=")[0]) == "true",
                 )
             )
+        rows = elastic_rows(instance, rows)
         return sorted(rows, key=lambda r: r.name)
 
     def destroy(self, instance: str) -> list[str]:
         label = instance_label(instance)
         removed: list[str] = []
+        # First the broker, so that no elastic node starts while the instance goes.
+        if stop_broker(StateDir(instance, reserved_ok=True)):
+            removed.append("node broker")
         names = [item["Names"][0] for item in podman.containers(label)]
         if names:
             # Stop first, then remove: a node's systemd can outlast the grace time, and a

@@ -15,10 +15,11 @@ from typing import ClassVar
 import pytest
 
 from testbeds.state import StateDir
+from tests.e2e.elastic_faults import broker_processes
 from tests.e2e.live import LiveTestbed, bring_up, run_cli
 
 # How many checks each testbed's verify runs on the local target: all must run and pass.
-CHECKS = {"research-infrastructure": 317}
+CHECKS = {"research-infrastructure": 319}
 
 
 class Lifecycle:
@@ -89,7 +90,9 @@ class Lifecycle:
         assert "configuration skipped" in proc.stderr
 
     def test_down_leaves_nothing(self, live: LiveTestbed) -> None:
-        """down removes every container, network and volume with the instance's label."""
+        """down removes every container, network and volume with the instance's label (the
+        elastic nodes Slurm started too), and stops the instance's node broker."""
         run_cli("down", self.instance)
         assert live.leftovers() == []
+        assert broker_processes(self.instance) == []
         assert run_cli("status", self.instance, check=False).returncode == 3

@@ -2,7 +2,9 @@
 group, unchanged), data-movement's sites, Rucio and client, and pipelines composed, through
 the lifecycle (tests/e2e/lifecycle.py) with every check of the three testbeds and the
 composition's own, and these faults: timings, status, slurmd killed and healed by the second
-up (which changes nothing else), a name clash, the interlink role's preflight, the HPC
+up (which changes nothing else), a name clash, the interlink role's preflight, elastic nodes
+(tests/e2e/elastic_faults.py: status, the broker's boundary, a failed start and a node that
+disappears), the HPC
 site's transfer node down while a rule waits for it, data-movement's own
 (tests/e2e/data_faults.py: a grid endpoint down during replication, a corrupted replica) and
 pipelines' own (tests/e2e/pipeline_faults.py: a GPU job waits for the GPU worker).
@@ -28,6 +30,7 @@ from testbeds.runner import run_playbook
 from testbeds.state import StateDir
 from testbeds.targets import podman
 from tests.e2e.data_faults import DataMovementFaults
+from tests.e2e.elastic_faults import ElasticFaults
 from tests.e2e.lifecycle import Lifecycle
 from tests.e2e.live import LiveTestbed, run_cli
 from tests.e2e.pipeline_faults import PipelineFaults
@@ -45,7 +48,7 @@ def rucio(live: LiveTestbed) -> Iterator[Callable[..., Any]]:
         yield run
 
 
-class TestResearchInfrastructure(DataMovementFaults, PipelineFaults, Lifecycle):
+class TestResearchInfrastructure(DataMovementFaults, PipelineFaults, ElasticFaults, Lifecycle):
     testbed = TESTBED
     instance = INSTANCE
     cases = frozenset(
@@ -76,6 +79,8 @@ class TestResearchInfrastructure(DataMovementFaults, PipelineFaults, Lifecycle):
             "test_job_array_of_short_tasks_completes_in_bound",
             "test_user_writes_and_a_job_reads_back",
             "test_user_runs_an_image_on_two_nodes",
+            "test_two_waiting_jobs_start_two_elastic_nodes_and_run_there",
+            "test_idle_elastic_nodes_are_removed",
             "test_push_runs_the_pipeline_green",
             "test_gpu_job_runs_only_on_the_gpu_worker",
             "test_tracking_server_has_the_run_of_the_commit",
@@ -103,7 +108,7 @@ class TestResearchInfrastructure(DataMovementFaults, PipelineFaults, Lifecycle):
         proc = run_cli("status", INSTANCE, "--json")
         status = json.loads(proc.stdout)
         assert status["up"] is True
-        assert sorted(n["name"] for n in status["nodes"]) == [
+        assert sorted(n["name"] for n in status["nodes"] if not n["elastic"]) == [
             "client",
             "controller",
             "cpu1",

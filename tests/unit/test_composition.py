@@ -42,6 +42,7 @@ def test_shipped_composition_takes_in_the_selected_groups() -> None:
         "login": "hpc-access",
         "cpu": "hpc-access",
         "gpu": "hpc-access",
+        "elastic": "hpc-access",
         "site": "data-movement",
         "ddm": "data-movement",
         "client": "data-movement",

@@ -63,7 +63,7 @@ def test_valid_definition_expands_node_names(tmp_path: Path) -> None:
     ("changes", "field", "message"),
     [
         ({"node_groups__1__colour": "red"}, "node_groups[cpu].colour", "unknown key"),
-        ({"node_groups__1__count": 0}, "node_groups[cpu].count", "greater than or equal to 1"),
+        ({"node_groups__1__count": 0}, "node_groups[cpu].count", "0 nodes needs max"),
         ({"node_groups__1__traits__cpus": "many"}, "node_groups[cpu].traits.cpus", "integer"),
         (
             {"node_groups__1__roles": ["common", "slurmd_typo"]},

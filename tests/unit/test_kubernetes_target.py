@@ -100,7 +100,7 @@ def test_up_and_down_drive_the_stack_through_a_mocked_automation_api(
     assert result.verify.tests == result.verify.skipped >= 4
     assert StateDir("dm-k8s").read_record().namespace == "dm-k8s"
     assert deploy.status("dm-k8s")["nodes"] == [
-        {"name": "dm-k8s", "state": "deployed", "detail": "namespace"}
+        {"name": "dm-k8s", "state": "deployed", "detail": "namespace", "elastic": False}
     ]
     deploy.down("dm-k8s")
     assert stack.calls == ["up", "destroy", "remove dm-k8s"]

@@ -356,3 +356,21 @@ def test_composed_testbeds_reach_each_other_only_through_their_links(
     assert "ri-site-members-id" in ports["ri-site1"]["securityGroupIds"]
     directory_readers = {source for _, source, port in declared if port == 636}
     assert directory_readers == {"service", "gateway"}
+
+
+def test_elastic_nodes_get_no_instance_and_their_group_is_handed_on(partner_a: Any) -> None:
+    """hpc-access's elastic nodes are not the program's: no instance or port of theirs; the
+    group's flavor and image (by id), network, security groups (a compute node's, no SSH),
+    key pair and server group are exported for the node broker that makes them."""
+    mocks, testbed, plan = partner_a
+    settle(testbed.nodes)
+    names = {state["name"] for _, state in mocks.of_type("compute/instance:Instance")}
+    assert not any(n.startswith("hpc-a-elastic") for n in names)
+    assert not any("elastic" in name for name, _ in mocks.of_type("port:Port"))
+    spec = {key: settle(value) for key, value in testbed.elastic_groups["elastic"].items()}
+    assert set(testbed.elastic_groups) == {"elastic"}
+    assert spec["flavor_id"] == "flavor-c4.m16"
+    assert spec["image_id"] == "image-Debian-12-x86_64"
+    assert spec["network_id"] and spec["key_name"] and spec["server_group_id"]
+    cpu_ports = dict(mocks.of_type("port:Port"))["hpc-a-cpu1"]
+    assert sorted(spec["security_group_ids"]) == sorted(cpu_ports["securityGroupIds"])

@@ -71,7 +71,8 @@ def test_valid_definitions_plan_every_node_once(data: dict[str, Any]) -> None:
 def test_counts_below_one_are_refused(
     data: dict[str, Any], count: int, pick: st.DataObject
 ) -> None:
-    """Any group with count < 1 is refused, naming that group's count."""
+    """Any group with count < 1 (and no max: not elastic) is refused, naming that group's
+    count."""
     group = pick.draw(st.sampled_from(data["node_groups"]))
     group["count"] = count
     try:

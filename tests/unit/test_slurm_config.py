@@ -75,3 +75,63 @@ def test_emulated_cpus_multiply_the_traits_and_say_so(tmp_path: Path) -> None:
     plain = render(tmp_path)
     assert "NodeName=cpu1 CPUs=4 RealMemory=8000 State=UNKNOWN" in plain
     assert not any(line.startswith("SlurmdParameters=") for line in plain)
+
+
+ELASTIC = [
+    {"name": f"burst{i}", "group": "burst", "traits": {"cpus": 2, "memory_mb": 1000}}
+    for i in (1, 2, 3)
+]
+
+
+def test_elastic_nodes_are_cloud_nodes_in_their_own_partition(tmp_path: Path) -> None:
+    """Slurm knows every elastic node from the start (State=CLOUD, same traits), its group
+    is a partition, and power saving calls the controller's programs; static nodes are
+    never suspended."""
+    lines = render(
+        tmp_path,
+        testbed_elastic_nodes=ELASTIC,
+        testbed_node_groups=["controller", "cpu", "big", "burst"],
+    )
+    assert "NodeName=burst2 CPUs=2 RealMemory=1000 Features=elastic State=CLOUD" in lines
+    assert "NodeName=cpu1 CPUs=4 RealMemory=8000 State=UNKNOWN" in lines
+    assert (
+        "PartitionName=burst Nodes=burst1,burst2,burst3 Default=NO MaxTime=INFINITE State=UP"
+        in lines
+    )
+    assert "PartitionName=cpu Nodes=cpu1,cpu2 Default=YES MaxTime=INFINITE State=UP" in lines
+    assert "ResumeProgram=/usr/local/libexec/testbed-elastic/resume" in lines
+    assert "SuspendProgram=/usr/local/libexec/testbed-elastic/suspend" in lines
+    assert "SuspendTime=60" in lines
+    assert "SuspendExcNodes=big1,cpu1,cpu2" in lines
+    assert "SlurmctldParameters=cloud_dns,power_save_interval=2" in lines
+    assert "PrivateData=cloud" in lines
+
+
+def test_a_resumed_node_in_the_inventory_is_listed_once_as_elastic(tmp_path: Path) -> None:
+    """The node being configured is in the inventory's compute group too: slurm.conf is the
+    same as on every other node, so Slurm finds no difference between them."""
+    hosts = {**HOSTS, "burst1": {"testbed_node_group": "burst", "testbed_traits": {"cpus": 2}}}
+    groups = {**GROUPS, "slurm_compute": [*GROUPS["slurm_compute"], "burst1"], "burst": ["burst1"]}
+    facts = {
+        "testbed_instance": "site-a",
+        "testbed_node_groups": ["controller", "cpu", "big", "burst"],
+        "testbed_elastic_nodes": ELASTIC,
+    }
+    on_node = render_role_template(
+        "slurm", "slurm.conf.j2", tmp_path, hosts, groups, "burst1", facts
+    ).splitlines()
+    (tmp_path / "controller").mkdir()
+    on_controller = render_role_template(
+        "slurm", "slurm.conf.j2", tmp_path / "controller", HOSTS, GROUPS, "ctl", facts
+    ).splitlines()
+    assert [line for line in on_node if line.startswith("NodeName=burst1")] == [
+        "NodeName=burst1 CPUs=2 RealMemory=1000 Features=elastic State=CLOUD"
+    ]
+    assert on_node[2:] == on_controller[2:]  # after the managed-file header
+
+
+def test_without_elastic_nodes_there_is_no_power_saving(tmp_path: Path) -> None:
+    lines = render(tmp_path)
+    assert not any(
+        line.startswith(("ResumeProgram", "SuspendTime", "SuspendExcNodes")) for line in lines
+    )

@@ -42,6 +42,9 @@ class OpenStackTestbed(pulumi.ComponentResource):
     # CloudNode.as_output() of every node, and the entry node's floating IP.
     nodes: pulumi.Output[list[dict[str, Any]]]
     entry_address: pulumi.Output[str]
+    # Per elastic node group: what its servers are made of (flavor_id, image_id,
+    # network_id, security_group_ids, key_name, server_group_id).
+    elastic_groups: dict[str, dict[str, pulumi.Output[Any]]]
 
     def __init__(
         self, name: str, args: OpenStackTestbedArgs, opts: pulumi.ResourceOptions | None = None
@@ -54,4 +57,11 @@ class OpenStackTestbed(pulumi.ComponentResource):
         Storage(name, plan, site, compute.instances, self)
         access = Access(name, plan, site, compute, self)
         self.nodes, self.entry_address = access.nodes, access.entry_address
-        self.register_outputs({"nodes": self.nodes, "entry_address": self.entry_address})
+        self.elastic_groups = compute.elastic_groups
+        self.register_outputs(
+            {
+                "nodes": self.nodes,
+                "entry_address": self.entry_address,
+                "elastic_groups": self.elastic_groups,
+            }
+        )

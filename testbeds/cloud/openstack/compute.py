@@ -1,9 +1,12 @@
 """The instances: a server group per node group, one instance per node with the site's
 flavor and image (the GPU flavor for GPU groups, a second port on the IB/RoCE provider
 network for InfiniBand groups); each node makes its own host key, which the control node
-reads from its console log (testbeds/cloud/console_keys.py)."""
+reads from its console log (testbeds/cloud/console_keys.py). Elastic nodes get no instance:
+the group's flavor, image, network and security groups are handed on for them."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pulumi
 import pulumi_openstack as openstack
@@ -98,4 +101,24 @@ class Compute(Part):
                 metadata={"wp5-testbeds.instance": plan.instance, "wp5-testbeds.node": node.name},
                 opts=after_subnet,
             )
-        self.register_outputs({"instances": {n: i.id for n, i in self.instances.items()}})
+        # What the elastic groups' servers are made of: their nodes are no instances here,
+        # the node broker creates and deletes them (testbeds.elastic.openstack_nodes).
+        self.elastic_groups: dict[str, dict[str, pulumi.Output[Any]]] = {
+            group: {
+                "flavor_id": openstack.compute.get_flavor_output(
+                    name=flavor_for(groups[group], site)
+                ).id,
+                "image_id": openstack.images.get_image_output(name=site.image, most_recent=True).id,
+                "network_id": network.network.id,
+                "security_group_ids": pulumi.Output.all(*security.port_groups(group, entry=False)),
+                "key_name": keypair.name,
+                "server_group_id": server_groups[group].id,
+            }
+            for group in sorted({n.group for n in plan.elastic_nodes})
+        }
+        self.register_outputs(
+            {
+                "instances": {n: i.id for n, i in self.instances.items()},
+                "elastic_groups": self.elastic_groups,
+            }
+        )
