@@ -9,6 +9,7 @@ started."""
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from typing import ClassVar
 
 import psutil
@@ -67,6 +68,10 @@ class ElasticFaults:
         """Once the checks' nodes are gone, `status` lists every elastic node with its Slurm
         state (powered down) and the instance is up; an `up` starts none of them."""
         assert wait_for(self.all_powered_down, timeout=180, interval=3), self.states()
+        report = ET.parse(live.first_up["verify"]["report"]).getroot()
+        for prop in report.iter("property"):
+            if str(prop.get("name", "")).startswith("elastic"):
+                print(f"measured in the first verify: {prop.get('name')} = {prop.get('value')}")
         status = json.loads(run_cli("status", self.instance, "--json").stdout)
         elastic = {n["name"]: n for n in status["nodes"] if n["elastic"]}
         assert sorted(elastic) == NODES, status["nodes"]
@@ -128,7 +133,7 @@ class ElasticFaults:
         baked = self.baked_image()
         hidden = f"{baked.rsplit(':', 1)[0]}:hidden-by-e2e"
         podman.run("tag", baked, hidden)
-        podman.run("untag", baked)
+        podman.run("untag", baked, baked)  # that name only (no name: every name goes)
         try:
             job = self.submit("--wrap", "'sleep 600'")
 
@@ -143,7 +148,7 @@ class ElasticFaults:
             assert wait_for(lambda: "JobState=PENDING" in self.job(job), timeout=60), self.job(job)
         finally:
             podman.run("tag", hidden, baked)
-            podman.run("untag", hidden)
+            podman.run("untag", hidden, hidden)
         down = failed_node()
         self.slurm("scontrol", "update", f"nodename={down}", "state=power_down_force")
         # A requeued job waits out its begin time; this one may start now.

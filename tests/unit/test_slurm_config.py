@@ -135,3 +135,22 @@ def test_without_elastic_nodes_there_is_no_power_saving(tmp_path: Path) -> None:
     assert not any(
         line.startswith(("ResumeProgram", "SuspendTime", "SuspendExcNodes")) for line in lines
     )
+
+
+def test_elastic_nodes_carry_their_groups_gres(tmp_path: Path) -> None:
+    """An elastic GPU group's nodes are listed with their GRES like static ones, and the
+    cluster's GresTypes covers them even while no static node has a GPU."""
+    gpus = [
+        {
+            "name": f"gpuburst{i}",
+            "group": "gpuburst",
+            "traits": {"cpus": 8, "gpus": 2, "gpu_model": "a100"},
+        }
+        for i in (1, 2)
+    ]
+    lines = render(tmp_path, testbed_elastic_nodes=gpus)
+    assert (
+        "NodeName=gpuburst1 CPUs=8 RealMemory=1000 Gres=gpu:a100:2 Features=elastic State=CLOUD"
+        in lines
+    )
+    assert "GresTypes=gpu" in lines
