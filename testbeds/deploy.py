@@ -57,6 +57,9 @@ def verify_dict(result: VerifyResult) -> dict[str, Any]:
         "errors": result.errors,
         "skipped": result.skipped,
         "report": str(result.report),
+        "measurements": [
+            {"check": m.check, "name": m.name, "value": m.value} for m in result.measurements
+        ],
     }
 
 

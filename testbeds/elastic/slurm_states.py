@@ -3,7 +3,11 @@ the controller."""
 
 from __future__ import annotations
 
+from testbeds.model.plan import resolve
+from testbeds.state import StateDir
 from testbeds.targets import podman
+from testbeds.targets.base import NodeStatus
+from testbeds.targets.local import container_name
 
 
 def slurm_states(controller: str, nodes: list[str]) -> dict[str, str]:
@@ -22,3 +26,29 @@ def slurm_states(controller: str, nodes: list[str]) -> dict[str, str]:
         reason = "" if reason.strip() in ("", "none") else f" ({reason.strip()})"
         states[name.strip()] = state.strip() + reason
     return states
+
+
+def with_elastic_rows(instance: str, rows: list[NodeStatus]) -> list[NodeStatus]:
+    """The rows with each elastic node's Slurm state, as the controller's slurmctld has it."""
+    state = StateDir(instance)
+    if not state.exists():
+        return rows
+    record = state.read_record()
+    plan = resolve(record.definition, record.site, record.target, instance)
+    if not plan.elastic_nodes:
+        return rows
+    controller = next(n for n in plan.nodes if "slurm_controller" in n.roles)
+    states = slurm_states(
+        container_name(instance, controller.name), [n.name for n in plan.elastic_nodes]
+    )
+    by_name = {row.name: row for row in rows}
+    for node in plan.elastic_nodes:
+        slurm = states.get(node.name, "unknown to Slurm")
+        row = by_name.get(node.name)
+        by_name[node.name] = NodeStatus(
+            name=node.name,
+            state=row.state if row else "absent",
+            detail=f"elastic; Slurm: {slurm}" + (f"; {row.detail}" if row and row.detail else ""),
+            elastic=True,
+        )
+    return list(by_name.values())

@@ -31,7 +31,8 @@ from testbeds.targets.netstate import current_stale_network_state
 
 BOOT_TIMEOUT_S = 90
 # Containers of elastic nodes (started by the node broker when Slurm asks for them).
-ELASTIC_LABEL = f"{podman.LABEL_PREFIX}.elastic=true"
+ELASTIC_LABEL_KEY = f"{podman.LABEL_PREFIX}.elastic"
+ELASTIC_LABEL = f"{ELASTIC_LABEL_KEY}=true"
 
 
 @dataclass(frozen=True)
@@ -76,35 +77,6 @@ def node_group_images(plan: Plan) -> dict[str, str]:
             + ", ".join(g for g, image in images.items() if image != base)
         )
     return images
-
-
-def elastic_rows(instance: str, rows: list[NodeStatus]) -> list[NodeStatus]:
-    """The rows with each elastic node's Slurm state, as the controller's slurmctld has it."""
-    state = StateDir(instance)
-    if not state.exists():
-        return rows
-    from testbeds.elastic.slurm_states import slurm_states
-    from testbeds.model.plan import resolve
-
-    record = state.read_record()
-    plan = resolve(record.definition, record.site, record.target, instance)
-    if not plan.elastic_nodes:
-        return rows
-    controller = next(n for n in plan.nodes if "slurm_controller" in n.roles)
-    states = slurm_states(
-        container_name(instance, controller.name), [n.name for n in plan.elastic_nodes]
-    )
-    by_name = {row.name: row for row in rows}
-    for node in plan.elastic_nodes:
-        slurm = states.get(node.name, "unknown to Slurm")
-        row = by_name.get(node.name)
-        by_name[node.name] = NodeStatus(
-            name=node.name,
-            state=row.state if row else "absent",
-            detail=f"elastic; Slurm: {slurm}" + (f"; {row.detail}" if row and row.detail else ""),
-            elastic=True,
-        )
-    return list(by_name.values())
 
 
 def _provisioned(
@@ -265,7 +237,7 @@ class LocalTarget(NodeTarget):
         labels = (found or {}).get("Labels") or {}
         if found is None or labels.get(podman.INSTANCE_LABEL) != instance:
             return False
-        if labels.get(ELASTIC_LABEL.split("=")[0]) != "true":
+        if labels.get(ELASTIC_LABEL_KEY) != "true":
             raise DeployError(f"container {name} is not an elastic node; not removing it")
         podman.run("rm", "--force", "--time", "5", name, timeout=120)
         return True
@@ -390,11 +362,12 @@ class LocalTarget(NodeTarget):
                     name=labels.get(f"{podman.LABEL_PREFIX}.node", "?"),
                     state=item.get("State", "unknown"),
                     detail=item.get("Status", ""),
-                    elastic=labels.get(ELASTIC_LABEL.split("=")[0]) == "true",
+                    elastic=labels.get(ELASTIC_LABEL_KEY) == "true",
                 )
             )
-        rows = elastic_rows(instance, rows)
-        return sorted(rows, key=lambda r: r.name)
+        from testbeds.elastic.slurm_states import with_elastic_rows  # it imports this module
+
+        return sorted(with_elastic_rows(instance, rows), key=lambda r: r.name)
 
     def destroy(self, instance: str) -> list[str]:
         label = instance_label(instance)

@@ -9,7 +9,6 @@ started."""
 from __future__ import annotations
 
 import json
-import xml.etree.ElementTree as ET
 from typing import ClassVar
 
 import psutil
@@ -68,10 +67,9 @@ class ElasticFaults:
         """Once the checks' nodes are gone, `status` lists every elastic node with its Slurm
         state (powered down) and the instance is up; an `up` starts none of them."""
         assert wait_for(self.all_powered_down, timeout=180, interval=3), self.states()
-        report = ET.parse(live.first_up["verify"]["report"]).getroot()
-        for prop in report.iter("property"):
-            if str(prop.get("name", "")).startswith("elastic"):
-                print(f"measured in the first verify: {prop.get('name')} = {prop.get('value')}")
+        for measured in live.first_up["verify"]["measurements"]:
+            if measured["name"].startswith("elastic"):
+                print(f"measured in the first verify: {measured['name']} = {measured['value']}")
         status = json.loads(run_cli("status", self.instance, "--json").stdout)
         elastic = {n["name"]: n for n in status["nodes"] if n["elastic"]}
         assert sorted(elastic) == NODES, status["nodes"]

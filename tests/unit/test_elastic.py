@@ -235,3 +235,33 @@ def test_the_socket_answers_a_peer_by_its_user_id(tmp_path: Path) -> None:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=20) == 0
     assert not path.exists()
+
+
+def test_the_broker_gets_none_of_the_callers_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The broker outlives `up`: a cloud password or CI token in up's environment stays out
+    of it; where things are (paths, the tool's settings) is passed on."""
+    from testbeds.elastic.service import _broker_environment
+
+    monkeypatch.setenv("OS_PASSWORD", "s3cret")
+    monkeypatch.setenv("CI_JOB_TOKEN", "t0ken")
+    monkeypatch.setenv("TESTBED_STATE_DIR", "/tmp/state")
+    monkeypatch.setenv("XDG_STATE_HOME", "/tmp/xdg")
+    env = _broker_environment()
+    assert "OS_PASSWORD" not in env and "CI_JOB_TOKEN" not in env
+    assert env["TESTBED_STATE_DIR"] == "/tmp/state" and env["XDG_STATE_HOME"] == "/tmp/xdg"
+    assert "PATH" in env
+
+
+def test_a_recycled_pid_is_not_taken_for_the_broker(tmp_path: Path) -> None:
+    """The pid file names a process that is not this instance's broker (a pid the system
+    gave to something else since): no broker runs, and stopping it touches nothing."""
+    import os
+
+    from testbeds.elastic.service import running_broker, stop_broker
+    from testbeds.state import StateDir
+
+    state = StateDir("el-unit", root=tmp_path)
+    (state.path / "elastic").mkdir(parents=True)
+    (state.path / "elastic" / "broker.pid").write_text(f"{os.getpid()} abc\n")
+    assert running_broker(state) is None
+    assert stop_broker(state) is False
