@@ -74,6 +74,14 @@ class ControlPlane:
             api_timeout=API_TIMEOUT_S, connect_retries=CONNECT_RETRIES,
         )  # fmt: skip
 
+    def connect_credential(self, credential_id: str, secret: str) -> Connection:
+        """A connection with an application credential (its own project, its own rules)."""
+        return openstack.connect(
+            auth_type="v3applicationcredential", auth_url=self.auth_url,
+            application_credential_id=credential_id, application_credential_secret=secret,
+            region_name="regionOne", api_timeout=API_TIMEOUT_S, connect_retries=CONNECT_RETRIES,
+        )  # fmt: skip
+
     def admin_connection(self, project: str = "admin") -> Connection:
         return self.connect("admin", self.admin_password, project)
 

@@ -5,13 +5,11 @@ else: another request (a network listing), a scope on another project, a new cre
 
 from __future__ import annotations
 
-import openstack
 import pytest
 import requests
 from openstack.exceptions import HttpException
 
 from testbeds.cloud.openstack_credentials import mint_elastic_credential
-from tests.openstack import cloud
 from tests.openstack.conftest import IMAGE, Project, SiteCloud, new_project, remove_project
 
 
@@ -23,12 +21,7 @@ def test_the_elastic_credential_reaches_only_servers_of_its_project(
     assert minted.project_id == project.id
     network = owner.network.create_network(name="el1-net")
     owner.network.create_subnet(network_id=network.id, cidr="10.70.0.0/24", ip_version=4)
-    elastic = openstack.connect(
-        auth_type="v3applicationcredential", auth_url=site_cloud.plane.auth_url,
-        application_credential_id=minted.id, application_credential_secret=minted.secret,
-        region_name="regionOne", api_timeout=cloud.API_TIMEOUT_S,
-        connect_retries=cloud.CONNECT_RETRIES,
-    )  # fmt: skip
+    elastic = site_cloud.plane.connect_credential(minted.id, minted.secret)
     other = new_project(site_cloud)
     try:
         assert elastic.current_project_id == project.id

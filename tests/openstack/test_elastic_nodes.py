@@ -12,7 +12,6 @@ import pytest
 
 from testbeds.cloud.openstack_credentials import mint_elastic_credential
 from testbeds.elastic.openstack_nodes import ELASTIC_KEY, INSTANCE_KEY, OpenStackNodes, ServerSpec
-from tests.openstack import cloud
 from tests.openstack.conftest import IMAGE, Project, SiteCloud
 
 NODES = {"elastic1": "elastic", "elastic2": "elastic"}
@@ -30,12 +29,7 @@ def test_resume_creates_and_suspend_deletes_the_servers_with_the_restricted_cred
         name="el2-elastic", policy="soft-anti-affinity"
     )
     minted = mint_elastic_credential(owner, "el2")
-    elastic = openstack.connect(
-        auth_type="v3applicationcredential", auth_url=site_cloud.plane.auth_url,
-        application_credential_id=minted.id, application_credential_secret=minted.secret,
-        region_name="regionOne", api_timeout=cloud.API_TIMEOUT_S,
-        connect_retries=cloud.CONNECT_RETRIES,
-    )  # fmt: skip
+    elastic = site_cloud.plane.connect_credential(minted.id, minted.secret)
     spec = ServerSpec(
         flavor_id=site_cloud.admin.compute.find_flavor("c4.m16", ignore_missing=False).id,
         image_id=site_cloud.admin.image.find_image(IMAGE, ignore_missing=False).id,
