@@ -56,6 +56,9 @@ class LocalNodes:
     def resume(self, node: str) -> None:
         planned = self.planned[node]
         started = self.target.start_elastic_node(self.plan, self.state, planned)
+        # A node started again has a new address: slurmctld must send there, not to the
+        # address it kept from the node's last start.
+        self.slurm_update(node, f"nodeaddr={started.address}", f"nodehostname={node}")
         say(f"[{node}] container up at {started.address}; configuring")
         result = configure_elastic_node(self.plan, self.state, planned, started)
         if not result.ok:
@@ -70,13 +73,19 @@ class LocalNodes:
             say(f"[{node}] container removed")
         shutil.rmtree(elastic_node_dir(self.state, node), ignore_errors=True)
 
-    def mark_down(self, node: str, reason: str) -> None:
+    def slurm_update(self, node: str, *settings: str) -> None:
+        """`scontrol update` of the node on the controller; raises if Slurm refuses."""
         proc = podman.exec_(
-            self.controller, "scontrol", "update", f"nodename={node}", "state=DOWN",
-            f"reason={reason}", timeout=30,
-        )  # fmt: skip
+            self.controller, "scontrol", "update", f"nodename={node}", *settings, timeout=30
+        )
         if proc.returncode != 0:
-            say(f"[{node}] could not mark it DOWN in Slurm: {proc.stderr.strip()}")
+            raise DeployError(f"scontrol update {node} {' '.join(settings)}: {proc.stderr.strip()}")
+
+    def mark_down(self, node: str, reason: str) -> None:
+        try:
+            self.slurm_update(node, "state=DOWN", f"reason={reason}")
+        except DeployError as error:
+            say(f"[{node}] could not mark it DOWN in Slurm: {error}")
 
     def vanished(self) -> list[str]:
         with self._running_lock:

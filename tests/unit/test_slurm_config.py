@@ -103,7 +103,7 @@ def test_elastic_nodes_are_cloud_nodes_in_their_own_partition(tmp_path: Path) ->
     assert "SuspendProgram=/usr/local/libexec/testbed-elastic/suspend" in lines
     assert "SuspendTime=60" in lines
     assert "SuspendExcNodes=big1,cpu1,cpu2" in lines
-    assert "SlurmctldParameters=cloud_dns,power_save_interval=2" in lines
+    assert "SlurmctldParameters=power_save_interval=2" in lines
     assert "PrivateData=cloud" in lines
 
 
