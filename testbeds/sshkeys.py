@@ -58,9 +58,11 @@ def write_known_hosts(state: StateDir, entries: Iterable[tuple[str, str]]) -> Pa
     return path
 
 
-def ssh_args(state: StateDir) -> str:
-    """Extra ssh options: strict checking against the recorded keys, connections reused."""
+def ssh_args(state: StateDir, known_hosts: Path | None = None) -> str:
+    """Extra ssh options: strict checking against the recorded keys (the instance's
+    known_hosts unless another file is named), connections reused."""
     return (
-        f"-o UserKnownHostsFile={state.path / 'known_hosts'} -o StrictHostKeyChecking=yes "
+        f"-o UserKnownHostsFile={known_hosts or state.path / 'known_hosts'} "
+        "-o StrictHostKeyChecking=yes "
         "-o ControlMaster=auto -o ControlPersist=120s -o ServerAliveInterval=15"
     )

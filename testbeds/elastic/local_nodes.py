@@ -9,6 +9,7 @@ import threading
 from dataclasses import replace
 
 from testbeds.elastic.service import elastic_node_dir
+from testbeds.elastic.slurm_states import controller_container
 from testbeds.errors import DeployError
 from testbeds.instance import generated_vars
 from testbeds.inventory import inventory_sources, render_inventory
@@ -21,11 +22,6 @@ from testbeds.targets import podman
 from testbeds.targets.baked import install_tags
 from testbeds.targets.base import ProvisionedNode, read_nodes
 from testbeds.targets.local import LocalTarget, container_name
-
-
-def controller_container(plan: Plan) -> str:
-    controller = next(n for n in plan.nodes if "slurm_controller" in n.roles)
-    return container_name(plan.instance, controller.name)
 
 
 class LocalNodes:

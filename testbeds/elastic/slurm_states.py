@@ -3,11 +3,17 @@ the controller."""
 
 from __future__ import annotations
 
-from testbeds.model.plan import resolve
+from testbeds.model.plan import Plan, resolve
 from testbeds.state import StateDir
 from testbeds.targets import podman
 from testbeds.targets.base import NodeStatus
 from testbeds.targets.local import container_name
+
+
+def controller_container(plan: Plan) -> str:
+    """The container of the plan's Slurm controller (the local target's)."""
+    controller = next(n for n in plan.nodes if "slurm_controller" in n.roles)
+    return container_name(plan.instance, controller.name)
 
 
 def slurm_states(controller: str, nodes: list[str]) -> dict[str, str]:
@@ -37,10 +43,7 @@ def with_elastic_rows(instance: str, rows: list[NodeStatus]) -> list[NodeStatus]
     plan = resolve(record.definition, record.site, record.target, instance)
     if not plan.elastic_nodes:
         return rows
-    controller = next(n for n in plan.nodes if "slurm_controller" in n.roles)
-    states = slurm_states(
-        container_name(instance, controller.name), [n.name for n in plan.elastic_nodes]
-    )
+    states = slurm_states(controller_container(plan), [n.name for n in plan.elastic_nodes])
     by_name = {row.name: row for row in rows}
     for node in plan.elastic_nodes:
         slurm = states.get(node.name, "unknown to Slurm")

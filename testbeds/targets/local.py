@@ -219,7 +219,7 @@ class LocalTarget(NodeTarget):
         folder = elastic_node_dir(state, node.name)
         known_hosts = folder / "known_hosts"
         known_hosts.write_text(f"{booted.address} {booted.host_key}\n", encoding="utf-8")
-        extra_args = ssh_args(state).replace(str(state.path / "known_hosts"), str(known_hosts))
+        extra_args = ssh_args(state, known_hosts)
         config = write_ssh_config(
             state,
             {node.name: (booted.address, 22)},
