@@ -4,12 +4,14 @@ A bake brings up a throw-away instance from the base image, runs only the roles'
 preflight and install steps (no configuration, no secrets: the host keys and passwords
 come later, at `up`), commits one node of each group as that group's image, and removes
 the instance. `up` on the local target then starts each node from its group's baked image
-when one exists with the same cache key; the roles still run in full and converge, their
-package steps finding nothing to do.
+when one exists with the same cache key, and where every node did, skips the roles' install
+steps (`targets.baked.install_tags`): only the steps that make the instance itself run.
 
 The cache key covers the base image, every file of the group's roles (and of those they
 pull in) and of the site's inventories (package lists live there and in role defaults) and
 the definition's values, so any change to what would be installed gives a new tag.
+A new tag's image replaces the group's older ones (images carrying the group's bake label,
+none a container still runs from), so stale bakes do not fill the disk.
 """
 
 from __future__ import annotations
@@ -40,11 +42,19 @@ NODE_IDENTITY_CLEANUP = (
 
 
 COMMITS_AT_ONCE = 4
+BAKED_LABEL = f"{podman.LABEL_PREFIX}.image=baked"
 
 
-def _commit(node: ProvisionedNode, image: str) -> None:
+def group_label(definition: str, group: str) -> str:
+    """The label of one node group's baked images: a bake removes only images carrying it
+    (image names alone could be shared: definition `a` with group `b-c`, `a-b` with `c`)."""
+    return f"{podman.LABEL_PREFIX}.baked-group={definition}/{group}"
+
+
+def _commit(definition: str, node: ProvisionedNode, image: str) -> None:
     """The node's container, without package caches and without what makes a node itself,
-    as its group's image."""
+    as its group's image; the group's images of earlier keys are then removed."""
+    label = group_label(definition, node.group)
     podman.exec_(node.container, "sh", "-c", NODE_IDENTITY_CLEANUP)
     podman.run(
         "commit",
@@ -53,12 +63,24 @@ def _commit(node: ProvisionedNode, image: str) -> None:
         "--change",
         "CMD=/sbin/init",
         "--change",
-        f"LABEL={podman.LABEL_PREFIX}.image=baked",
+        f"LABEL={BAKED_LABEL}",
+        "--change",
+        f"LABEL={label}",
         node.container,
         image,
         timeout=600,
     )
     say(f"[{node.group}] baked {image}")
+    _remove_older_bakes(image, label)
+
+
+def _remove_older_bakes(image: str, label: str) -> None:
+    """Images of earlier keys are never used again by `up`; one a container still runs from
+    is refused by podman and goes at a later bake."""
+    repository, _, _ = image.rpartition(":")
+    for older in podman.image_tags(repository, label):
+        if older != image and podman.run("rmi", older, check=False).returncode == 0:
+            say(f"removed the older baked image {older}")
 
 
 def builder_instance(plan: Plan) -> str:
@@ -157,7 +179,10 @@ def _build(
             timings.phase("commit"),
             ThreadPoolExecutor(max_workers=min(COMMITS_AT_ONCE, len(instance.nodes))) as pool,
         ):
-            commits = [pool.submit(_commit, node, missing[node.group]) for node in instance.nodes]
+            commits = [
+                pool.submit(_commit, plan.name, node, missing[node.group])
+                for node in instance.nodes
+            ]
             for done in as_completed(commits):
                 done.result()
     finally:

@@ -3,6 +3,8 @@ the controller."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from testbeds.model.plan import Plan, resolve
 from testbeds.state import StateDir
 from testbeds.targets import podman
@@ -16,22 +18,42 @@ def controller_container(plan: Plan) -> str:
     return container_name(plan.instance, controller.name)
 
 
-def slurm_states(controller: str, nodes: list[str]) -> dict[str, str]:
-    """Each node's Slurm state (`idle~` is powered down; `alloc#` is being started), with
-    the reason where Slurm has one; empty when the controller does not answer."""
-    proc = podman.exec_(
-        controller, "sinfo", "--noheader", "--Node", "--nodes", ",".join(nodes),
-        "--format", "%N|%t|%E", timeout=30,
-    )  # fmt: skip
-    if proc.returncode != 0:
-        return {}
-    states: dict[str, str] = {}
-    for line in proc.stdout.splitlines():
+@dataclass(frozen=True)
+class SlurmNodeState:
+    """A node's state as sinfo abbreviates it (`idle~` powered down, `alloc#` being
+    started, `down~` failed to start) and Slurm's reason, if any."""
+
+    state: str
+    reason: str = ""
+
+    @property
+    def powered_down(self) -> bool:
+        return self.state.endswith("~")
+
+    def __str__(self) -> str:
+        return f"{self.state} ({self.reason})" if self.reason else self.state
+
+
+def sinfo_arguments(nodes: list[str]) -> list[str]:
+    """sinfo's arguments for the lines `parse_sinfo` reads: one per node."""
+    return ["--noheader", "--Node", "--nodes", ",".join(nodes), "--format", "%N|%t|%E"]
+
+
+def parse_sinfo(output: str) -> dict[str, SlurmNodeState]:
+    states: dict[str, SlurmNodeState] = {}
+    for line in output.splitlines():
         name, _, rest = line.partition("|")
         state, _, reason = rest.partition("|")
-        reason = "" if reason.strip() in ("", "none") else f" ({reason.strip()})"
-        states[name.strip()] = state.strip() + reason
+        if name.strip() and state.strip():
+            reason = "" if reason.strip() == "none" else reason.strip()
+            states[name.strip()] = SlurmNodeState(state.strip(), reason)
     return states
+
+
+def slurm_states(controller: str, nodes: list[str]) -> dict[str, SlurmNodeState]:
+    """Each node's Slurm state; empty when the controller does not answer."""
+    proc = podman.exec_(controller, "sinfo", *sinfo_arguments(nodes), timeout=30)
+    return parse_sinfo(proc.stdout) if proc.returncode == 0 else {}
 
 
 def with_elastic_rows(instance: str, rows: list[NodeStatus]) -> list[NodeStatus]:
@@ -46,7 +68,7 @@ def with_elastic_rows(instance: str, rows: list[NodeStatus]) -> list[NodeStatus]
     states = slurm_states(controller_container(plan), [n.name for n in plan.elastic_nodes])
     by_name = {row.name: row for row in rows}
     for node in plan.elastic_nodes:
-        slurm = states.get(node.name, "unknown to Slurm")
+        slurm = str(states.get(node.name, "unknown to Slurm"))
         row = by_name.get(node.name)
         by_name[node.name] = NodeStatus(
             name=node.name,

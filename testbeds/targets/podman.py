@@ -150,6 +150,20 @@ def volumes(label: str) -> list[str]:
     return [line for line in out.splitlines() if line]
 
 
+def image_tags(repository: str, label: str) -> list[str]:
+    """The tags (repository:tag) of images of one repository that carry the label."""
+    out = run(
+        "images",
+        "--filter",
+        f"reference={repository}",
+        "--filter",
+        f"label={label}",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+    ).stdout
+    return [line for line in out.splitlines() if line.startswith(f"{repository}:")]
+
+
 def image_exists(ref: str) -> bool:
     return run("image", "exists", ref, check=False).returncode == 0
 

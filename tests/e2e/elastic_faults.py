@@ -14,6 +14,7 @@ from typing import ClassVar
 import psutil
 
 from testbeds.checks.helpers import wait_for
+from testbeds.elastic.slurm_states import SlurmNodeState, parse_sinfo, sinfo_arguments
 from testbeds.model.plan import resolve
 from testbeds.targets import podman
 from testbeds.targets.baked import baked_image_ref
@@ -34,9 +35,8 @@ class ElasticFaults:
         assert proc.returncode == 0, proc.stderr
         return proc.stdout
 
-    def states(self) -> dict[str, str]:
-        out = self.slurm("sinfo", "-h", "-N", "-n", ",".join(NODES), "-o", "%N|%t|%E")
-        return {n: f"{s}|{r}" for n, s, r in (line.split("|") for line in out.splitlines())}
+    def states(self) -> dict[str, SlurmNodeState]:
+        return parse_sinfo(self.slurm("sinfo", *sinfo_arguments(NODES)))
 
     def running_elastic(self) -> list[str]:
         return sorted(
@@ -47,7 +47,7 @@ class ElasticFaults:
 
     def all_powered_down(self) -> bool:
         states = self.states()
-        return all(states.get(n, "").split("|")[0].endswith("~") for n in NODES) and not (
+        return all(n in states and states[n].powered_down for n in NODES) and not (
             self.running_elastic()
         )
 
@@ -138,12 +138,16 @@ class ElasticFaults:
 
             def failed_node() -> str:
                 return next(
-                    (n for n, s in self.states().items() if "resume failed" in s and "down" in s),
+                    (
+                        n
+                        for n, s in self.states().items()
+                        if "resume failed" in s.reason and s.state.startswith("down")
+                    ),
                     "",
                 )
 
             assert wait_for(lambda: bool(failed_node()), timeout=120, interval=2), self.states()
-            assert "is missing" in self.states()[failed_node()]
+            assert "is missing" in self.states()[failed_node()].reason
             assert wait_for(lambda: "JobState=PENDING" in self.job(job), timeout=60), self.job(job)
         finally:
             podman.run("tag", hidden, baked)
@@ -163,7 +167,7 @@ class ElasticFaults:
         node = running_on()
         podman.run("rm", "--force", "--time", "0", f"{self.instance}-{node}")
         assert wait_for(
-            lambda: "node vanished" in self.states().get(node, ""), timeout=60, interval=2
+            lambda: "node vanished" in str(self.states().get(node, "")), timeout=60, interval=2
         ), self.states()
         assert wait_for(lambda: "JobState=PENDING" in self.job(job), timeout=60), self.job(job)
         assert "Restarts=2" in self.job(job), self.job(job)

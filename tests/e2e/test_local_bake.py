@@ -11,7 +11,7 @@ import json
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -85,8 +85,32 @@ def host_keys(container: str) -> str:
     return podman.exec_(container, "sh", "-c", "cat /etc/ssh/ssh_host_*_key.pub").stdout
 
 
-def test_bake_then_up_from_the_baked_image(tmp_path: Path) -> None:
+@pytest.fixture
+def images_made(tmp_path: Path) -> Iterator[Callable[..., str]]:
+    """Make images named as bakes name theirs, from the base image with labels and nothing
+    else; all removed after the test."""
+    made: list[str] = []
+
+    def image_with_labels(ref: str, *labels: str) -> str:
+        (tmp_path / "Containerfile").write_text(f"FROM {podman_base_image()}\n")
+        label_args = [arg for label in labels for arg in ("--label", label)]
+        made.append(ref)
+        podman.run("build", "--quiet", *label_args, "--tag", ref, str(tmp_path), timeout=120)
+        return ref
+
+    yield image_with_labels
+    for ref in made:
+        podman.run("rmi", "--force", ref, check=False)
+
+
+def test_bake_then_up_from_the_baked_image(tmp_path: Path, images_made: Callable[..., str]) -> None:
     require_podman()
+    # The group's image of an earlier key goes when the new one is baked; an image of the
+    # same name not labelled as this group's bake (made by hand, say) stays.
+    older = "localhost/wp5-testbeds-baked-smoke-node:0000000000000000"
+    by_hand = "localhost/wp5-testbeds-baked-smoke-node:by-hand"
+    images_made(older, f"{podman.LABEL_PREFIX}.baked-group=smoke/node")
+    images_made(by_hand, f"{podman.LABEL_PREFIX}.image=baked")
     # A user's own instance named like the old builder: the bake must leave it alone.
     bystander = "bake-smoke-node"
     podman.run(
@@ -109,6 +133,8 @@ def test_bake_then_up_from_the_baked_image(tmp_path: Path) -> None:
     image = baked["node"]
     try:
         assert podman.image_exists(image)
+        assert not podman.image_exists(older)
+        assert podman.image_exists(by_hand)
         assert podman.containers(f"{podman.INSTANCE_LABEL}=bake.smoke") == []
         # The image holds no node identity: no host keys, no machine id, no random seed.
         inside = podman.run(

@@ -17,6 +17,7 @@ import yaml
 
 from testbeds.elastic.broker import Broker, reason_text
 from testbeds.elastic.requests import RequestRefused, parse_request
+from testbeds.elastic.slurm_states import SlurmNodeState, parse_sinfo, sinfo_arguments
 from testbeds.errors import DefinitionError
 from testbeds.model.loader import load_definition, load_site
 from testbeds.model.plan import build_plan, resolve
@@ -265,3 +266,25 @@ def test_a_recycled_pid_is_not_taken_for_the_broker(tmp_path: Path) -> None:
     (state.path / "elastic" / "broker.pid").write_text(f"{os.getpid()} abc\n")
     assert running_broker(state) is None
     assert stop_broker(state) is False
+
+
+def test_sinfo_lines_give_each_nodes_state_and_reason() -> None:
+    """One reader of sinfo's node lines for status, the check and the fault tests."""
+    states = parse_sinfo(
+        "elastic1|idle~|none\n"
+        "elastic2|down~|resume failed: image is missing\n"
+        "\n"
+        "elastic3|alloc#|\n"
+    )
+    assert states == {
+        "elastic1": SlurmNodeState("idle~"),
+        "elastic2": SlurmNodeState("down~", "resume failed: image is missing"),
+        "elastic3": SlurmNodeState("alloc#"),
+    }
+    assert [name for name, s in states.items() if s.powered_down] == ["elastic1", "elastic2"]
+    assert str(states["elastic2"]) == "down~ (resume failed: image is missing)"
+    assert sinfo_arguments(["elastic1", "elastic2"])[-3:] == [
+        "elastic1,elastic2",
+        "--format",
+        "%N|%t|%E",
+    ]

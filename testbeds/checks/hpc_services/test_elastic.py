@@ -7,12 +7,14 @@ One lane: the second check waits for the nodes the first one started to go."""
 from __future__ import annotations
 
 import re
+import shlex
 import time
 from datetime import datetime
 
 import pytest
 
 from testbeds.checks.helpers import wait_for
+from testbeds.elastic.slurm_states import SlurmNodeState, parse_sinfo, sinfo_arguments
 
 # What a start may take on top of Slurm's ResumeTimeout before the check gives up.
 MARGIN_S = 60
@@ -36,9 +38,8 @@ def elastic(testbed) -> tuple[str, list[str]]:
     return name, groups[name]
 
 
-def slurm_states(login, nodes: list[str]) -> dict[str, str]:
-    out = login.run(f"sinfo --noheader --Node --nodes {','.join(nodes)} --format '%N %t'")
-    return dict(line.split() for line in out.stdout.splitlines() if len(line.split()) == 2)
+def slurm_states(login, nodes: list[str]) -> dict[str, SlurmNodeState]:
+    return parse_sinfo(login.run(shlex.join(["sinfo", *sinfo_arguments(nodes)])).stdout)
 
 
 def config_seconds(login, key: str) -> int:
@@ -124,7 +125,7 @@ def test_idle_elastic_nodes_are_removed(testbed, elastic, record_property):
 
     def all_powered_down() -> bool:
         states = slurm_states(login, nodes)
-        return len(states) == len(nodes) and all(s.endswith("~") for s in states.values())
+        return len(states) == len(nodes) and all(s.powered_down for s in states.values())
 
     assert wait_for(all_powered_down, timeout=bound_s, interval=2), slurm_states(login, nodes)
     record_property(
