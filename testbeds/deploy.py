@@ -105,14 +105,15 @@ def _bake_elastic_groups(plan: Plan, verbose: bool) -> None:
 
 
 def run_definition_playbook(
-    instance: Instance, verbose: bool = False, tags: list[str] | None = None
+    instance: Instance, verbose: bool = False, tags: list[str] | None = None, full: bool = False
 ) -> PlaybookResult:
     """Run the definition's playbook against the instance's inventory. Where every node
     started from its group's current baked image, the roles' install steps (already in the
-    images) are skipped."""
+    images) are skipped, unless `full` asks for every step (which then proves the images
+    hold what the install steps would do: they change nothing)."""
     nodes = instance.nodes
     skip = None
-    if nodes and all(n.baked for n in nodes) and tags is None:
+    if nodes and all(n.baked for n in nodes) and tags is None and not full:
         skip = install_tags(r for n in nodes for r in n.roles)
         say(f"every node runs its group's baked image: skipping {len(skip)} install steps")
     return run_playbook(
@@ -160,7 +161,7 @@ def configure(
         else:
             say(f"configuring with {SITE_PLAYBOOK.name} ({why})")
             unchanged.forget(nodes)
-            result = run_definition_playbook(instance, verbose)
+            result = run_definition_playbook(instance, verbose, full=full)
             if result.ok:
                 # Read again: the run may have made secrets (generated on first use).
                 missed = unchanged.record(nodes, unchanged.configuration_inputs(plan, state))

@@ -1,5 +1,6 @@
-"""`.ci/run`'s last word: the counts of a pytest run from its JUnit report, the deselected
-tests with their reasons, and a non-zero exit on any failure or skip.
+"""`.ci/run`'s last word: what the tests recorded (the first up's phases, say), the counts
+of a pytest run from its JUnit report, the deselected tests with their reasons, and a
+non-zero exit on any failure or skip.
 
 python -m tests.ci_summary REPORT.xml [DESELECTED.json]
 """
@@ -35,6 +36,15 @@ def counts(report: Path) -> Counts:
     return Counts(passed=tests - failed - skipped, failed=failed, skipped=skipped)
 
 
+def recorded(report: Path) -> list[tuple[str, str, str]]:
+    """What tests recorded (pytest's record_property): test, name, value."""
+    return [
+        (str(case.get("name", "")), str(prop.get("name", "")), str(prop.get("value", "")))
+        for case in ET.parse(report).getroot().iter("testcase")
+        for prop in case.iter("property")
+    ]
+
+
 def main(argv: list[str]) -> int:
     if not argv or not Path(argv[0]).is_file():
         print("ci: no JUnit report was written: the test command did not run pytest")
@@ -43,6 +53,8 @@ def main(argv: list[str]) -> int:
     deselected: dict[str, int] = {}
     if len(argv) > 1 and Path(argv[1]).is_file():
         deselected = json.loads(Path(argv[1]).read_text(encoding="utf-8"))
+    for test, name, value in recorded(Path(argv[0])):
+        print(f"ci: {test}: {name} = {value}")
     for reason, count in sorted(deselected.items()):
         print(f"ci: {count} deselected: {reason}")
     if result.skipped:

@@ -7,6 +7,7 @@ import os
 import shutil
 import stat
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -62,6 +63,8 @@ class LiveTestbed:
     instance: str
     first_up: dict[str, Any]
     first_up_rc: int
+    # What `testbed bake` did before the first up (None: the up was not from baked images).
+    bake: BakeRun | None = None
 
     def state_problems(self) -> list[str]:
         """What in the instance's state is readable by others or holds the caller's
@@ -103,8 +106,29 @@ def require_podman() -> None:
         pytest.skip(reason)
 
 
-def bring_up(testbed: str, instance: str) -> Iterator[LiveTestbed]:
+@dataclass(frozen=True)
+class BakeRun:
+    seconds: float
+    # False where every group's image of the current key was there already.
+    built: bool
+
+    def __str__(self) -> str:
+        made = "images built" if self.built else "every image there already (same key)"
+        return f"bake {self.seconds:.0f} s, {made}"
+
+
+def bake_images(testbed: str) -> BakeRun:
+    """`testbed bake`: the testbed's group images, built where missing."""
+    started = time.monotonic()
+    proc = run_cli("bake", testbed)
+    return BakeRun(time.monotonic() - started, "has a baked image already" not in proc.stderr)
+
+
+def bring_up(testbed: str, instance: str, baked: bool = False) -> Iterator[LiveTestbed]:
+    """The instance up once (from baked images if `baked`: the install steps were proved
+    by the bake that made them), and down afterwards whatever happened."""
     require_podman()
+    bake = bake_images(testbed) if baked else None
     # A previous run killed half-way may have left this instance behind: converge from there.
     proc = run_cli(
         "up", testbed, "--instance", instance, "--json", check=False, env=SECRET_ENVIRONMENT
@@ -113,6 +137,6 @@ def bring_up(testbed: str, instance: str) -> Iterator[LiveTestbed]:
         first = json.loads(proc.stdout) if proc.stdout.strip() else {}
         if proc.returncode != 0:
             raise AssertionError(f"first up failed ({proc.returncode}):\n{proc.stderr[-6000:]}")
-        yield LiveTestbed(instance, first, proc.returncode)
+        yield LiveTestbed(instance, first, proc.returncode, bake)
     finally:
         run_cli("down", instance, check=False)

@@ -11,7 +11,10 @@ pipelines' own (tests/e2e/pipeline_faults.py: a GPU job waits for the GPU worker
 
 The three testbeds are checked here, on one shared instance, rather than each on its own:
 the composition holds all of hpc-access and pipelines, and data-movement's sites, Rucio and
-client, and one instance for all keeps the suite within its time."""
+client, and one instance for all keeps the suite within its time. The instance comes up from
+the testbed's baked images (`testbed bake` first: it builds only images whose key changed,
+running every install step), and its `up --full` runs the install steps once more on them,
+changing nothing."""
 
 from __future__ import annotations
 
@@ -51,6 +54,7 @@ def rucio(live: LiveTestbed) -> Iterator[Callable[..., Any]]:
 class TestResearchInfrastructure(DataMovementFaults, PipelineFaults, ElasticFaults, Lifecycle):
     testbed = TESTBED
     instance = INSTANCE
+    baked = True
     cases = frozenset(
         {
             "test_rule_to_the_hpc_site_reaches_ok",

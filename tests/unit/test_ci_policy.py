@@ -138,3 +138,15 @@ def test_ci_summary_passes_a_clean_report(tmp_path: Path) -> None:
     proc = summary(tmp_path, '<testsuite tests="3" failures="0" errors="0" skipped="0"/>')
     assert proc.returncode == 0, proc.stdout
     assert proc.stdout.splitlines()[-1] == "ci: 3 passed, 0 failed, 0 skipped"
+
+
+def test_ci_summary_prints_what_the_tests_recorded(tmp_path: Path) -> None:
+    """A test's recorded figures (the first up's phases) reach the CI log."""
+    proc = summary(
+        tmp_path,
+        '<testsuite tests="1" failures="0" errors="0" skipped="0"><testcase name="test_up">'
+        '<properties><property name="first_up" value="verify 300 s"/></properties>'
+        "</testcase></testsuite>",
+    )
+    assert proc.returncode == 0, proc.stdout
+    assert "ci: test_up: first_up = verify 300 s" in proc.stdout.splitlines()

@@ -271,10 +271,7 @@ def test_a_recycled_pid_is_not_taken_for_the_broker(tmp_path: Path) -> None:
 def test_sinfo_lines_give_each_nodes_state_and_reason() -> None:
     """One reader of sinfo's node lines for status, the check and the fault tests."""
     states = parse_sinfo(
-        "elastic1|idle~|none\n"
-        "elastic2|down~|resume failed: image is missing\n"
-        "\n"
-        "elastic3|alloc#|\n"
+        "elastic1|idle~|none\nelastic2|down~|resume failed: image is missing\n\nelastic3|alloc#|\n"
     )
     assert states == {
         "elastic1": SlurmNodeState("idle~"),
