@@ -198,7 +198,7 @@ def _verify_phase(instance: Instance, timings: Timings, run_verify: bool) -> Ver
     if not run_verify:
         return None
     with timings.phase("verify"):
-        return _run(instance.name, instance.checks(), instance.state)
+        return _run(instance.name, instance.checks(), instance.state, testbed=instance.plan.name)
 
 
 def require_state(instance: str) -> StateDir:
@@ -214,7 +214,7 @@ def verify(instance: str, extra_args: list[str] | None = None, quiet: bool = Fal
     state = require_state(instance)
     record = state.read_record()
     run = get_target(record.target).checks(load_definition(record.definition), record)
-    return _run(instance, run, state, extra_args, quiet)
+    return _run(instance, run, state, extra_args, quiet, record.testbed)
 
 
 def _run(
@@ -223,10 +223,17 @@ def _run(
     state: StateDir,
     extra_args: list[str] | None = None,
     quiet: bool = False,
+    testbed: str | None = None,
 ) -> VerifyResult:
     say(f"running checks {', '.join(run.suites)} against {instance}")
     result = run_checks(
-        list(run.suites), state.nodes_file, state.report_file, extra_args, quiet=quiet, env=run.env
+        list(run.suites),
+        state.nodes_file,
+        state.report_file,
+        extra_args,
+        quiet=quiet,
+        env=run.env,
+        testbed=testbed,
     )
     say(
         f"checks: {result.tests} run, {result.failures} failed, {result.errors} errors, "

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from testbeds import deadlines, paths
+from testbeds import check_times, deadlines, paths
 from testbeds.errors import TestbedError, printable
 from testbeds.targets.base import read_nodes
 
@@ -84,11 +84,15 @@ def run_checks(
     extra_args: list[str] | None = None,
     quiet: bool = False,
     env: dict[str, str] | None = None,
+    testbed: str | None = None,
 ) -> VerifyResult:
+    """Run the suites against the nodes; the checks' times are then kept as the testbed's,
+    for the lanes of an instance of it that has no report of its own yet."""
     # The last report orders the lanes (longest first); it is kept aside until this run's.
     last_report = report.with_name(f"{report.stem}-last{report.suffix}")
     if report.is_file():
         report.replace(last_report)
+    kept = check_times.kept_file(testbed) if testbed else None
     targets = [str(paths.CHECKS_DIR / suite) for suite in suites]
     workers = check_workers(nodes_file)
     # The lanes come in the order they should start (see testbeds/checks/lanes.py); xdist
@@ -123,6 +127,7 @@ def run_checks(
                 **caller,
                 "TESTBED_NODES_FILE": str(nodes_file),
                 "TESTBED_LAST_REPORT": str(last_report),
+                **({"TESTBED_CHECK_TIMES": str(kept)} if kept else {}),
                 **(env or {}),
             },
             check=False,
@@ -135,6 +140,8 @@ def run_checks(
             deadlines.expired("verify", limit_s, f"running the checks {', '.join(suites)}")
         ) from None
     tests, failures, errors, skipped = report_counts(report)
+    if testbed and tests:
+        check_times.keep(report, testbed)
     return VerifyResult(
         proc.returncode, tests, failures, errors, skipped, report, report_measurements(report)
     )

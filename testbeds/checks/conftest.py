@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import testinfra
 
+from testbeds import check_times
 from testbeds.checks import lanes
 from testbeds.checks.browser import Browser, browser, browser_missing
 from testbeds.checks.directory_accounts import Newcomers, directory_host
@@ -109,10 +110,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Each check joins its lane (see `testbeds.checks.lanes`): `testbed verify` runs the
     lanes side by side (pytest-xdist's loadgroup), each lane's checks one after another, so
     nodes are checked at the same time while testbed-wide checks that share state never
-    overlap; the lanes start longest first, by the instance's last report."""
+    overlap; the lanes start longest first, by the instance's last report (or the testbed's
+    last times on this machine: see `testbeds.check_times`)."""
     names = [lanes.lane(item) for item in items]
     last_report = os.environ.get("TESTBED_LAST_REPORT")
-    last = lanes.check_seconds(Path(last_report)) if last_report else {}
+    kept = os.environ.get("TESTBED_CHECK_TIMES")
+    last = check_times.from_report(Path(last_report)) if last_report else {}
+    if not last and kept:
+        last = check_times.read_kept(Path(kept))
     order = lanes.longest_first(items, names, last)
     for index in order:
         items[index].add_marker(pytest.mark.xdist_group(names[index]))

@@ -9,14 +9,14 @@ should start first: lanes are ordered by how long they took in the instance's la
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from collections import defaultdict
 from collections.abc import Sequence
-from pathlib import Path
 
 import pytest
 from xdist.scheduler import LoadGroupScheduling
 from xdist.workermanage import WorkerController
+
+from testbeds.check_times import CheckKey
 
 # The data suites move data and tokens and touch no Slurm partition: one lane. The pipelines
 # and the composition's scenarios push to one repository: one lane. Each hpc_services
@@ -51,20 +51,8 @@ def report_key(nodeid: str) -> tuple[str, str]:
     return path.removesuffix(".py").replace("/", "."), name
 
 
-def check_seconds(report: Path) -> dict[tuple[str, str], float]:
-    """Each check's time in a JUnit report; nothing when there is no readable report."""
-    try:
-        root = ET.parse(report).getroot()
-    except (OSError, ET.ParseError):
-        return {}
-    return {
-        (case.get("classname", ""), case.get("name", "")): float(case.get("time", 0) or 0)
-        for case in root.iter("testcase")
-    }
-
-
 def longest_first(
-    items: Sequence[pytest.Item], lanes: Sequence[str], last: dict[tuple[str, str], float]
+    items: Sequence[pytest.Item], lanes: Sequence[str], last: dict[CheckKey, float]
 ) -> list[int]:
     """The order (indices into items) that starts the lanes longest first: by their summed
     time in the last report; lanes it does not know come before the per-node lanes it does

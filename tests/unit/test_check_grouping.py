@@ -9,6 +9,8 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
+
 SUITE = """
 import os
 import time
@@ -90,7 +92,8 @@ def test_lanes_start_longest_first_by_the_last_report(tmp_path: Path) -> None:
     lane."""
     from types import SimpleNamespace
 
-    from testbeds.checks.lanes import check_seconds, longest_first
+    from testbeds.check_times import from_report
+    from testbeds.checks.lanes import longest_first
 
     report = tmp_path / "report.xml"
     report.write_text(
@@ -111,7 +114,7 @@ def test_lanes_start_longest_first_by_the_last_report(tmp_path: Path) -> None:
     ]
     names = ["node-cpu1", "node-cpu1", "testbed-htc", "testbed-hub", "testbed-hub", "testbed-new"]
     items = [SimpleNamespace(nodeid=nodeid) for nodeid in nodeids]
-    order = longest_first(items, names, check_seconds(report))  # type: ignore[arg-type]
+    order = longest_first(items, names, from_report(report))  # type: ignore[arg-type]
     assert [nodeids[i] for i in order] == [
         "hpc_services/test_new.py::test_c",
         "hpc_services/test_jupyterhub.py::test_a",
@@ -120,4 +123,49 @@ def test_lanes_start_longest_first_by_the_last_report(tmp_path: Path) -> None:
         "base/test_os.py::test_ok[cpu1]",
         "base/test_os.py::test_new[cpu1]",
     ]
-    assert check_seconds(tmp_path / "missing.xml") == {}
+    assert from_report(tmp_path / "missing.xml") == {}
+
+
+def test_without_a_report_of_its_own_the_testbeds_kept_times_order_the_lanes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new instance (a CI job's) has no last report: the lanes start longest first by the
+    times kept from the testbed's last verify on this machine (names and seconds only, in a
+    file only its owner reads)."""
+    import stat
+
+    from testbeds import check_times
+
+    checks = tmp_path / "checks"
+    for suite in ("alpha", "beta"):
+        (checks / suite).mkdir(parents=True)
+        (checks / suite / f"test_{suite}.py").write_text(f"def test_{suite}():\n    pass\n")
+    (checks / "conftest.py").write_text(CONFTEST)
+    report = tmp_path / "report.xml"
+    report.write_text(
+        '<testsuite><testcase classname="alpha.test_alpha" name="test_alpha" time="3"/>'
+        '<testcase classname="beta.test_beta" name="test_beta" time="90"/></testsuite>'
+    )
+    monkeypatch.setenv("TESTBED_CACHE_DIR", str(tmp_path / "cache"))
+    check_times.keep(report, "hpc-access")
+    kept = check_times.kept_file("hpc-access")
+    assert kept.is_relative_to(tmp_path / "cache")
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert check_times.read_kept(kept) == check_times.from_report(report)
+
+    def collected(kept_times: Path | None) -> list[str]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q",
+             "-o", "addopts=", str(checks)],
+            cwd=checks, capture_output=True, text=True, check=False,
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+                 **({"TESTBED_CHECK_TIMES": str(kept_times)} if kept_times else {})},
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stdout[-3000:]
+        return [line.split("::")[-1] for line in proc.stdout.splitlines() if "::" in line]
+
+    assert collected(None) == ["test_alpha", "test_beta"]
+    assert collected(kept) == ["test_beta", "test_alpha"]
+    kept.write_text("not json")
+    assert check_times.read_kept(kept) == {}
+    assert collected(kept) == ["test_alpha", "test_beta"]
