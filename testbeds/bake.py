@@ -26,10 +26,11 @@ from testbeds.locks import instance_lock
 from testbeds.model.plan import Plan
 from testbeds.progress import say
 from testbeds.state import RESERVED_PREFIX, StateDir, Timings
-from testbeds.targets import get_target, podman
-from testbeds.targets.baked import BAKE_STEPS, baked_image_ref, never_baked
+from testbeds.targets import get_target
 from testbeds.targets.base import ProvisionedNode, Target
-from testbeds.targets.local import base_image, container_name, network_name
+from testbeds.targets.local import podman
+from testbeds.targets.local.baked import BAKE_STEPS, baked_image_ref, never_baked
+from testbeds.targets.local.target import base_image, container_name, network_name
 
 # What makes a node itself, removed before its container becomes an image: every node
 # started from the image generates its own host keys (sshd's ExecStartPre), machine id

@@ -52,8 +52,8 @@ def hardware_notes_for(target: str) -> dict[str, str]:
 
 def show_manifests(plan: Plan, folder: Path, as_json: bool) -> int:
     """Every object the Kubernetes program would create, one file each in `folder`."""
-    from testbeds.cloud.helm import tools
-    from testbeds.cloud.kubernetes.manifests import (
+    from testbeds.targets.kubernetes.helm import tools
+    from testbeds.targets.kubernetes.program.manifests import (
         everything,
         refuse_used_folder,
         run_offline,
@@ -188,14 +188,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     plan = resolve(args.name, site=args.site, target=args.target, instance=args.instance)
     registry = None
     if args.baked_from:
-        from testbeds.targets.baked_registry import Registry
+        from testbeds.targets.local.baked_registry import Registry
 
         registry = Registry.parse(args.baked_from, "--baked-from")
         if plan.target != "local":
             raise UsageError(f"--baked-from: only with the local target (not {plan.target})")
     with instance_lock(plan.instance, args.command_line):
         if registry is not None:
-            from testbeds.targets.baked_registry import pull_missing
+            from testbeds.targets.local.baked_registry import pull_missing
 
             pull_missing(plan, registry)
         result = deploy.up(
@@ -217,12 +217,12 @@ def cmd_bake(args: argparse.Namespace) -> int:
     plan = resolve(args.name, site=args.site, target=args.target, instance=args.instance)
     registry = None
     if args.push:
-        from testbeds.targets.baked_registry import Registry
+        from testbeds.targets.local.baked_registry import Registry
 
         registry = Registry.parse(args.push, "--push")  # before anything is built
     images = bake(plan, verbose=args.verbose, command=args.command_line)
     if registry is not None:
-        from testbeds.targets.baked_registry import push
+        from testbeds.targets.local.baked_registry import push
 
         pushed = push(registry, images)
         _emit(

@@ -17,8 +17,8 @@ from testbeds.progress import say
 from testbeds.runner import PlaybookResult, run_playbook
 from testbeds.state import StateDir, Timings
 from testbeds.targets import get_target
-from testbeds.targets.baked import install_tags
 from testbeds.targets.base import CheckRun, NodeStatus, ProvisionedNode
+from testbeds.targets.local.baked import install_tags
 from testbeds.verify import VerifyResult, report_counts, run_checks
 
 

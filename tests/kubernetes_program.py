@@ -11,8 +11,8 @@ from typing import Any
 
 import pulumi
 
-from testbeds.cloud.kubernetes.manifests import CUSTOM, RELEASE, Release, declared
-from testbeds.cloud.offline import RecordingMocks
+from testbeds.targets.cloud.offline import RecordingMocks
+from testbeds.targets.kubernetes.program.manifests import CUSTOM, RELEASE, Release, declared
 
 __all__ = ["CUSTOM", "RELEASE", "Release", "custom_resources", "objects", "of_kind", "releases"]
 

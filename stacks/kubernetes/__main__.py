@@ -2,8 +2,8 @@
 
 import pulumi
 
-from testbeds.cloud.kubernetes import testbed_program
 from testbeds.model.plan import resolve_stack
+from testbeds.targets.kubernetes.program import testbed_program
 
 config = pulumi.Config()
 plan = resolve_stack(config, "kubernetes")

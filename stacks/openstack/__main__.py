@@ -4,10 +4,10 @@ import pulumi
 import pulumi_random as random
 import pulumi_tls as tls
 
-from testbeds.cloud.configure import TestbedConfiguration
-from testbeds.cloud.openstack import OpenStackTestbed, OpenStackTestbedArgs
-from testbeds.cloud.sites import openstack_site
 from testbeds.model.plan import resolve_stack
+from testbeds.targets.cloud.configure import TestbedConfiguration
+from testbeds.targets.cloud.sites import openstack_site
+from testbeds.targets.openstack.program import OpenStackTestbed, OpenStackTestbedArgs
 
 config = pulumi.Config()
 plan = resolve_stack(config, "openstack")

@@ -18,10 +18,10 @@ from testbeds.playbook import SITE_PLAYBOOK
 from testbeds.progress import say
 from testbeds.runner import PlaybookResult, run_playbook
 from testbeds.state import StateDir
-from testbeds.targets import podman
-from testbeds.targets.baked import install_tags
 from testbeds.targets.base import ProvisionedNode, read_nodes
-from testbeds.targets.local import LocalTarget, container_name
+from testbeds.targets.local import podman
+from testbeds.targets.local.baked import install_tags
+from testbeds.targets.local.target import LocalTarget, container_name
 
 
 class LocalNodes:

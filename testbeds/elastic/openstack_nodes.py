@@ -1,6 +1,6 @@
 """Elastic nodes on OpenStack: a resume creates the node's server (its group's flavor, image,
 network and security groups, as the Pulumi program exports them for the group) with the
-instance's elastic credential (`testbeds.cloud.openstack_credentials`: this project, servers
+instance's elastic credential (`testbeds.targets.openstack.credentials`: this project, servers
 only); a suspend deletes it. The Pulumi program holds only the static nodes, so it never
 fights these servers; they carry the instance's metadata, and only a server with it and
 the elastic mark is ever deleted."""

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from testbeds.model.plan import Plan, resolve
 from testbeds.state import StateDir
-from testbeds.targets import podman
 from testbeds.targets.base import NodeStatus
-from testbeds.targets.local import container_name
+from testbeds.targets.local import podman
+from testbeds.targets.local.target import container_name
 
 
 def controller_container(plan: Plan) -> str:

@@ -9,25 +9,25 @@ from testbeds.targets.base import Target
 
 
 def _local() -> Target:
-    from testbeds.targets.local import LocalTarget
+    from testbeds.targets.local.target import LocalTarget
 
     return LocalTarget()
 
 
 def _openstack() -> Target:
-    from testbeds.targets.openstack import OpenStackTarget
+    from testbeds.targets.openstack.target import OpenStackTarget
 
     return OpenStackTarget()
 
 
 def _kubernetes() -> Target:
-    from testbeds.targets.kubernetes import KubernetesTarget
+    from testbeds.targets.kubernetes.target import KubernetesTarget
 
     return KubernetesTarget()
 
 
 def _static() -> Target:
-    from testbeds.targets.static import StaticTarget
+    from testbeds.targets.static.target import StaticTarget
 
     return StaticTarget()
 

@@ -37,7 +37,7 @@ from typing import Any
 import yaml
 
 from testbeds import paths
-from testbeds.targets import podman
+from testbeds.targets.local import podman
 
 # Targets (seconds) on a 2-core machine: (testbed, row) -> seconds. Rows without one are
 # reported without a ratio.

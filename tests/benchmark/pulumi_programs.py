@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pulumi
 
-from testbeds.cloud.offline import RecordingMocks
-from testbeds.cloud.openstack import OpenStackTestbed, OpenStackTestbedArgs
-from testbeds.cloud.sites import openstack_site
 from testbeds.model.plan import resolve
+from testbeds.targets.cloud.offline import RecordingMocks
+from testbeds.targets.cloud.sites import openstack_site
+from testbeds.targets.openstack.program import OpenStackTestbed, OpenStackTestbedArgs
 from tests.benchmark.lifecycle import scaled_hpc_access
 from tests.kubernetes_program import run_program
 

@@ -34,7 +34,7 @@ from testbeds import paths
 from testbeds.checks.conftest import Testbed
 from testbeds.checks.storage_tokens import READ_SCOPES, WRITE_SCOPES, StorageTokens
 from testbeds.state import StateDir
-from testbeds.targets import podman
+from testbeds.targets.local import podman
 
 PROBE = paths.CHECKS_DIR / "data_management" / "rucio_probe.py"
 RULE_TIMEOUT_S = 3600

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from testbeds.checks.helpers import wait_for
-from testbeds.targets import podman
+from testbeds.targets.local import podman
 from tests.e2e.live import LiveTestbed
 
 JOBS_DIR = "/var/lib/rucio/gfal2-jobs"

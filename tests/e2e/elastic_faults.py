@@ -16,9 +16,9 @@ import psutil
 from testbeds.checks.helpers import wait_for
 from testbeds.elastic.slurm_states import SlurmNodeState, parse_sinfo, sinfo_arguments
 from testbeds.model.plan import resolve
-from testbeds.targets import podman
-from testbeds.targets.baked import baked_image_ref
-from testbeds.targets.local import base_image
+from testbeds.targets.local import podman
+from testbeds.targets.local.baked import baked_image_ref
+from testbeds.targets.local.target import base_image
 from tests.e2e.live import LiveTestbed, run_cli
 
 GROUP = "elastic"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from testbeds.targets import podman
+from testbeds.targets.local import podman
 
 
 def podman_usable() -> str | None:

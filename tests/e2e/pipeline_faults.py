@@ -10,7 +10,7 @@ import uuid
 from typing import Any, ClassVar
 
 from testbeds.checks.helpers import wait_for
-from testbeds.targets import podman
+from testbeds.targets.local import podman
 from tests.e2e.live import LiveTestbed
 
 REPO_URL = "https://service/git/research-pipeline.git"

@@ -12,7 +12,7 @@ from testbeds import paths
 from testbeds.checks.conftest import Testbed
 from testbeds.checks.storage_tokens import WRITE_SCOPES, StorageTokens
 from testbeds.state import StateDir
-from testbeds.targets import podman
+from testbeds.targets.local import podman
 
 PROBE = paths.CHECKS_DIR / "data_management" / "rucio_probe.py"
 CLIENT_PYTHON = "/opt/rucio-clients/venv/bin/python"

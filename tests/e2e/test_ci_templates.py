@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from testbeds.targets import podman
+from testbeds.targets.local import podman
 from tests.conftest import REPO
 from tests.e2e.live import require_podman
 

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import psutil
 import pytest
 
-from testbeds.targets import podman
+from testbeds.targets.local import podman
 from tests.conftest import REPO
 from tests.e2e.live import require_podman, run_cli
 

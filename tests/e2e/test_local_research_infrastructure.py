@@ -31,7 +31,7 @@ from testbeds.checks.helpers import wait_for
 from testbeds.inventory import inventory_sources
 from testbeds.runner import run_playbook
 from testbeds.state import StateDir
-from testbeds.targets import podman
+from testbeds.targets.local import podman
 from tests.e2e.data_faults import DataMovementFaults
 from tests.e2e.elastic_faults import ElasticFaults
 from tests.e2e.lifecycle import Lifecycle

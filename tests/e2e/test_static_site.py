@@ -20,8 +20,8 @@ import pytest
 import yaml
 
 from testbeds.model.loader import load_site
-from testbeds.targets import podman
-from testbeds.targets.image import ensure_base_image
+from testbeds.targets.local import podman
+from testbeds.targets.local.image import ensure_base_image
 from tests.conftest import REPO
 from tests.e2e.live import require_podman
 

@@ -35,7 +35,7 @@ import openstack
 from openstack.connection import Connection
 
 from testbeds.model.loader import load_site
-from testbeds.targets import image, podman
+from testbeds.targets.local import image, podman
 
 FILES = Path(__file__).with_name("control_plane")
 REPOSITORY = "localhost/wp5-testbeds-openstack"

@@ -1,7 +1,7 @@
 """The OpenStack program's resources created in a real cloud with exactly the arguments the
 program declares.
 
-The program runs under Pulumi's mocks (testbeds/cloud/offline.py), which record every
+The program runs under Pulumi's mocks (testbeds/targets/cloud/offline.py), which record every
 resource with its inputs in the order Pulumi registered them (a resource is registered only
 once the outputs it takes are known, so the order is a dependency order). Each record is
 then made with openstacksdk the way pulumi-openstack's provider would make it: the mocks'
@@ -22,10 +22,10 @@ from typing import Any
 import pulumi
 from openstack.connection import Connection
 
-from testbeds.cloud.offline import RecordingMocks
-from testbeds.cloud.openstack import OpenStackTestbed, OpenStackTestbedArgs
-from testbeds.cloud.sites import openstack_site
 from testbeds.model.plan import Plan
+from testbeds.targets.cloud.offline import RecordingMocks
+from testbeds.targets.cloud.sites import openstack_site
+from testbeds.targets.openstack.program import OpenStackTestbed, OpenStackTestbedArgs
 
 COMPONENT_PREFIX = "testbeds:openstack:"
 # Types the control plane has no service for: their arguments are checked against the plan

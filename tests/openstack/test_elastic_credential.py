@@ -1,5 +1,5 @@
 """The application credential elastic nodes are resumed and suspended with
-(testbeds/cloud/openstack_credentials.py), against the real Keystone, Nova and Neutron: it
+(testbeds/targets/openstack/credentials.py), against the real Keystone, Nova and Neutron: it
 creates, reads and deletes a server in its own project, and Keystone refuses everything
 else: another request (a network listing), a scope on another project, a new credential."""
 
@@ -9,7 +9,7 @@ import pytest
 import requests
 from openstack.exceptions import HttpException
 
-from testbeds.cloud.openstack_credentials import mint_elastic_credential
+from testbeds.targets.openstack.credentials import mint_elastic_credential
 from tests.openstack.conftest import IMAGE, Project, SiteCloud, new_project, remove_project
 
 

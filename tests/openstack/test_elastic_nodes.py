@@ -10,8 +10,8 @@ from __future__ import annotations
 import openstack
 import pytest
 
-from testbeds.cloud.openstack_credentials import mint_elastic_credential
 from testbeds.elastic.openstack_nodes import ELASTIC_KEY, INSTANCE_KEY, OpenStackNodes, ServerSpec
+from testbeds.targets.openstack.credentials import mint_elastic_credential
 from tests.openstack.conftest import IMAGE, Project, SiteCloud
 
 NODES = {"elastic1": "elastic", "elastic2": "elastic"}

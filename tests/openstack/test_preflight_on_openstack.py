@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from testbeds.cloud.openstack_preflight import check_site_cloud, problems
 from testbeds.errors import PreflightError
 from testbeds.model.plan import Plan, resolve
+from testbeds.targets.openstack.preflight import check_site_cloud, problems
 from tests.openstack.conftest import Project, SiteCloud
 
 BLOCK_STORAGE = "block storage service (volumes for the shared filesystems /home, /shared)"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from testbeds.bake import bake_tags
 from testbeds.model.plan import resolve
-from testbeds.targets.baked import baked_image_ref
+from testbeds.targets.local.baked import baked_image_ref
 
 BASE = "localhost/wp5-testbeds-base:0123456789abcdef"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from testbeds.cli import main
-from testbeds.targets import podman
+from testbeds.targets.local import podman
 
 
 def test_list_json(capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from testbeds.cloud.access import cloud_nodes
 from testbeds.state import StateDir
+from testbeds.targets.cloud.access import cloud_nodes
 
 OUTPUTS = [
     {

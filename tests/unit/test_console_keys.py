@@ -1,4 +1,4 @@
-"""Cloud nodes' host keys read from their console logs (testbeds/cloud/console_keys.py):
+"""Cloud nodes' host keys read from their console logs (testbeds/targets/cloud/console_keys.py):
 the control node learns each node's own key through the cloud's API, never by handing the
 node a private key in user data."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from testbeds.cloud.console_keys import (
+from testbeds.targets.cloud.console_keys import (
     BEGIN,
     END,
     HostKeysNotFound,

@@ -11,7 +11,7 @@ import pytest
 
 from testbeds.graph import build, node_results, render
 from testbeds.model.plan import resolve
-from testbeds.targets.local import LocalTarget
+from testbeds.targets.local.target import LocalTarget
 
 REPORT = """<testsuites><testsuite name="testbed-checks" tests="4">
 <testcase classname="c" name="test_slurmd_running[cpu1]"/>

@@ -2,10 +2,10 @@
 
 No Kubernetes API server can run here, so the program runs under Pulumi's mocks and each
 Helm release it asks for is rendered with `helm template` from the pinned upstream chart
-(testbeds/cloud/helm.py says where helm and the charts come from), with exactly the values the
-program passes (generated secrets appear as the mocks' placeholders) and the site's
-Kubernetes version. Everything is then validated strictly against that version's schemas
-and held to the policies in tests/kubernetes_policies.py."""
+(testbeds/targets/kubernetes/helm.py says where helm and the charts come from), with
+exactly the values the program passes (generated secrets appear as the mocks'
+placeholders) and the site's Kubernetes version. Everything is then validated strictly
+against that version's schemas and held to the policies in tests/kubernetes_policies.py."""
 
 from __future__ import annotations
 
@@ -24,10 +24,10 @@ import pytest
 import yaml
 
 from testbeds.cli import main
-from testbeds.cloud.helm import Helm, HelmError, tools
-from testbeds.cloud.kubernetes.hpc_access import VIRTUAL_KUBELET
 from testbeds.model.plan import resolve
 from testbeds.model.schema import KUBERNETES_IMAGES, KubernetesSite
+from testbeds.targets.kubernetes.helm import Helm, HelmError, tools
+from testbeds.targets.kubernetes.program.hpc_access import VIRTUAL_KUBELET
 from tests import kubernetes_policies as policy
 from tests.kubernetes_program import (
     SITE,

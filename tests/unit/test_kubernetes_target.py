@@ -17,7 +17,7 @@ from testbeds import deploy
 from testbeds.errors import PreflightError
 from testbeds.model.plan import resolve
 from testbeds.state import StateDir
-from testbeds.targets import kubernetes
+from testbeds.targets.kubernetes import target as kubernetes
 
 
 @dataclass

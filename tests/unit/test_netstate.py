@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from testbeds.targets.netstate import stale_network_state
+from testbeds.targets.local.netstate import stale_network_state
 
 NETWORKS = [
     {"name": "podman", "network_interface": "podman0", "subnets": [{"subnet": "10.88.0.0/16"}]},

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from testbeds.cloud.openstack_preflight import check, check_site_cloud, problems
-from testbeds.cloud.sites import openstack_site
 from testbeds.errors import DefinitionError, PreflightError
 from testbeds.model.plan import Plan, resolve
 from testbeds.model.schema import SiteProfile
+from testbeds.targets.cloud.sites import openstack_site
+from testbeds.targets.openstack.preflight import check, check_site_cloud, problems
 
 
 def flavor(vcpus: int, ram: int) -> SimpleNamespace:

@@ -13,12 +13,12 @@ import pulumi
 import pytest
 import yaml
 
-from testbeds.cloud.access import CloudNode
-from testbeds.cloud.configure import needs_configuring, tree_hash
-from testbeds.cloud.offline import RecordingMocks
-from testbeds.cloud.openstack import OpenStackTestbed, OpenStackTestbedArgs
-from testbeds.cloud.sites import openstack_site
 from testbeds.model.plan import Plan, resolve
+from testbeds.targets.cloud.access import CloudNode
+from testbeds.targets.cloud.configure import needs_configuring, tree_hash
+from testbeds.targets.cloud.offline import RecordingMocks
+from testbeds.targets.cloud.sites import openstack_site
+from testbeds.targets.openstack.program import OpenStackTestbed, OpenStackTestbedArgs
 
 FLOATING_IP = "192.0.2.10"
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from testbeds import progress, runner
-from testbeds.targets import image
+from testbeds.targets.local import image
 
 
 def test_a_silent_block_says_its_status_and_a_talkative_one_does_not(

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from testbeds.targets.baked import BAKE_STEPS
+from testbeds.targets.local.baked import BAKE_STEPS
 
 REPO = Path(__file__).resolve().parents[2]
 ROLES = sorted(p.name for p in (REPO / "roles").iterdir() if (p / "tasks" / "main.yml").is_file())

@@ -219,7 +219,7 @@ def test_bake_uses_a_name_no_user_instance_can_have(
     """The builder is `bake.<testbed>`: refused as a user name, never `bake-<testbed>`; and a
     bake refuses to start when anything already carries the builder's names."""
     from testbeds import bake
-    from testbeds.targets import podman
+    from testbeds.targets.local import podman
 
     plan = resolve(str(REPO / "tests" / "fixtures" / "smoke.yaml"))
     builder = bake.builder_instance(plan)
@@ -378,7 +378,7 @@ def test_ssh_config_values_are_quoted_and_checked(tmp_path: Path) -> None:
 def test_the_mirror_is_shell_quoted_in_the_image_script(tmp_path: Path, mirror: str) -> None:
     """The image's setup script, run by a shell up to its sources list (written here, not in
     /etc), holds the mirror as data: a mirror that reads as shell code runs nothing."""
-    from testbeds.targets import image
+    from testbeds.targets.local import image
 
     script = image.setup_script(mirror, "bookworm")
     head = script.split("cat > /etc/dpkg", 1)[0].replace("/etc/apt/sources.list", "sources")
@@ -452,7 +452,7 @@ def test_verify_has_a_deadline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_debootstrap_has_a_deadline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from testbeds.targets import image
+    from testbeds.targets.local import image
 
     fake = tmp_path / "debootstrap"
     fake.write_text("#!/bin/sh\nsleep 60\n")

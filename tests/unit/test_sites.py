@@ -11,7 +11,7 @@ from testbeds.cli import main
 from testbeds.errors import DefinitionError
 from testbeds.model.plan import resolve
 from testbeds.model.provenance import resolved_values
-from testbeds.targets.static import StaticTarget, listed_hosts
+from testbeds.targets.static.target import StaticTarget, listed_hosts
 
 
 def test_values_name_the_layer_they_come_from() -> None:

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from testbeds.errors import PreflightError, UsageError
 from testbeds.model.plan import Plan
 from testbeds.progress import say
-from testbeds.targets import podman
-from testbeds.targets.baked import baked_image_ref
-from testbeds.targets.image import image_ref
-from testbeds.targets.local import local_site
+from testbeds.targets.local import podman
+from testbeds.targets.local.baked import baked_image_ref
+from testbeds.targets.local.image import image_ref
+from testbeds.targets.local.target import local_site
 
 # host[:port][/path]: a name or IPv4 address or [IPv6], an optional port, an optional
 # namespace of lowercase path components. Nothing else reaches podman.

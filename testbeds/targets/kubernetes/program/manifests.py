@@ -1,5 +1,5 @@
 """Every object the Kubernetes program would create, without a cluster or the Pulumi CLI:
-the program run offline (testbeds/cloud/offline.py), each Helm release it asks for
+the program run offline (testbeds/targets/cloud/offline.py), each Helm release it asks for
 rendered from the pinned chart with exactly its values (`helm template`), written one file
 per object for `testbed show NAME --target kubernetes --manifests DIR`. Secret values never
 appear: a Secret's data are placeholders, and what the program would generate or be given
@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 import pulumi
 import yaml
 
-from testbeds.cloud.offline import RecordingMocks
 from testbeds.errors import UsageError
+from testbeds.targets.cloud.offline import RecordingMocks
 
 if TYPE_CHECKING:
-    from testbeds.cloud.helm import Helm
     from testbeds.model.plan import Plan
+    from testbeds.targets.kubernetes.helm import Helm
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 CUSTOM = "kubernetes:argoproj.io/v1alpha1:WorkflowTemplate"
@@ -95,7 +95,7 @@ def whole_numbers(value: Any) -> Any:
 
 def run_offline(plan: Plan) -> Declared:
     """The program for this plan, run under Pulumi's mocks."""
-    from testbeds.cloud.kubernetes import testbed_program
+    from testbeds.targets.kubernetes.program import testbed_program
 
     mocks = RecordingMocks()
     pulumi.runtime.set_mocks(mocks, project="wp5-testbeds-kubernetes", stack="offline")

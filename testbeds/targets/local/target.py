@@ -23,11 +23,11 @@ from testbeds.progress import say
 from testbeds.sshconfig import Login, write_ssh_config
 from testbeds.sshkeys import ensure_client_key, ssh_args, write_known_hosts
 from testbeds.state import StateDir
-from testbeds.targets import podman
-from testbeds.targets.baked import BAKED_REPOSITORY, baked_image_ref
 from testbeds.targets.base import NodeStatus, NodeTarget, ProvisionedNode
-from testbeds.targets.image import ensure_base_image
-from testbeds.targets.netstate import current_stale_network_state
+from testbeds.targets.local import podman
+from testbeds.targets.local.baked import BAKED_REPOSITORY, baked_image_ref
+from testbeds.targets.local.image import ensure_base_image
+from testbeds.targets.local.netstate import current_stale_network_state
 
 BOOT_TIMEOUT_S = 90
 # Containers of elastic nodes (started by the node broker when Slurm asks for them).

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pulumi
 import pulumi_openstack as openstack
 
-from testbeds.cloud.openstack.part import Part
 from testbeds.model.schema import OpenStackSite
+from testbeds.targets.openstack.program.part import Part
 
 
 class Network(Part):

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 import pulumi
 
-from testbeds.cloud.kubernetes import data_movement, hpc_access, pipelines
-from testbeds.cloud.kubernetes.scope import NODE_GROUP, Scope
 from testbeds.model.plan import Plan
 from testbeds.model.schema import KubernetesSite
+from testbeds.targets.kubernetes.program import data_movement, hpc_access, pipelines
+from testbeds.targets.kubernetes.program.scope import NODE_GROUP, Scope
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ def testbed_program(plan: Plan, given: Callable[[str], pulumi.Input[str]]) -> Ku
     `given(name)` is what `testbed up` passes in, asked for only where the plan needs it:
     `interlinkToken` (made by the interlink role on the Slurm login node) and
     `jupyterhubOAuthSecret` (from the file the site profile names)."""
-    from testbeds.cloud.sites import kubernetes_site
+    from testbeds.targets.cloud.sites import kubernetes_site
 
     site = kubernetes_site(plan)  # names the site.yml field that is missing, before anything
     return KubernetesTestbed(

@@ -22,9 +22,9 @@ import yaml
 
 from testbeds import paths
 from testbeds import pipeline_file as pipeline_file_schema
-from testbeds.cloud import charts
-from testbeds.cloud.kubernetes import certificates
-from testbeds.cloud.kubernetes.scope import RESTRICTED_CONTAINER, SMALL, Scope
+from testbeds.targets.kubernetes import charts
+from testbeds.targets.kubernetes.program import certificates
+from testbeds.targets.kubernetes.program.scope import RESTRICTED_CONTAINER, SMALL, Scope
 
 SAMPLE = paths.PACKAGE_DIR / "samples" / "research-pipeline"
 WORKFLOW_ACCOUNT = "wp5-pipeline"

@@ -20,13 +20,13 @@ from typing import Any
 
 import pulumi
 
-from testbeds.cloud.openstack.access import Access
-from testbeds.cloud.openstack.compute import Compute
-from testbeds.cloud.openstack.network import Network
-from testbeds.cloud.openstack.security import Security
-from testbeds.cloud.openstack.storage import Storage
 from testbeds.model.plan import Plan
 from testbeds.model.schema import OpenStackSite
+from testbeds.targets.openstack.program.access import Access
+from testbeds.targets.openstack.program.compute import Compute
+from testbeds.targets.openstack.program.network import Network
+from testbeds.targets.openstack.program.security import Security
+from testbeds.targets.openstack.program.storage import Storage
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from testbeds import paths
-from testbeds.cloud import console_keys
-from testbeds.cloud.access import cloud_nodes
-from testbeds.cloud.openstack_preflight import check_site_cloud
-from testbeds.cloud.sites import openstack_site
 from testbeds.model.plan import Plan
 from testbeds.progress import say
 from testbeds.state import StateDir
@@ -21,6 +17,10 @@ from testbeds.targets.base import (
     require_pulumi,
     run_stack_operation,
 )
+from testbeds.targets.cloud import console_keys
+from testbeds.targets.cloud.access import cloud_nodes
+from testbeds.targets.cloud.sites import openstack_site
+from testbeds.targets.openstack.preflight import check_site_cloud
 
 PROJECT = "wp5-testbeds-openstack"
 

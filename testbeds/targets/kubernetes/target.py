@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from testbeds import paths
-from testbeds.cloud.sites import kubernetes_site, oauth_client_secret_file
 from testbeds.errors import DefinitionError, PreflightError
 from testbeds.model.loader import site_dir
 from testbeds.model.plan import Plan
@@ -25,6 +24,7 @@ from testbeds.targets.base import (
     require_pulumi,
     run_stack_operation,
 )
+from testbeds.targets.cloud.sites import kubernetes_site, oauth_client_secret_file
 
 PROJECT = "wp5-testbeds-kubernetes"
 INTERLINK_TOKEN = "interlink-token"

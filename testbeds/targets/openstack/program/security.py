@@ -9,8 +9,8 @@ from __future__ import annotations
 import pulumi
 import pulumi_openstack as openstack
 
-from testbeds.cloud.openstack.part import Part
 from testbeds.model.schema import OpenStackSite, TestbedDefinition
+from testbeds.targets.openstack.program.part import Part
 
 SSH_PORT = 22
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pulumi
 import pulumi_openstack as openstack
 
-from testbeds.cloud.openstack.part import Part
 from testbeds.model.plan import Plan
 from testbeds.model.schema import OpenStackSite
+from testbeds.targets.openstack.program.part import Part
 
 
 class Storage(Part):

@@ -9,11 +9,11 @@ from typing import Any
 import pulumi
 import pulumi_openstack as openstack
 
-from testbeds.cloud.access import CloudNode
-from testbeds.cloud.openstack.compute import Compute
-from testbeds.cloud.openstack.part import Part
 from testbeds.model.plan import Plan
 from testbeds.model.schema import OpenStackSite
+from testbeds.targets.cloud.access import CloudNode
+from testbeds.targets.openstack.program.compute import Compute
+from testbeds.targets.openstack.program.part import Part
 
 
 class Access(Part):

@@ -16,10 +16,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from testbeds.cloud import charts
-from testbeds.cloud.kubernetes import certificates
 from testbeds.model.plan import Plan
 from testbeds.model.schema import KubernetesSite
+from testbeds.targets.kubernetes import charts
+from testbeds.targets.kubernetes.program import certificates
 
 RESTRICTED_CONTAINER: dict[str, Any] = {
     "allowPrivilegeEscalation": False,

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pulumi
 
-from testbeds.cloud import charts
-from testbeds.cloud.kubernetes.scope import NODE_GROUP, SMALL, Scope
+from testbeds.targets.kubernetes import charts
+from testbeds.targets.kubernetes.program.scope import NODE_GROUP, SMALL, Scope
 from testbeds.templating import render_role_template
 
 FTS3_REST, FTS3_MONITORING = 8446, 8449

@@ -51,12 +51,12 @@ def needs_configuring(olds: dict[str, Any], news: dict[str, Any]) -> list[str]:
 def _run(props: dict[str, Any]) -> dict[str, Any]:
     # Imported here: the provider runs inside the Pulumi engine's Python process.
     from testbeds import deploy
-    from testbeds.cloud import console_keys
-    from testbeds.cloud.access import cloud_nodes
-    from testbeds.cloud.sites import openstack_site
     from testbeds.instance import Instance
     from testbeds.model.plan import resolve
     from testbeds.state import write_private
+    from testbeds.targets.cloud import console_keys
+    from testbeds.targets.cloud.access import cloud_nodes
+    from testbeds.targets.cloud.sites import openstack_site
 
     plan = resolve(
         props["testbed"], site=props["site"], target="openstack", instance=props["instance"]

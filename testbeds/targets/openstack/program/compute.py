@@ -1,7 +1,7 @@
 """The instances: a server group per node group, one instance per node with the site's
 flavor and image (the GPU flavor for GPU groups, a second port on the IB/RoCE provider
 network for InfiniBand groups); each node makes its own host key, which the control node
-reads from its console log (testbeds/cloud/console_keys.py). Elastic nodes get no instance:
+reads from its console log (testbeds/targets/cloud/console_keys.py). Elastic nodes get no instance:
 the group's flavor, image, network and security groups are handed on for them."""
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from typing import Any
 import pulumi
 import pulumi_openstack as openstack
 
-from testbeds.cloud.cloud_init import user_data
-from testbeds.cloud.openstack.network import Network
-from testbeds.cloud.openstack.part import Part
-from testbeds.cloud.openstack.security import Security
-from testbeds.cloud.sites import flavor_for
 from testbeds.model.plan import Plan
 from testbeds.model.schema import OpenStackSite
+from testbeds.targets.cloud.cloud_init import user_data
+from testbeds.targets.cloud.sites import flavor_for
+from testbeds.targets.openstack.program.network import Network
+from testbeds.targets.openstack.program.part import Part
+from testbeds.targets.openstack.program.security import Security
 
 # vNIC types that pass the VF straight to the guest: Neutron cannot filter them.
 SRIOV_VNIC_TYPES = frozenset({"direct", "direct-physical"})

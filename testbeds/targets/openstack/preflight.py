@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from testbeds.cloud.sites import flavor_for, openstack_site
 from testbeds.errors import PreflightError
 from testbeds.model.plan import Plan
+from testbeds.targets.cloud.sites import flavor_for, openstack_site
 
 
 class Cloud(Protocol):

@@ -25,7 +25,7 @@ from pathlib import Path
 from testbeds import deadlines, paths
 from testbeds.errors import PreflightError
 from testbeds.progress import heartbeat
-from testbeds.targets import podman
+from testbeds.targets.local import podman
 
 IMAGE_REPOSITORY = "localhost/wp5-testbeds-base"
 BASE_PACKAGES = (

@@ -22,9 +22,10 @@ from typing import Any
 
 import yaml
 
-from testbeds.cloud.kubernetes.manifests import Release
+from testbeds import paths
+from testbeds.targets.kubernetes.program.manifests import Release
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = paths.PACKAGE_DIR.parent
 CHARTS_VARIABLE = "TESTBED_CHARTS_DIR"
 HELM_VARIABLE = "TESTBED_HELM_DIR"
 DEFAULT_CHARTS = REPO / "tests" / "charts"
