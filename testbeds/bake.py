@@ -24,10 +24,11 @@ from testbeds.errors import DeployError, PreflightError
 from testbeds.instance import Instance
 from testbeds.locks import instance_lock
 from testbeds.model.plan import Plan
+from testbeds.nodes import ProvisionedNode
 from testbeds.progress import say
 from testbeds.state import RESERVED_PREFIX, StateDir, Timings
 from testbeds.targets import get_target
-from testbeds.targets.base import ProvisionedNode, Target
+from testbeds.targets.base import Target
 from testbeds.targets.local import podman
 from testbeds.targets.local.baked import BAKE_STEPS, baked_image_ref, never_baked
 from testbeds.targets.local.target import base_image, container_name, network_name

@@ -17,10 +17,10 @@ from testbeds.identity import service_identities
 from testbeds.locks import instance_lock
 from testbeds.model.loader import available_definitions, load_definition
 from testbeds.model.plan import Plan, resolve
+from testbeds.nodes import read_nodes
 from testbeds.progress import reset_clock, say
 from testbeds.state import InvalidInstanceName, StateDir, Timings
 from testbeds.targets import get_target
-from testbeds.targets.base import read_nodes
 
 
 def _emit(data: Any, as_json: bool, text: str) -> None:

@@ -12,12 +12,13 @@ from testbeds.instance import Instance
 from testbeds.inventory import inventory_sources
 from testbeds.model.loader import load_definition
 from testbeds.model.plan import Plan
+from testbeds.nodes import ProvisionedNode
 from testbeds.playbook import SITE_PLAYBOOK
 from testbeds.progress import say
 from testbeds.runner import PlaybookResult, run_playbook
 from testbeds.state import StateDir, Timings
 from testbeds.targets import get_target
-from testbeds.targets.base import CheckRun, NodeStatus, ProvisionedNode
+from testbeds.targets.base import CheckRun, NodeStatus
 from testbeds.targets.local.baked import install_tags
 from testbeds.verify import VerifyResult, report_counts, run_checks
 

@@ -15,9 +15,10 @@ from typing import Any
 from testbeds.inventory import render_inventory
 from testbeds.model.plan import Plan
 from testbeds.model.provenance import resolved_values
+from testbeds.nodes import ProvisionedNode, write_nodes
 from testbeds.state import StateDir, write_json
 from testbeds.targets import get_target
-from testbeds.targets.base import CheckRun, ProvisionedNode, Target, write_nodes
+from testbeds.targets.base import CheckRun, Target
 
 MUNGE_KEY_BYTES = 1024
 

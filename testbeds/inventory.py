@@ -11,7 +11,7 @@ import yaml
 from testbeds import paths
 from testbeds.errors import DeployError
 from testbeds.model.plan import Plan
-from testbeds.targets.base import ProvisionedNode
+from testbeds.nodes import ProvisionedNode
 from testbeds.templating import templates
 
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from testbeds.nodes import ProvisionedNode
 from testbeds.state import StateDir, write_private
-from testbeds.targets.base import ProvisionedNode
 
 BASTION = "wp5-bastion"
 CONNECT_TIMEOUT_S = 20

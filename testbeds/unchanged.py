@@ -26,8 +26,8 @@ import testinfra
 from testbeds import paths
 from testbeds.digests import tree_digest
 from testbeds.model.plan import Plan
+from testbeds.nodes import ProvisionedNode
 from testbeds.state import StateDir
-from testbeds.targets.base import ProvisionedNode
 
 RECORD_DIR = "/var/lib/wp5-testbeds"
 INPUTS_FILE = f"{RECORD_DIR}/configured-inputs"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from testbeds import check_times, deadlines, paths
 from testbeds.errors import TestbedError, printable
-from testbeds.targets.base import read_nodes
+from testbeds.nodes import read_nodes
 
 # Check processes at most: the checks wait on nodes far more than they compute.
 MAX_CHECK_WORKERS = 4

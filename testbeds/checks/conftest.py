@@ -18,7 +18,7 @@ from testbeds import check_times
 from testbeds.checks import lanes
 from testbeds.checks.browser import Browser, browser, browser_missing
 from testbeds.checks.directory_accounts import Newcomers, directory_host
-from testbeds.targets.base import ProvisionedNode, read_nodes
+from testbeds.nodes import ProvisionedNode, read_nodes
 
 
 class Testbed:

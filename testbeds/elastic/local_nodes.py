@@ -14,11 +14,11 @@ from testbeds.errors import DeployError
 from testbeds.instance import generated_vars
 from testbeds.inventory import inventory_sources, render_inventory
 from testbeds.model.plan import Plan, PlannedNode, resolve
+from testbeds.nodes import ProvisionedNode, read_nodes
 from testbeds.playbook import SITE_PLAYBOOK
 from testbeds.progress import say
 from testbeds.runner import PlaybookResult, run_playbook
 from testbeds.state import StateDir
-from testbeds.targets.base import ProvisionedNode, read_nodes
 from testbeds.targets.local import podman
 from testbeds.targets.local.baked import install_tags
 from testbeds.targets.local.target import LocalTarget, container_name

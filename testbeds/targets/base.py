@@ -1,58 +1,21 @@
-"""The interface every target implements, and the node record every target produces."""
+"""The interface every target implements (the node record it produces is `testbeds.nodes`)."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import suppress
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from testbeds import deadlines
 from testbeds.errors import PreflightError
 from testbeds.model.plan import Plan
 from testbeds.model.schema import TestbedDefinition
-from testbeds.state import InstanceRecord, StateDir, write_json
-
-
-@dataclass(frozen=True)
-class ProvisionedNode:
-    """A node that exists and can be reached; the same shape whatever the target, from the
-    target through the inventory (nodes.json) to the checks."""
-
-    name: str
-    group: str
-    roles: tuple[str, ...]
-    address: str
-    testinfra_uri: str
-    ansible_vars: dict[str, Any] = field(default_factory=dict)
-    # The local target's podman container and the image it started from (bake commits it).
-    container: str = ""
-    image: str = ""
-    # Started from its group's baked image for the current inputs (testbeds.bake): its roles'
-    # install steps are in the image, so `up` runs only the steps that make the instance.
-    baked: bool = False
-
-    def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["roles"] = list(self.roles)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ProvisionedNode:
-        return cls(**{**data, "roles": tuple(data["roles"])})
-
-
-def write_nodes(path: Path, nodes: list[ProvisionedNode]) -> None:
-    write_json(path, [n.as_dict() for n in nodes])
-
-
-def read_nodes(path: Path) -> list[ProvisionedNode]:
-    return [ProvisionedNode.from_dict(d) for d in json.loads(path.read_text(encoding="utf-8"))]
+from testbeds.nodes import ProvisionedNode
+from testbeds.state import InstanceRecord, StateDir
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ from testbeds.checks.hpc_services.test_monitoring import exporter_targets
 from testbeds.instance import Instance
 from testbeds.inventory import inventory_sources, render_inventory
 from testbeds.model.plan import resolve
+from testbeds.nodes import ProvisionedNode, write_nodes
 from testbeds.state import StateDir
 from testbeds.targets import get_target
-from testbeds.targets.base import ProvisionedNode, write_nodes
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -12,7 +12,7 @@ import yaml
 from testbeds.errors import DeployError
 from testbeds.inventory import inventory_sources, render_inventory
 from testbeds.model.plan import Plan, resolve
-from testbeds.targets.base import ProvisionedNode
+from testbeds.nodes import ProvisionedNode
 
 
 def fake_nodes(plan: Plan) -> list[ProvisionedNode]:

@@ -304,7 +304,7 @@ def test_connection_and_odd_variables_are_refused(
 
 def test_inventory_keys_are_quoted(tmp_path: Path) -> None:
     from testbeds.inventory import render_inventory
-    from testbeds.targets.base import ProvisionedNode
+    from testbeds.nodes import ProvisionedNode
 
     plan = resolve(str(REPO / "tests" / "fixtures" / "smoke.yaml"))
     nodes = [ProvisionedNode(n.name, n.group, n.roles, "10.0.0.1", "") for n in plan.nodes]
@@ -506,7 +506,7 @@ def test_check_workers_follow_the_nodes_and_refuse_bad_input(
     """One check process per node plus one for the testbed-wide checks, at most four;
     TESTBED_CHECK_WORKERS overrides, and anything but a whole number is refused."""
     from testbeds.errors import TestbedError
-    from testbeds.targets.base import ProvisionedNode, write_nodes
+    from testbeds.nodes import ProvisionedNode, write_nodes
     from testbeds.verify import check_workers
 
     nodes_file = tmp_path / "nodes.json"

@@ -14,8 +14,8 @@ import pytest
 
 from testbeds import unchanged
 from testbeds.model.plan import resolve
+from testbeds.nodes import ProvisionedNode
 from testbeds.state import StateDir
-from testbeds.targets.base import ProvisionedNode
 
 NODES = [ProvisionedNode(n, "g", ("common",), "192.0.2.1", "") for n in ("a", "b")]
 INPUTS = "f" * 64

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from testbeds.nodes import ProvisionedNode
 from testbeds.sshconfig import Bastion, Login, reached_through, write_ssh_config
 from testbeds.state import StateDir, write_private
-from testbeds.targets.base import ProvisionedNode
 
 
 @dataclass(frozen=True)

@@ -15,15 +15,10 @@ from testbeds.errors import DefinitionError, PreflightError
 from testbeds.model.loader import site_dir
 from testbeds.model.plan import Plan
 from testbeds.model.schema import TestbedDefinition
+from testbeds.nodes import ProvisionedNode
 from testbeds.progress import say
 from testbeds.state import InstanceRecord, StateDir
-from testbeds.targets.base import (
-    CheckRun,
-    NodeStatus,
-    ProvisionedNode,
-    require_pulumi,
-    run_stack_operation,
-)
+from testbeds.targets.base import CheckRun, NodeStatus, require_pulumi, run_stack_operation
 from testbeds.targets.cloud.sites import kubernetes_site, oauth_client_secret_file
 
 PROJECT = "wp5-testbeds-kubernetes"

@@ -19,11 +19,12 @@ from testbeds.errors import DeployError, PreflightError
 from testbeds.model.loader import missing_site_section
 from testbeds.model.plan import Plan, PlannedNode
 from testbeds.model.schema import LocalSite
+from testbeds.nodes import ProvisionedNode
 from testbeds.progress import say
 from testbeds.sshconfig import Login, write_ssh_config
 from testbeds.sshkeys import ensure_client_key, ssh_args, write_known_hosts
 from testbeds.state import StateDir
-from testbeds.targets.base import NodeStatus, NodeTarget, ProvisionedNode
+from testbeds.targets.base import NodeStatus, NodeTarget
 from testbeds.targets.local import podman
 from testbeds.targets.local.baked import BAKED_REPOSITORY, baked_image_ref
 from testbeds.targets.local.image import ensure_base_image

@@ -8,15 +8,10 @@ from typing import Any
 
 from testbeds import paths
 from testbeds.model.plan import Plan
+from testbeds.nodes import ProvisionedNode
 from testbeds.progress import say
 from testbeds.state import StateDir
-from testbeds.targets.base import (
-    NodeStatus,
-    NodeTarget,
-    ProvisionedNode,
-    require_pulumi,
-    run_stack_operation,
-)
+from testbeds.targets.base import NodeStatus, NodeTarget, require_pulumi, run_stack_operation
 from testbeds.targets.cloud import console_keys
 from testbeds.targets.cloud.access import cloud_nodes
 from testbeds.targets.cloud.sites import openstack_site

@@ -23,6 +23,7 @@ from testbeds.model.loader import (
 )
 from testbeds.model.plan import Plan
 from testbeds.model.schema import SiteProfile, StaticSite, check_host
+from testbeds.nodes import ProvisionedNode, read_nodes
 from testbeds.progress import say
 from testbeds.sshconfig import (
     BASTION,
@@ -33,7 +34,7 @@ from testbeds.sshconfig import (
     write_ssh_config,
 )
 from testbeds.state import StateDir
-from testbeds.targets.base import NodeStatus, NodeTarget, ProvisionedNode, read_nodes
+from testbeds.targets.base import NodeStatus, NodeTarget
 
 
 def static_site(plan: Plan) -> StaticSite:
