@@ -14,11 +14,13 @@ For each testbed (and hpc-access with each number of CPU compute nodes) it runs,
 - floor: containers started from the baked images until systemd runs, no Ansible, no
   checks (the provision phase of the baked `up`): what no configuration could beat.
 
-Each instance is taken down before the next mode, and the baked images it made are removed
-at the end. Compare figures with each other on the same machine, not across machines: these
-machines are shared, so say them as ratios. This takes tens of minutes a testbed on two
-cores; it is not part of the test suite. --write keeps the table in one file (the figures
-other documents point to, never copy).
+Each testbed runs as a copy of its definition named `bench-NAME`, so its bake makes images of
+its own, which are removed at the end (a bake by hand of NAME is never touched). Each
+instance is taken down before the next mode. --cold removes the base image first, unless a
+container still runs from it. Compare figures with each other on the same machine, not
+across machines: these machines are shared, so say them as ratios. This takes tens of
+minutes a testbed on two cores; it is not part of the test suite. --write keeps the table
+in one file (the figures other documents point to, never copy).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ import yaml
 
 from testbeds import paths
 from testbeds.targets.local import podman
+from testbeds.targets.local.baked import BAKED_REPOSITORY
+from testbeds.targets.local.image import IMAGE_REPOSITORY
 
 # Targets (seconds) on a 2-core machine: (testbed, row) -> seconds. Rows without one are
 # reported without a ratio.
@@ -95,30 +99,45 @@ def testbed(*args: str) -> tuple[float, dict[str, Any]]:
     return seconds, json.loads(proc.stdout or "{}")
 
 
-def remove_images(pattern: str) -> None:
+def image_refs(prefix: str) -> set[str]:
     refs = podman.run("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
-    doomed = [ref for ref in refs if pattern in ref]
-    if doomed:
-        podman.run("rmi", "--force", *doomed)
+    return {ref for ref in refs if ref.startswith(prefix)}
 
 
-def scaled_hpc_access(compute_nodes: int, folder: Path) -> str:
-    """hpc-access with this many CPU compute nodes (the topology's leaf follows them)."""
-    definition = yaml.safe_load((paths.DEFINITIONS_DIR / "hpc-access.yaml").read_text())
-    for group in definition["node_groups"]:
-        if group["name"] == "cpu":
-            group["count"] = compute_nodes
-    for switch in definition["vars"].get("slurm_topology", []):
-        if switch["name"] == "leaf1":
-            switch["nodes"] = [f"cpu{i}" for i in range(1, compute_nodes + 1)]
-    path = folder / f"hpc-access-{compute_nodes}cpu.yaml"
+def remove_images(prefix: str, keep: frozenset[str] = frozenset()) -> None:
+    """Images named with the prefix, except `keep`; one a container runs from stays (podman
+    refuses it without --force, which would remove that container too)."""
+    for ref in sorted(image_refs(prefix) - keep):
+        if podman.run("rmi", ref, check=False).returncode != 0:
+            print(f"kept {ref}: a container still uses it", file=sys.stderr)
+
+
+def bench_definition(shipped: str, folder: Path, compute_nodes: int | None = None) -> str:
+    """A copy of a shipped definition named `bench-NAME`, so that the images its bake makes
+    are the benchmark's own (removed at the end), never the ones `testbed bake NAME` made;
+    for hpc-access, with this many CPU compute nodes (the topology's leaf follows them)."""
+    definition = yaml.safe_load((paths.DEFINITIONS_DIR / f"{shipped}.yaml").read_text())
+    suffix = f"-{compute_nodes}cpu" if compute_nodes else ""
+    definition["name"] = f"bench-{shipped}{suffix}"[:31]
+    if compute_nodes:
+        for group in definition["node_groups"]:
+            if group["name"] == "cpu":
+                group["count"] = compute_nodes
+        for switch in definition["vars"].get("slurm_topology", []):
+            if switch["name"] == "leaf1":
+                switch["nodes"] = [f"cpu{i}" for i in range(1, compute_nodes + 1)]
+    path = folder / f"{definition['name']}.yaml"
     path.write_text(yaml.safe_dump(definition, sort_keys=False))
     return str(path)
 
 
 def bench(name: str, source: str, modes: set[str], cold: bool) -> Row:
-    instance = f"bench-{name}"[:40]
+    instance = f"bench-{name}"[:31]
     row = Row(name)
+    # Any `up` of a testbed with an elastic group bakes that group's image: the benchmark's
+    # images are those that appear from here on.
+    own = f"{BAKED_REPOSITORY}-{Path(source).stem}-"
+    before = frozenset(image_refs(own))
 
     def up(prefix: str, *extra: str) -> None:
         seconds, result = testbed("up", source, "--instance", instance, *extra)
@@ -143,7 +162,7 @@ def bench(name: str, source: str, modes: set[str], cold: bool) -> Row:
         testbed("down", instance)
 
     if cold:
-        remove_images("wp5-testbeds-")
+        remove_images(f"{IMAGE_REPOSITORY}:")
         step("cold up", lambda: up("cold"))
         down()
     if "warm" in modes or "noop" in modes:
@@ -168,7 +187,7 @@ def bench(name: str, source: str, modes: set[str], cold: bool) -> Row:
         if not str(row.figures.get("bake", "")).startswith("FAILED"):
             step("baked up", lambda: up("baked"))
             down()
-        remove_images("wp5-testbeds-baked")
+    remove_images(own, keep=before)
     return row
 
 
@@ -241,9 +260,9 @@ def main() -> None:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in filter(None, args.testbeds.split(",")):
-            rows.append(bench(name, name, modes, args.cold))
+            rows.append(bench(name, bench_definition(name, Path(tmp)), modes, args.cold))
         for count in filter(None, args.compute_nodes.split(",")):
-            source = scaled_hpc_access(int(count), Path(tmp))
+            source = bench_definition("hpc-access", Path(tmp), int(count))
             row = bench(f"hpc{count}", source, modes, args.cold)
             row.testbed = f"hpc-access {count} cpu"
             rows.append(row)
