@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,6 +71,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 _DESELECTED = pytest.StashKey[Counter[str]]()
+_WORKER_OUTPUT_KEY = "testbed_deselected"
 
 
 def _needs_of(item: pytest.Item) -> list[str]:
@@ -134,6 +136,26 @@ def pytest_make_collect_report(
     report = yield
     _fail_skip_in_ci(report)
     return report
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On a pytest-xdist worker: hand the deselection reasons to the controller, which
+    collects nothing itself and writes the summary."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        reasons: Counter[str] = session.config.stash[_DESELECTED]
+        output[_WORKER_OUTPUT_KEY] = dict(reasons.items())
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """On the controller: every worker collected (and deselected) the same tests, so each
+    reason counts once, not once per worker."""
+    reasons: Counter[str] = node.config.stash[_DESELECTED]
+    for reason, count in (
+        (getattr(node, "workeroutput", None) or {}).get(_WORKER_OUTPUT_KEY, {}).items()
+    ):
+        reasons[reason] = max(reasons[reason], count)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -1,4 +1,5 @@
-"""Shared fixtures: an isolated state directory and a scratch project home for bad inputs."""
+"""Shared fixtures: an isolated state directory and a scratch project home for bad inputs;
+the live tests kept in one pytest-xdist group."""
 
 from __future__ import annotations
 
@@ -13,6 +14,20 @@ import pytest
 pytest_plugins = ["tests.ci_policy", "pytester"]
 
 REPO = Path(__file__).resolve().parents[1]
+# Tests that bring real testbeds or a cloud's control plane up: one after another, on one
+# pytest-xdist worker (the README's test command runs two), while the other runs the rest.
+# Two of them at once would fight for the two cores their timed checks are measured on.
+LIVE_FOLDERS = ("e2e", "openstack", "cloud")
+LIVE_GROUP = "live"
+
+
+# First: pytest-xdist's worker reads the groups in its own hook of the same name.
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = item.path.relative_to(REPO / "tests").parts[0]
+        if folder in LIVE_FOLDERS:
+            item.add_marker(pytest.mark.xdist_group(LIVE_GROUP))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -3,6 +3,7 @@ on the allow-list is deselected with its reason, and `.ci/run`'s summary fails o
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -43,7 +44,11 @@ def test_runs():
 
 
 def run_fake(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, source: str, ci: bool
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    source: str,
+    ci: bool,
+    *args: str,
 ) -> pytest.RunResult:
     monkeypatch.setenv("PYTHONPATH", str(REPO))
     monkeypatch.delenv("OS_CLOUD", raising=False)
@@ -53,7 +58,7 @@ def run_fake(
     else:
         monkeypatch.delenv("CI", raising=False)
     pytester.makepyfile(test_fake=source)
-    return pytester.runpytest_subprocess("-p", "tests.ci_policy", "-p", "no:cacheprovider")
+    return pytester.runpytest_subprocess("-p", "tests.ci_policy", "-p", "no:cacheprovider", *args)
 
 
 def test_a_skip_fails_the_run_in_ci(
@@ -92,6 +97,26 @@ def test_a_need_ci_cannot_have_is_deselected_with_its_reason(
     result.assert_outcomes(passed=1, deselected=1)
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(["*1 deselected: needs an OpenStack cloud*"])
+
+
+def test_on_two_workers_the_reasons_reach_the_file_once(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With pytest-xdist (the README's test command), the workers collect and deselect and
+    the controller writes the reasons for `.ci/run`: each counted once, not per worker."""
+    reasons = tmp_path / "deselected.json"
+    monkeypatch.setenv("TESTBED_DESELECTED_FILE", str(reasons))
+    pytester.makepyfile(test_fake=NEEDS_MODULE)
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    monkeypatch.delenv("OS_CLOUD", raising=False)
+    monkeypatch.setenv("CI", "true")
+    result = pytester.runpytest_subprocess(
+        "-p", "tests.ci_policy", "-p", "no:cacheprovider", "-n", "2"
+    )
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-2000:]
+    assert json.loads(reasons.read_text()) == {
+        "needs an OpenStack cloud (OS_CLOUD and its clouds.yaml) and the Pulumi CLI": 1
+    }
 
 
 def test_a_need_outside_the_allow_list_is_a_usage_error(
