@@ -1,7 +1,8 @@
 """Each check's time in the last `verify`, which orders the lanes (longest first, see
-`testbeds.checks.lanes`): the instance's own last report, or, for an instance that has
-none yet (a CI job's instance is new on every run), the times of the testbed's last verify
-on this machine, kept under the cache folder (names and seconds only, no output)."""
+`testbeds.checks.lanes`): the instance's own last report, and for the checks it lacks (an
+instance new on every run, as a CI job's; a last verify of some checks only) the times
+kept from the testbed's verifies on this machine, under the cache folder (names and
+seconds only, no output)."""
 
 from __future__ import annotations
 
@@ -32,10 +33,12 @@ def kept_file(testbed: str) -> Path:
 
 
 def keep(report: Path, testbed: str) -> None:
-    """Keep the report's check times as the testbed's (nothing when it has no checks)."""
+    """Keep the report's check times as the testbed's, over those kept before: a verify of
+    some checks only (`testbed verify I -- -k ...`) updates theirs and forgets no other."""
     seconds = from_report(report)
     if seconds:
-        rows = [[classname, name, s] for (classname, name), s in sorted(seconds.items())]
+        merged = {**read_kept(kept_file(testbed)), **seconds}
+        rows = [[classname, name, s] for (classname, name), s in sorted(merged.items())]
         write_json(kept_file(testbed), rows)
 
 

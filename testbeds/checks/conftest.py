@@ -110,14 +110,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Each check joins its lane (see `testbeds.checks.lanes`): `testbed verify` runs the
     lanes side by side (pytest-xdist's loadgroup), each lane's checks one after another, so
     nodes are checked at the same time while testbed-wide checks that share state never
-    overlap; the lanes start longest first, by the instance's last report (or the testbed's
-    last times on this machine: see `testbeds.check_times`)."""
+    overlap; the lanes start longest first, by the instance's last report and, for checks
+    it lacks, the testbed's kept times on this machine (see `testbeds.check_times`)."""
     names = [lanes.lane(item) for item in items]
     last_report = os.environ.get("TESTBED_LAST_REPORT")
     kept = os.environ.get("TESTBED_CHECK_TIMES")
-    last = check_times.from_report(Path(last_report)) if last_report else {}
-    if not last and kept:
-        last = check_times.read_kept(Path(kept))
+    last = {
+        **(check_times.read_kept(Path(kept)) if kept else {}),
+        **(check_times.from_report(Path(last_report)) if last_report else {}),
+    }
     order = lanes.longest_first(items, names, last)
     for index in order:
         items[index].add_marker(pytest.mark.xdist_group(names[index]))

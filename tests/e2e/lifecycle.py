@@ -81,7 +81,9 @@ class Lifecycle:
         assert result["ansible"]["status"] == "successful", result["ansible"]
         assert "install steps" not in proc.stderr, "`up --full` skipped the install steps"
         changed = {node: n for node, n in result["ansible"]["changed_per_node"].items() if n}
-        assert changed == repair, changed
+        # The progress lines name each changed task and its node: the failure says which.
+        tasks = [line for line in proc.stderr.splitlines() if "changed:" in line]
+        assert changed == repair, (changed, tasks)
         assert result["ansible"]["changed"] == sum(repair.values())
         # Every role that ran is timed, in the state folder's record of this up.
         timings = json.loads((StateDir(self.instance).path / "timings-up.json").read_text())

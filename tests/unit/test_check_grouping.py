@@ -166,6 +166,18 @@ def test_without_a_report_of_its_own_the_testbeds_kept_times_order_the_lanes(
 
     assert collected(None) == ["test_alpha", "test_beta"]
     assert collected(kept) == ["test_beta", "test_alpha"]
+    # A verify of some checks only (`-k alpha`) updates theirs and forgets no other.
+    partial = tmp_path / "partial.xml"
+    partial.write_text(
+        '<testsuite><testcase classname="alpha.test_alpha" name="test_alpha" time="200"/>'
+        "</testsuite>"
+    )
+    check_times.keep(partial, "hpc-access")
+    assert check_times.read_kept(kept) == {
+        ("alpha.test_alpha", "test_alpha"): 200.0,
+        ("beta.test_beta", "test_beta"): 90.0,
+    }
+    assert collected(kept) == ["test_alpha", "test_beta"]
     kept.write_text("not json")
     assert check_times.read_kept(kept) == {}
     assert collected(kept) == ["test_alpha", "test_beta"]
