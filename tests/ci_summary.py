@@ -37,7 +37,9 @@ def counts(report: Path) -> Counts:
 
 
 def recorded(report: Path) -> list[tuple[str, str, str]]:
-    """What tests recorded (pytest's record_property): test, name, value."""
+    """What tests recorded (pytest's record_property): test, name, value. Read here rather
+    than by `testbeds.verify.report_measurements`: `.ci/run` runs this with the system
+    Python, which lacks the package's dependencies."""
     return [
         (str(case.get("name", "")), str(prop.get("name", "")), str(prop.get("value", "")))
         for case in ET.parse(report).getroot().iter("testcase")

@@ -24,9 +24,12 @@ LIVE_GROUP = "live"
 # First: pytest-xdist's worker reads the groups in its own hook of the same name.
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests = REPO / "tests"
     for item in items:
-        folder = item.path.relative_to(REPO / "tests").parts[0]
-        if folder in LIVE_FOLDERS:
+        # A run may collect outside tests/ too (`pytest tests testbeds/checks/...`).
+        if item.path.is_relative_to(tests) and item.path.relative_to(tests).parts[0] in (
+            LIVE_FOLDERS
+        ):
             item.add_marker(pytest.mark.xdist_group(LIVE_GROUP))
 
 
