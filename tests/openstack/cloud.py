@@ -22,7 +22,6 @@ import argparse
 import hashlib
 import json
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import openstack
+import requests
 from openstack.connection import Connection
+from requests.adapters import HTTPAdapter
 
 from testbeds.model.loader import load_site
 from testbeds.targets.local import image, podman
@@ -68,22 +69,48 @@ class ControlPlane:
 
     def connect(self, user: str, password: str, project: str) -> Connection:
         """A connection as `user` in `project`; no request to it may hang a test run."""
-        return openstack.connect(
-            auth_url=self.auth_url, username=user, password=password, project_name=project,
-            user_domain_name="Default", project_domain_name="Default", region_name="regionOne",
-            api_timeout=API_TIMEOUT_S, connect_retries=CONNECT_RETRIES,
-        )  # fmt: skip
+        return _resending_idempotent_requests(
+            openstack.connect(
+                auth_url=self.auth_url,
+                username=user,
+                password=password,
+                project_name=project,
+                user_domain_name="Default",
+                project_domain_name="Default",
+                region_name="regionOne",
+                api_timeout=API_TIMEOUT_S,
+                connect_retries=CONNECT_RETRIES,
+            )
+        )
 
     def connect_credential(self, credential_id: str, secret: str) -> Connection:
         """A connection with an application credential (its own project, its own rules)."""
-        return openstack.connect(
-            auth_type="v3applicationcredential", auth_url=self.auth_url,
-            application_credential_id=credential_id, application_credential_secret=secret,
-            region_name="regionOne", api_timeout=API_TIMEOUT_S, connect_retries=CONNECT_RETRIES,
-        )  # fmt: skip
+        return _resending_idempotent_requests(
+            openstack.connect(
+                auth_type="v3applicationcredential",
+                auth_url=self.auth_url,
+                application_credential_id=credential_id,
+                application_credential_secret=secret,
+                region_name="regionOne",
+                api_timeout=API_TIMEOUT_S,
+                connect_retries=CONNECT_RETRIES,
+            )
+        )
 
     def admin_connection(self, project: str = "admin") -> Connection:
         return self.connect("admin", self.admin_password, project)
+
+
+def _resending_idempotent_requests(connection: Connection) -> Connection:
+    """uWSGI may also reset a kept-alive connection after the request went out, before
+    any answer (seen as `Connection broken: ConnectionResetError` on a PUT to Placement
+    right after a start): keystoneauth resends only what failed to connect, so requests
+    resends the idempotent ones (GET, PUT, DELETE, HEAD) itself; a POST is never sent
+    twice."""
+    # An int is urllib3's Retry(total=...): connect and read errors alike, no status codes;
+    # its read retries are for idempotent methods only.
+    connection.session.session.mount("http://", HTTPAdapter(max_retries=CONNECT_RETRIES))
+    return connection
 
 
 def say(text: str) -> None:
@@ -216,12 +243,14 @@ def _rekey_and_wait(container: str, address: str, tell: Callable[[str], None]) -
     _exec(container, "python3", "/root/os/rekey.py", address, limit_s=300)
     password = _exec(container, "cat", "/root/os/admin-password").strip()
     deadline = time.monotonic() + READY_LIMIT_S
+    # An API is ready when it answers HTTP (its version document), not when its port takes
+    # a connection: uWSGI listens before its application has loaded.
     for service, port in API_PORTS.items():
         while True:
             try:
-                socket.create_connection((address, port), 2).close()
+                requests.get(f"http://{address}:{port}/", timeout=5).close()
                 break
-            except OSError:
+            except requests.RequestException:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{service} API of {container} did not answer") from None
                 time.sleep(0.5)
