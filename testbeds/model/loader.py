@@ -108,16 +108,16 @@ def available_definitions() -> list[str]:
     return sorted(p.stem for p in paths.DEFINITIONS_DIR.glob("*.yaml"))
 
 
-def available_roles(roles_dir: Path | None = None) -> set[str]:
-    base = roles_dir or paths.roles_dir()
+def available_roles() -> set[str]:
+    base = paths.roles_dir()
     return {p.name for p in base.iterdir() if (p / "tasks" / "main.yml").is_file()}
 
 
 @cache
-def role_variables(role: str, roles_dir: Path | None = None) -> frozenset[str]:
+def role_variables(role: str) -> frozenset[str]:
     """The variable names a role mentions in its defaults and argument specs: those it reads,
     its own and (in default expressions) the definition-level ones it derives them from."""
-    base = roles_dir or paths.roles_dir()
+    base = paths.roles_dir()
     words: set[str] = set()
     for name in ("defaults/main.yml", "meta/argument_specs.yml"):
         file = base / role / name
@@ -126,9 +126,7 @@ def role_variables(role: str, roles_dir: Path | None = None) -> frozenset[str]:
     return frozenset(words)
 
 
-def load_definition(
-    name_or_path: str, roles_dir: Path | None = None, included: bool = False
-) -> TestbedDefinition:
+def load_definition(name_or_path: str, included: bool = False) -> TestbedDefinition:
     """A definition, validated; one that includes others comes back composed (flat)."""
     path = definition_path(name_or_path)
     # A name, not a file: one of the shipped definitions (a name too long for the file
@@ -144,11 +142,11 @@ def load_definition(
         data = compose(
             path,
             data,
-            lambda name: load_definition(name, roles_dir, included=True),
-            lambda roles, key: any(key in role_variables(role, roles_dir) for role in roles),
+            lambda name: load_definition(name, included=True),
+            lambda roles, key: any(key in role_variables(role) for role in roles),
         )
     definition = parse(TestbedDefinition, path, data)
-    roles = available_roles(roles_dir)
+    roles = available_roles()
     played = played_roles()
     for group in definition.node_groups:
         field = f"node_groups[{group.name}].roles"

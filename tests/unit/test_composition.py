@@ -183,7 +183,7 @@ def test_group_vars_reach_only_that_groups_nodes(tmp_path: Path) -> None:
         (
             {"name": "bigger", "include": [{"testbed": COMPOSED}]},
             "include",
-            "may not include others",
+            "an included testbed may not include others",
         ),
         ({"include": []}, "include", "lists no testbed"),
         (
@@ -222,6 +222,16 @@ def test_group_vars_reach_only_that_groups_nodes(tmp_path: Path) -> None:
             "links[0].from",
             "at least 1",
         ),
+        (
+            {
+                "links": [
+                    *SHIPPED["links"],
+                    {"from": ["ddm"], "to": "elastic", "ports": [{"port": 1}]},
+                ]
+            },
+            "",
+            "node_groups[elastic].max: a link leads to this group; an elastic group serves nobody",
+        ),
         ({"checks": "composition"}, "checks", "expected a list"),
         ({"vars": ["a"]}, "vars", "expected a mapping"),
     ],
@@ -235,6 +245,8 @@ def test_bad_composition_names_file_and_field(
     assert caught.value.field == field
     assert message in caught.value.message
     nested = "may not include" in message  # named in the included file, where it is
+    if nested:
+        assert caught.value.message == message
     assert caught.value.path.name == (f"{COMPOSED}.yaml" if nested else "composed.yaml")
 
 

@@ -116,9 +116,43 @@ def test_broken_definition_names_file_and_field(
     with pytest.raises(DefinitionError) as info:
         load_definition(str(path))
     text = str(info.value)
-    assert text.startswith(str(path))
-    assert field in text
+    assert text.startswith(f"{path}: {field}: "), text
     assert message in text
+
+
+def test_an_unknown_or_unplayed_role_lists_what_there_is(tmp_path: Path) -> None:
+    from testbeds.model.loader import available_roles
+    from testbeds.playbook import played_roles
+
+    path = write(tmp_path, broken(node_groups__1__roles=["common", "slurmd_typo"]))
+    with pytest.raises(DefinitionError) as unknown:
+        load_definition(str(path))
+    assert str(unknown.value) == (
+        f"{path}: node_groups[cpu].roles: unknown role 'slurmd_typo' "
+        f"(roles/ has: {', '.join(sorted(available_roles()))})"
+    )
+    path = write(tmp_path, broken(node_groups__1__roles=["common", "slurm"]))
+    with pytest.raises(DefinitionError) as unplayed:
+        load_definition(str(path))
+    assert str(unplayed.value) == (
+        f"{path}: node_groups[cpu].roles: role 'slurm' has no play in site.yml, so it would "
+        f"never run (roles with a play: {', '.join(played_roles())})"
+    )
+
+
+def test_an_unknown_testbed_name_lists_the_shipped_ones() -> None:
+    from testbeds import paths
+
+    with pytest.raises(DefinitionError) as unknown:
+        load_definition("no-such-testbed")
+    assert str(unknown.value) == (
+        f"{paths.DEFINITIONS_DIR / 'no-such-testbed.yaml'}: no testbed named 'no-such-testbed' "
+        f"(known: {', '.join(available_definitions())})"
+    )
+
+
+def test_a_definition_file_may_end_in_yml(tmp_path: Path) -> None:
+    assert load_definition(str(write(tmp_path, VALID, "mini.yml"))).name == "mini"
 
 
 def test_node_name_clash_between_groups(tmp_path: Path) -> None:

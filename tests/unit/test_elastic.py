@@ -71,7 +71,11 @@ def test_slurm_knows_every_node_and_up_starts_only_count(tmp_path: Path) -> None
         ({"max": None}, "node_groups[burst].count: 0 nodes needs max"),
         ({"max": 0}, "node_groups[burst].max: Input should be greater than or equal to 1"),
         ({"max": 257}, "node_groups[burst].max: Input should be less than or equal to 256"),
-        ({"roles": ["common", "munge"]}, "node_groups[burst].max: only Slurm compute nodes"),
+        (
+            {"roles": ["common", "munge"]},
+            "node_groups[burst].max: only Slurm compute nodes can be elastic (Slurm starts and "
+            "stops them); add the role slurm_compute or drop max",
+        ),
     ],
 )
 def test_bad_elastic_groups_are_refused_naming_file_and_field(

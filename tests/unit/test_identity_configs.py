@@ -109,7 +109,8 @@ def tool() -> Any:
     sys.modules.setdefault("ldap", stub)
     sys.modules.setdefault("ldap.modlist", stub.modlist)  # type: ignore[attr-defined]
     path = REPO / "roles" / "directory" / "files" / "testbed_directory.py"
-    spec = importlib.util.spec_from_file_location("testbed_directory", path)
+    # Named by its place in the repository, as mutation testing (pyproject.toml) names it.
+    spec = importlib.util.spec_from_file_location("roles.directory.files.testbed_directory", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while it loads

@@ -1,6 +1,8 @@
 """Elastic nodes: jobs waiting in an elastic group's partition make Slurm start nodes
 (ResumeProgram), which run them as the static nodes would (the user from the directory,
-the shared home, accounting), and once idle the nodes are removed (SuspendProgram).
+the shared filesystems, munge, the time zone, Slurm's version, the Lmod modules and
+accounting, compared line for line with a job on a static compute node), and once idle the
+nodes are removed (SuspendProgram).
 
 One lane: the second check waits for the nodes the first one started to go."""
 
@@ -38,6 +40,34 @@ def elastic(testbed) -> tuple[str, list[str]]:
     return name, groups[name]
 
 
+def node_view(shared_paths: list[str]) -> list[str]:
+    """What a node looks like to a job, one line (or block) each: the same on every compute
+    node of the testbed, so an elastic node's answer must equal a static node's."""
+    return [
+        "id",  # the user and their project groups, from the directory through SSSD
+        "date +%Z",
+        *(f"findmnt -n -o SOURCE,FSTYPE --target {shlex.quote(path)}" for path in shared_paths),
+        "munge -n | unmunge | grep '^STATUS:'",  # the instance's munge key
+        "/usr/sbin/slurmd -V",
+        "module -t avail 2>&1 | sort",  # Lmod and the MPI module
+    ]
+
+
+def static_reference(testbed, login, elastic_roles: set[str]) -> tuple[str, str]:
+    """The static compute node with every role of the elastic group and the fewest others
+    (a role such as `analysis` adds a module of its own), and a partition of it."""
+    candidates = [
+        testbed.node(name)
+        for name in testbed.group("slurm_compute")
+        if elastic_roles <= set(testbed.node(name).roles)
+    ]
+    if not candidates:
+        pytest.fail(f"no static compute node has the elastic group's roles {sorted(elastic_roles)}")
+    name = min(candidates, key=lambda node: len(node.roles)).name
+    partitions = login.check_output(f"sinfo -h -N -n {name} -o %P").split()
+    return name, partitions[0].rstrip("*")
+
+
 def slurm_states(login, nodes: list[str]) -> dict[str, SlurmNodeState]:
     return parse_sinfo(login.run(shlex.join(["sinfo", *sinfo_arguments(nodes)])).stdout)
 
@@ -55,29 +85,43 @@ def test_two_waiting_jobs_start_two_elastic_nodes_and_run_there(
     """Two jobs, each wanting a whole node of the elastic partition, submitted at once as
     the research user: Slurm starts two nodes and each job runs on its own, as that user,
     reading a file the user wrote in the shared home on the login node; both are in
-    accounting. The time from submission to each job's start is reported."""
+    accounting, and each node looks to its job exactly as a static compute node looks to
+    the same job script (`node_view`). The time from submission to each job's start is
+    reported."""
     partition, nodes = elastic
     login = testbed.host(testbed.group("slurm_login")[0])
     user = testbed.research_user
     marker = f"elastic-{time.time_ns()}"
-    written = user_shell(login, f"echo {marker} > ~/{marker}")
+    elastic_roles = next(
+        set(group["roles"]) for group in testbed.plan["node_groups"] if group["name"] == partition
+    )
+    shared_paths = [fs["path"] for fs in testbed.plan["shared_filesystems"]]
+    view = "\n".join(node_view(shared_paths))
+    script = f"#!/bin/bash -l\nhostname\nid -un\ncat ~/{marker}\n{view}\n"
+    written = user_shell(
+        login, f"echo {marker} > ~/{marker} && printf %s {shlex.quote(script)} > ~/{marker}.sh"
+    )
     assert written.rc == 0, written.stderr
-    script = f"hostname; id -un; cat ~/{marker}"
-    jobs = []
-    for _ in range(2):
+
+    def submit(*options: str) -> str:
         sub = user_shell(
             login,
-            f"sbatch --parsable --exclusive -N1 -p {partition} -t 5 "
-            f"-o ~/{marker}-%j.out --wrap '{script}'",
+            shlex.join(["sbatch", "--parsable", *options, "-t", "5"])
+            + f" -o ~/{marker}-%j.out ~/{marker}.sh",
         )
         job_id = sub.stdout.strip().split(";")[0]
         assert sub.rc == 0 and job_id.isdigit(), f"sbatch said {sub.stdout!r} {sub.stderr!r}"
-        jobs.append(job_id)
+        return job_id
+
+    static_node, static_partition = static_reference(testbed, login, elastic_roles)
+    reference = submit("-N1", "-n1", "--mem=50M", "-p", static_partition, "-w", static_node)
+    jobs = [submit("--exclusive", "-N1", "-p", partition) for _ in range(2)]
     bound_s = config_seconds(login, "ResumeTimeout") + MARGIN_S
     try:
 
         def finished() -> bool:
-            return not login.run(f"squeue -h -j {','.join(jobs)} -o %i").stdout.split()
+            waiting = f"squeue -h -j {','.join([reference, *jobs])} -o %i"
+            return not login.run(waiting).stdout.split()
 
         assert wait_for(finished, timeout=bound_s, interval=2), (
             f"jobs {jobs} still queued after {bound_s} s: "
@@ -85,7 +129,7 @@ def test_two_waiting_jobs_start_two_elastic_nodes_and_run_there(
             + login.run(f"sinfo -N -n {','.join(nodes)} -o '%N %T %E'").stdout
         )
     finally:
-        login.run(f"scancel {' '.join(jobs)}")
+        login.run(f"scancel {reference} {' '.join(jobs)}")
 
     def accounted() -> list[list[str]]:
         out = login.run(
@@ -98,9 +142,20 @@ def test_two_waiting_jobs_start_two_elastic_nodes_and_run_there(
     assert all(state == "COMPLETED" for _, state, *_ in records), records
     ran_on = sorted(record[2] for record in records)
     assert len(set(ran_on)) == 2 and set(ran_on) <= set(nodes), f"ran on {ran_on}"
+
+    def job_output(job_id: str) -> list[str]:
+        return login.file(f"/home/{user}/{marker}-{job_id}.out").content_string.splitlines()
+
+    static_view = job_output(reference)
+    assert static_view[:3] == [static_node, user, marker], static_view
+    assert any(line.startswith("STATUS:") and "Success" in line for line in static_view)
     for job_id in jobs:
-        output = login.file(f"/home/{user}/{marker}-{job_id}.out").content_string.split()
-        assert output[1:] == [user, marker] and output[0] in nodes, output
+        output = job_output(job_id)
+        assert output[1:3] == [user, marker] and output[0] in nodes, output
+        assert output[3:] == static_view[3:], (
+            f"{output[0]} looks otherwise to a job than the static node {static_node}: "
+            f"{output[3:]} against {static_view[3:]}"
+        )
     waits = {
         node: (datetime.fromisoformat(start) - datetime.fromisoformat(submit)).total_seconds()
         for _, _, node, submit, start in records
@@ -110,7 +165,7 @@ def test_two_waiting_jobs_start_two_elastic_nodes_and_run_there(
         "; ".join(f"{node} {seconds:.0f} s" for node, seconds in sorted(waits.items()))
         + " from submission to the job running (2 nodes started at once)",
     )
-    user_shell(login, f"rm -f ~/{marker} ~/{marker}-*.out")
+    user_shell(login, f"rm -f ~/{marker} ~/{marker}.sh ~/{marker}-*.out")
 
 
 def test_idle_elastic_nodes_are_removed(testbed, elastic, record_property):
