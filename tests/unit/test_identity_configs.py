@@ -500,3 +500,77 @@ def test_definition_accounts_are_their_uid_as_subject(issuer_seed: Any) -> None:
     assert again.done == []
     with pytest.raises(ValueError, match="subjects"):
         again.subjects(["x' OR '1'='1"])
+
+
+def test_directory_tool_reads_a_whole_seed_with_its_defaults(tool: Any, tmp_path: Path) -> None:
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOM alice@laptop"
+    seed = tmp_path / "seed.json"
+    seed.write_text(
+        json.dumps(
+            {
+                "reader_password_hash": "{SSHA}x",
+                "projects": [
+                    {"name": "physics", "gid": 3001, "members": ["alice"]},
+                    {"name": "empty", "gid": 3002},
+                ],
+                "users": [
+                    {
+                        "name": "alice",
+                        "uid": 2001,
+                        "gid": 2500,
+                        "comment": "Alice A",
+                        "shell": "/bin/zsh",
+                        "password_hash": "{SSHA}y",
+                        "ssh_keys": [f"  {key}\n"],
+                    },
+                    {"name": "bob", "uid": 2002},
+                ],
+            }
+        )
+    )
+    assert tool.read_seed(seed) == tool.Seed(
+        "{SSHA}x",
+        (tool.Project("physics", 3001, ("alice",)), tool.Project("empty", 3002, ())),
+        (
+            tool.Account("alice", 2001, 2500, "Alice A", "/bin/zsh", "{SSHA}y", (key,)),
+            tool.Account("bob", 2002, 2002, "", "/bin/bash", None, ()),
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    ("user", "message"),
+    [
+        ({"name": "ok", "uid": 2001, "ssh_keys": [7]}, "users[0].ssh_keys: not one OpenSSH"),
+        ({"name": "ok", "uid": 2001, "comment": "tab\there"}, "users[0].comment: printable"),
+        ({"name": "ok", "uid": 2001, "comment": 5}, "users[0].comment: printable"),
+        ({"name": "ok", "uid": 2001, "gid": "x"}, "users[0].gid: 'x' is not a number"),
+        ({"name": 5, "uid": 2001}, "users[0].name: 5 is not an account or project name"),
+    ],
+)
+def test_directory_tool_names_the_field_of_each_bad_value(
+    tool: Any, tmp_path: Path, user: dict[str, Any], message: str
+) -> None:
+    seed = tmp_path / "seed.json"
+    seed.write_text(json.dumps({"reader_password_hash": "x", "projects": [], "users": [user]}))
+    with pytest.raises(tool.BadInput) as refused:
+        tool.read_seed(seed)
+    assert str(refused.value).startswith(message), str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("project", "message"),
+    [
+        ({"name": "Bad", "gid": 3001}, "projects[0].name: 'Bad' is not an account"),
+        ({"name": "ok", "gid": 99}, "projects[0].gid: 99 is not a number from 1000 to 59999"),
+        ({"name": "ok", "gid": 3001, "members": ["x;y"]}, "projects[0].members: 'x;y'"),
+    ],
+)
+def test_directory_tool_names_the_field_of_a_bad_project(
+    tool: Any, tmp_path: Path, project: dict[str, Any], message: str
+) -> None:
+    seed = tmp_path / "seed.json"
+    seed.write_text(json.dumps({"reader_password_hash": "x", "projects": [project], "users": []}))
+    with pytest.raises(tool.BadInput) as refused:
+        tool.read_seed(seed)
+    assert str(refused.value).startswith(message), str(refused.value)
