@@ -574,3 +574,40 @@ def test_directory_tool_names_the_field_of_a_bad_project(
     with pytest.raises(tool.BadInput) as refused:
         tool.read_seed(seed)
     assert str(refused.value).startswith(message), str(refused.value)
+
+
+def test_directory_entries_are_exactly_the_accounts_and_projects_attributes(tool: Any) -> None:
+    """What the directory stores for a person and a project, attribute by attribute (SSSD,
+    sshd and the token issuer read these names)."""
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOM alice@laptop"
+    alice = tool.Account("alice", 2101, 2500, "Alice A", "/bin/zsh", "{SSHA}h", (key,))
+    assert tool.account_attrs(alice, "made by x", ("storage.read:/",)) == {
+        "objectClass": ["inetOrgPerson", "posixAccount", "ldapPublicKey", "tokenHolder"],
+        "tokenScope": ["storage.read:/"],
+        "tokenWlcgVersion": ["1.0"],
+        "uid": ["alice"],
+        "cn": ["Alice A"],
+        "sn": ["alice"],
+        "uidNumber": ["2101"],
+        "gidNumber": ["2500"],
+        "homeDirectory": ["/home/alice"],
+        "loginShell": ["/bin/zsh"],
+        "gecos": ["Alice A"],
+        "userPassword": ["{SSHA}h"],
+        "sshPublicKey": [key],
+        "description": ["made by x"],
+    }
+    bob = tool.account_attrs(tool.Account("bob", 2102, 2102), "made by x", ())
+    assert (bob["cn"], bob["gecos"], bob["userPassword"], bob["sshPublicKey"]) == (
+        ["bob"],
+        [""],
+        [],
+        [],
+    )
+    assert tool.group_attrs("physics", 3001, ("zoe", "alice"), "made by x") == {
+        "objectClass": ["posixGroup"],
+        "cn": ["physics"],
+        "gidNumber": ["3001"],
+        "memberUid": ["alice", "zoe"],
+        "description": ["made by x"],
+    }
