@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
 from testbeds.errors import DefinitionError
-from testbeds.model.loader import available_definitions, load_definition, load_site
+from testbeds.model.loader import (
+    available_definitions,
+    available_roles,
+    load_definition,
+    load_site,
+)
 from testbeds.model.plan import resolve
+from testbeds.playbook import played_roles
+
+ROLES = sorted(available_roles())
 
 VALID = {
     "name": "mini",
@@ -120,24 +129,26 @@ def test_broken_definition_names_file_and_field(
     assert message in text
 
 
-def test_an_unknown_or_unplayed_role_lists_what_there_is(tmp_path: Path) -> None:
-    from testbeds.model.loader import available_roles
-    from testbeds.playbook import played_roles
-
-    path = write(tmp_path, broken(node_groups__1__roles=["common", "slurmd_typo"]))
-    with pytest.raises(DefinitionError) as unknown:
+@pytest.mark.parametrize(
+    ("role", "problem"),
+    [
+        ("slurmd_typo", lambda: f"unknown role 'slurmd_typo' (roles/ has: {', '.join(ROLES)})"),
+        (
+            "slurm",
+            lambda: (
+                "role 'slurm' has no play in site.yml, so it would never run (roles with a "
+                f"play: {', '.join(played_roles())})"
+            ),
+        ),
+    ],
+)
+def test_an_unknown_or_unplayed_role_lists_what_there_is(
+    tmp_path: Path, role: str, problem: Callable[[], str]
+) -> None:
+    path = write(tmp_path, broken(node_groups__1__roles=["common", role]))
+    with pytest.raises(DefinitionError) as refused:
         load_definition(str(path))
-    assert str(unknown.value) == (
-        f"{path}: node_groups[cpu].roles: unknown role 'slurmd_typo' "
-        f"(roles/ has: {', '.join(sorted(available_roles()))})"
-    )
-    path = write(tmp_path, broken(node_groups__1__roles=["common", "slurm"]))
-    with pytest.raises(DefinitionError) as unplayed:
-        load_definition(str(path))
-    assert str(unplayed.value) == (
-        f"{path}: node_groups[cpu].roles: role 'slurm' has no play in site.yml, so it would "
-        f"never run (roles with a play: {', '.join(played_roles())})"
-    )
+    assert str(refused.value) == f"{path}: node_groups[cpu].roles: {problem()}"
 
 
 def test_an_unknown_testbed_name_lists_the_shipped_ones() -> None:
