@@ -10,14 +10,26 @@ import json
 import time
 
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.expected_conditions import staleness_of
 
 from testbeds.checks.pipelines.support import PIPELINE_TIMEOUT_S, REPOSITORY, http_status
 
 JOBS = ["test", "train", "image"]
+# MLflow's experiment list: its search box and the next page of its results.
+EXPERIMENT_SEARCH = '[data-testid="search-experiment-input"]'
+EXPERIMENT_LINK = 'a[href*="#/experiments/"]'
+NEXT_PAGE = "//button[normalize-space()='Next']"
+MAX_PAGES = 20
 MANIFEST_TYPES = (
     "application/vnd.oci.image.manifest.v1+json,"
     "application/vnd.docker.distribution.manifest.v2+json"
 )
+
+
+def displayed(driver, by: str, what: str):
+    """The first element found that is shown, or None."""
+    return next((e for e in driver.find_elements(by, what) if e.is_displayed()), None)
 
 
 def test_push_runs_the_pipeline_green(green):
@@ -108,9 +120,10 @@ def test_a_developer_sees_the_commits_run_on_mlflows_pages(
 ):
     """In a real browser: a developer who has logged in (their directory account, sent as
     the browser sends HTTP Basic credentials) opens MLflow's pages over HTTPS from the
-    testbed CA, finds the pipeline's experiment in the list, and on the page of the run the
-    pushed commit logged sees the commit among its tags. (The CI engine has no web page: a
-    pipeline's state is read with wp5-pipeline-status on the master's node.)"""
+    testbed CA, finds the pipeline's experiment with the list's search box (paging on while
+    it is not shown), and on the page of the run the pushed commit logged sees the commit
+    among its tags. (The CI engine has no web page: a pipeline's state is read with
+    wp5-pipeline-status on the master's node.)"""
     user = "developer"
     password = (testbed.secrets_dir / f"user-{user}-password").read_text().strip()
     basic = base64.b64encode(f"{user}:{password}".encode()).decode()
@@ -121,12 +134,26 @@ def test_a_developer_sees_the_commits_run_on_mlflows_pages(
     )
     started = time.monotonic()
     web_browser.open(f"{mlflow_base}/#/experiments")
-    listed = web_browser.wait(
-        lambda d: next(
-            (e for e in d.find_elements(By.LINK_TEXT, REPOSITORY) if e.is_displayed()),
-            None,
-        )
-    )
+    # The list shows a page of the newest experiments, and every run of the checks adds
+    # some: the developer searches for the pipeline's by name and pages on until it shows.
+    search = web_browser.wait(lambda d: displayed(d, By.CSS_SELECTOR, EXPERIMENT_SEARCH))
+    search.send_keys(REPOSITORY, Keys.ENTER)
+
+    def results(d):
+        """The list's rows once it shows the search's results only (every name holds it)."""
+        rows = [e for e in d.find_elements(By.CSS_SELECTOR, EXPERIMENT_LINK) if e.is_displayed()]
+        return rows if rows and all(REPOSITORY in row.text for row in rows) else None
+
+    listed = None
+    for _ in range(MAX_PAGES):
+        rows = web_browser.wait(results)
+        listed = next((row for row in rows if row.text == REPOSITORY), None)
+        following = displayed(driver, By.XPATH, NEXT_PAGE)
+        if listed is not None or following is None or not following.is_enabled():
+            break
+        following.click()
+        web_browser.wait(staleness_of(rows[0]))
+    assert listed is not None, f"no experiment {REPOSITORY!r} in MLflow's list"
     web_browser.shot("experiments")
     # The experiment's own page opens on GenAI views: the run's page is where its tags are.
     run = runs_of(green.revision)[0]["info"]
