@@ -76,3 +76,29 @@ def test_a_syntax_error_names_its_line_column_and_problem(tmp_path: Path) -> Non
     assert refusal(path) == (
         f"{path}: line 4, column 6: YAML syntax error: expected ',' or ']', but got ':'"
     )
+
+
+def test_a_character_yaml_refuses_to_read_is_named_without_a_line(tmp_path: Path) -> None:
+    """The reader's own refusals carry no line and column: the message says so."""
+    path = tmp_path / "bell.yaml"
+    path.write_text("name: a\x07\n")
+    assert refusal(path) == (
+        f"{path}: syntax: YAML syntax error: unacceptable character #x0007: special "
+        'characters are not allowed\\n  in "<unicode string>", position 7'
+    )  # one line: the reader's line break is shown escaped
+
+
+def test_a_file_that_is_not_a_mapping_and_one_with_several_problems(tmp_path: Path) -> None:
+    from testbeds.model.loader import parse
+    from testbeds.model.schema import SiteProfile
+
+    path = tmp_path / "site.yml"
+    with pytest.raises(DefinitionError) as listed:
+        parse(SiteProfile, path, ["a"])
+    assert str(listed.value) == f"{path}: expected a mapping at the top level"
+    with pytest.raises(DefinitionError) as two:
+        parse(SiteProfile, path, {"name": "x", "colour": 1, "shape": 2})
+    assert str(two.value) == f"{path}: colour: unknown key (and 1 more problem(s))"
+    with pytest.raises(DefinitionError) as three:
+        parse(SiteProfile, path, {"name": "x", "colour": 1, "shape": 2, "size": 3})
+    assert str(three.value) == f"{path}: colour: unknown key (and 2 more problem(s))"
