@@ -77,6 +77,8 @@ def test_openstack_target_without_pulumi_cli_refused_before_anything_is_created(
     """Without the Pulumi CLI (as on these machines) the openstack target says what it needs
     and creates nothing, not even the instance's state directory."""
     monkeypatch.setenv("PATH", str(tmp_path))  # no pulumi, even where one is installed
-    assert main(["up", "hpc-access", "--site", "partner-a", "--target", "openstack"]) == 2
+    # An instance name of this test's own: the state root is shared by the whole session.
+    argv = ["up", "hpc-access", "--site", "partner-a", "--target", "openstack"]
+    assert main([*argv, "--instance", "os-never-made"]) == 2
     assert "needs the Pulumi CLI on PATH" in capsys.readouterr().err
-    assert not (isolated_state / "hpc-access").exists()
+    assert not (isolated_state / "os-never-made").exists()
