@@ -611,3 +611,52 @@ def test_directory_entries_are_exactly_the_accounts_and_projects_attributes(tool
         "memberUid": ["alice", "zoe"],
         "description": ["made by x"],
     }
+
+
+@pytest.mark.parametrize(
+    ("seed", "message"),
+    [
+        (
+            {"accounts": [("ok", 2001, 1999)]},
+            "users[0].gid: 1999 is outside the testbed's user range 2000-59999",
+        ),
+        ({"accounts": [("root", 2001, 2001)]}, "users[0].name: 'root' is a local system"),
+        (
+            {"projects": [("physics", 1999)]},
+            "projects[0].gid: 1999 is outside the testbed's user range 2000-59999",
+        ),
+    ],
+)
+def test_the_seeds_ids_and_names_keep_to_the_range_and_name_the_field(
+    tool: Any, seed: dict[str, Any], message: str
+) -> None:
+    settings = tool.Settings("dc=testbed", None, uid_min=2000, uid_max=59999)
+    accounts = tuple(tool.Account(*a) for a in seed.get("accounts", []))
+    projects = tuple(tool.Project(*p) for p in seed.get("projects", []))
+    with pytest.raises(tool.BadInput) as refused:
+        tool.check_seed(tool.Seed("x", projects, accounts), settings)
+    assert str(refused.value).startswith(message), str(refused.value)
+
+
+def test_the_id_range_is_inclusive_and_takes_whole_numbers_only(tool: Any) -> None:
+    settings = tool.Settings("dc=testbed", None, uid_min=2000, uid_max=2999)
+    assert tool.checked_user_id(2000, "--uid", settings) == 2000
+    assert tool.checked_user_id(2999, "--uid", settings) == 2999
+    for value in (2001.0, True, "2001"):
+        with pytest.raises(tool.BadInput, match=r"^--uid: .* is not a number from 1000"):
+            tool.checked_user_id(value, "--uid", settings)
+
+
+def test_a_new_name_is_checked_as_a_name_first_and_against_every_local_file(
+    tool: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    passwd, group = tmp_path / "passwd", tmp_path / "group"
+    passwd.write_text("svc:x:990:990::/nonexistent:/usr/sbin/nologin\n")
+    group.write_text("staff:x:50:\n")
+    monkeypatch.setattr(tool, "LOCAL_ACCOUNT_FILES", (passwd, group))
+    settings = tool.Settings("dc=testbed", None)
+    for taken in ("svc", "staff"):
+        with pytest.raises(tool.BadInput, match=f"^NAME: '{taken}' is a local system"):
+            tool.checked_new_name(taken, "NAME", settings)
+    with pytest.raises(tool.BadInput, match=r"^NAME: 'x;y' is not an account or project name$"):
+        tool.checked_new_name("x;y", "NAME", settings)
