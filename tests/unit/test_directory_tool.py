@@ -48,6 +48,7 @@ class FakeDirectory:
     def search_s(
         self, base: str, scope: int, search: str = "(objectClass=*)", attrs: Any = None
     ) -> list[tuple[str, dict[str, list[bytes]]]]:
+        assert scope in (SCOPE_BASE, SCOPE_ONELEVEL, SCOPE_SUBTREE), scope
         if scope == SCOPE_BASE:
             if base not in self.entries:
                 raise NoSuchObject(base)
@@ -264,3 +265,37 @@ def test_scopes_naming_the_account_are_registered_with_the_issuer_first(
     monkeypatch.setattr(tool, "REGISTER_SCOPES", tmp_path / "missing")
     with pytest.raises(tool.BadInput, match=r"^token_scopes: scopes naming \{user\} need"):
         tool.add_user(directory, settings(tool, token_scopes=scopes), args(name="eve", uid=2103))
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"ssh_key_file": "key"}, "--ssh-key-file: not one OpenSSH public key"),
+        ({"comment": "a:b"}, "--comment: printable text without ':' expected"),
+        ({"project": ["Bad"]}, "--project: 'Bad' is not an account or project name"),
+        ({"project": ["chem"]}, "--project: no project 'chem' (known: maths, physics)"),
+        ({"password_file": "password"}, "--password-file: one line of 12 to 128"),
+    ],
+)
+def test_add_user_names_the_option_at_fault(
+    tool: Any, directory: FakeDirectory, tmp_path: Path, given: dict[str, Any], message: str
+) -> None:
+    directory.entries[f"cn=maths,ou=projects,{BASE}"] = {
+        "objectClass": [b"posixGroup"],
+        "cn": [b"maths"],
+    }
+    (tmp_path / "key").write_text("ssh-dss AAAAB3NzaC1kc3M= an old key type\n")
+    (tmp_path / "password").write_text("x" * 11)
+    files = {k: str(tmp_path / v) for k, v in given.items() if k.endswith("_file")}
+    with pytest.raises(tool.BadInput) as refused:
+        tool.add_user(directory, settings(tool), args(**(given | files)))
+    assert str(refused.value).startswith(message), str(refused.value)
+
+
+@pytest.mark.parametrize("length", [12, 128])
+def test_a_password_of_12_to_128_characters_is_taken(
+    tool: Any, directory: FakeDirectory, tmp_path: Path, length: int
+) -> None:
+    (tmp_path / "password").write_text("p" * length + "\n")
+    tool.add_user(directory, settings(tool), args(password_file=str(tmp_path / "password")))
+    assert directory.passwords == {f"uid=alice,ou=people,{BASE}": "p" * length}
