@@ -117,9 +117,10 @@ def main() -> int:
             f"{time.strftime('%Y-%m-%d')} from `mutmut run` (pyproject.toml's "
             "`[tool.mutmut]`: the modules, and the unit tests that judge them). Killed: a "
             "unit test failed with the mutant; survived: every test passed (each is listed "
-            "below with the reason it is harmless); not reached: no unit test runs that "
+            "below with its reason); not reached: no unit test runs that "
             "code (it talks to a live service; the end-to-end checks run it).\n\n"
-            f"{table}\n\n## Survivors and why they are harmless\n\n{listed or 'None.'}\n"
+            f"{table}\n\n## Survivors, each with why it is harmless (or why no unit test "
+            f"kills it)\n\n{listed or 'None.'}\n"
         )
     if unexplained:
         print(f"{len(unexplained)} survivor(s) with no reason in {HARMLESS.name}:", file=sys.stderr)

@@ -29,15 +29,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import openstack
 import requests
+from keystoneauth1.exceptions.connection import UnknownConnectionError
 from openstack.connection import Connection
 from requests.adapters import HTTPAdapter
 
 from testbeds.model.loader import load_site
 from testbeds.targets.local import image, podman
 
+T = TypeVar("T")
 FILES = Path(__file__).with_name("control_plane")
 REPOSITORY = "localhost/wp5-testbeds-openstack"
 LABEL = f"{podman.LABEL_PREFIX}.openstack-test"
@@ -111,6 +114,21 @@ def _resending_idempotent_requests(connection: Connection) -> Connection:
     # its read retries are for idempotent methods only.
     connection.session.session.mount("http://", HTTPAdapter(max_retries=CONNECT_RETRIES))
     return connection
+
+
+def resent_on_reset(request: Callable[[], T], attempts: int = 6, pause_s: float = 5) -> T:
+    """An idempotent request sent again while the service resets the connection mid-answer
+    (seen on this machine: Placement's first PUT after a start, under load, reset while its
+    answer was read, which neither keystoneauth nor urllib3 resends)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return request()
+        except UnknownConnectionError as error:
+            if attempt == attempts:
+                raise
+            say(f"connection reset ({error}); sending again in {pause_s:.0f}s")
+            time.sleep(pause_s)
+    raise AssertionError("unreachable")
 
 
 def say(text: str) -> None:

@@ -67,6 +67,20 @@ def control_plane() -> Iterator[cloud.ControlPlane]:
         cloud.stop(plane)
 
 
+def _add_gpu_trait(admin: Connection, provider_id: str) -> None:
+    """The GPU trait among the provider's (read and written at its current generation)."""
+    url = f"/resource_providers/{provider_id}/traits"
+    held = admin.placement.get(url, microversion="1.6").json()
+    admin.placement.put(
+        url,
+        json={
+            "traits": sorted({*held["traits"], GPU_TRAIT}),
+            "resource_provider_generation": held["resource_provider_generation"],
+        },
+        microversion="1.6",
+    ).raise_for_status()
+
+
 @pytest.fixture(scope="session")
 def site_cloud(control_plane: cloud.ControlPlane) -> SiteCloud:
     admin = control_plane.admin_connection()
@@ -76,18 +90,9 @@ def site_cloud(control_plane: cloud.ControlPlane) -> SiteCloud:
             name=name, vcpus=vcpus, ram=ram, disk=disk, is_public=True
         )
         admin.compute.create_flavor_extra_specs(flavor, specs)
-    admin.placement.create_trait(GPU_TRAIT)
+    cloud.resent_on_reset(lambda: admin.placement.create_trait(GPU_TRAIT))
     for provider in admin.placement.resource_providers():
-        url = f"/resource_providers/{provider.id}/traits"
-        held = admin.placement.get(url, microversion="1.6").json()
-        admin.placement.put(
-            url,
-            json={
-                "traits": sorted({*held["traits"], GPU_TRAIT}),
-                "resource_provider_generation": held["resource_provider_generation"],
-            },
-            microversion="1.6",
-        ).raise_for_status()
+        cloud.resent_on_reset(lambda held_by=provider.id: _add_gpu_trait(admin, held_by))
     if admin.image.find_image(IMAGE) is None:
         admin.image.create_image(
             name=IMAGE, data=io.BytesIO(b"\0" * 4096), disk_format="raw",
