@@ -105,11 +105,10 @@ class ControlPlane:
 
 
 def _resending_idempotent_requests(connection: Connection) -> Connection:
-    """uWSGI may also reset a kept-alive connection after the request went out, before
-    any answer (seen as `Connection broken: ConnectionResetError` on a PUT to Placement
-    right after a start): keystoneauth resends only what failed to connect, so requests
-    resends the idempotent ones (GET, PUT, DELETE, HEAD) itself; a POST is never sent
-    twice."""
+    """uWSGI may reset a kept-alive connection before any answer comes back: keystoneauth
+    resends only what failed to connect, so requests resends the idempotent ones (GET, PUT,
+    DELETE, HEAD) itself; a POST is never sent twice. A reset while an answer's body is read
+    is not resent here (see `resent_on_reset`)."""
     # An int is urllib3's Retry(total=...): connect and read errors alike, no status codes;
     # its read retries are for idempotent methods only.
     connection.session.session.mount("http://", HTTPAdapter(max_retries=CONNECT_RETRIES))
@@ -119,16 +118,15 @@ def _resending_idempotent_requests(connection: Connection) -> Connection:
 def resent_on_reset(request: Callable[[], T], attempts: int = 6, pause_s: float = 5) -> T:
     """An idempotent request sent again while the service resets the connection mid-answer
     (seen on this machine: Placement's first PUT after a start, under load, reset while its
-    answer was read, which neither keystoneauth nor urllib3 resends)."""
-    for attempt in range(1, attempts + 1):
+    answer was read, which neither keystoneauth nor urllib3 resends); the last attempt's
+    failure is raised."""
+    for _ in range(attempts - 1):
         try:
             return request()
         except UnknownConnectionError as error:
-            if attempt == attempts:
-                raise
             say(f"connection reset ({error}); sending again in {pause_s:.0f}s")
             time.sleep(pause_s)
-    raise AssertionError("unreachable")
+    return request()
 
 
 def say(text: str) -> None:
