@@ -328,3 +328,10 @@ def test_the_master_reads_the_pipeline_file_only_as_a_regular_file(
         regular_file_blob(listing)
     assert regular_file_blob("100644 blob 0123abcd\t.wp5-pipeline.yml\n") == "0123abcd"
     assert regular_file_blob("100755 blob 4567cdef\t.wp5-pipeline.yml\n") == "4567cdef"
+
+
+def test_a_pipeline_file_listing_is_read_by_its_first_three_fields() -> None:
+    """`git ls-tree` ends a line with the path, which may hold spaces."""
+    assert regular_file_blob("100644 blob 0123abcd\tdir with spaces/.wp5-pipeline.yml") == (
+        "0123abcd"
+    )

@@ -24,7 +24,6 @@ from testbeds.model.schema import (
     TestbedDefinition,
     check_host,
 )
-from testbeds.pipeline_file import regular_file_blob
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -162,11 +161,4 @@ def test_an_inventory_without_every_node_names_the_missing_ones() -> None:
         render_inventory(plan, [], {})
     assert str(refused.value) == (
         f"the target returned no address for: {', '.join(n.name for n in plan.nodes)}"
-    )
-
-
-def test_a_pipeline_file_listing_is_read_by_its_first_three_fields() -> None:
-    """`git ls-tree` ends a line with the path, which may hold spaces."""
-    assert regular_file_blob("100644 blob 0123abcd\tdir with spaces/.wp5-pipeline.yml") == (
-        "0123abcd"
     )
