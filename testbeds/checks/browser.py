@@ -34,6 +34,16 @@ PAGE_TIMEOUT_S = 60
 REDRAWN = (NoSuchElementException, StaleElementReferenceException)
 
 
+def shown(driver: Any, by: str, what: str) -> list[Any]:
+    """The elements found that are displayed (a page keeps hidden copies of some)."""
+    return [element for element in driver.find_elements(by, what) if element.is_displayed()]
+
+
+def first_shown(driver: Any, by: str, what: str) -> Any:
+    """The first displayed element found, or None (a condition for `Browser.wait`)."""
+    return next(iter(shown(driver, by, what)), None)
+
+
 def browser_missing() -> str:
     """What is missing to run the browser here ('' when nothing is)."""
     missing = [path for path in (CHROMIUM, CHROMEDRIVER, CERTUTIL) if not Path(path).exists()]

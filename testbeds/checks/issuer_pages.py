@@ -12,7 +12,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
-from testbeds.checks.browser import REDRAWN, Browser
+from testbeds.checks.browser import REDRAWN, Browser, first_shown, shown
 
 
 def button(browser: Browser, label: str) -> WebElement:
@@ -51,7 +51,7 @@ LOGIN_ANSWER_S = 20
 
 
 def login_form_shown(driver: Any) -> bool:
-    return any(e.is_displayed() for e in driver.find_elements(By.ID, "username"))
+    return bool(shown(driver, By.ID, "username"))
 
 
 def log_in(browser: Browser, user: str, password: str) -> None:
@@ -107,16 +107,7 @@ def grant_and_continue(browser: Browser) -> None:
 
 def enter_device_code(browser: Browser, code: str) -> None:
     """The issuer's device page: the code the terminal showed."""
-    field = browser.wait(
-        lambda driver: next(
-            (
-                e
-                for e in driver.find_elements(By.CSS_SELECTOR, "input[type='text']")
-                if e.is_displayed()
-            ),
-            None,
-        )
-    )
+    field = browser.wait(lambda driver: first_shown(driver, By.CSS_SELECTOR, "input[type='text']"))
     field.send_keys(code)
     browser.shot("issuer-device-code")
     press(browser, "OK")

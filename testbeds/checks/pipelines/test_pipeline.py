@@ -13,6 +13,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.expected_conditions import staleness_of
 
+from testbeds.checks.browser import first_shown, shown
 from testbeds.checks.pipelines.support import PIPELINE_TIMEOUT_S, REPOSITORY, http_status
 
 JOBS = ["test", "train", "image"]
@@ -25,11 +26,6 @@ MANIFEST_TYPES = (
     "application/vnd.oci.image.manifest.v1+json,"
     "application/vnd.docker.distribution.manifest.v2+json"
 )
-
-
-def displayed(driver, by: str, what: str):
-    """The first element found that is shown, or None."""
-    return next((e for e in driver.find_elements(by, what) if e.is_displayed()), None)
 
 
 def test_push_runs_the_pipeline_green(green):
@@ -136,19 +132,19 @@ def test_a_developer_sees_the_commits_run_on_mlflows_pages(
     web_browser.open(f"{mlflow_base}/#/experiments")
     # The list shows a page of the newest experiments, and every run of the checks adds
     # some: the developer searches for the pipeline's by name and pages on until it shows.
-    search = web_browser.wait(lambda d: displayed(d, By.CSS_SELECTOR, EXPERIMENT_SEARCH))
+    search = web_browser.wait(lambda d: first_shown(d, By.CSS_SELECTOR, EXPERIMENT_SEARCH))
     search.send_keys(REPOSITORY, Keys.ENTER)
 
     def results(d):
         """The list's rows once it shows the search's results only (every name holds it)."""
-        rows = [e for e in d.find_elements(By.CSS_SELECTOR, EXPERIMENT_LINK) if e.is_displayed()]
+        rows = shown(d, By.CSS_SELECTOR, EXPERIMENT_LINK)
         return rows if rows and all(REPOSITORY in row.text for row in rows) else None
 
     listed = None
     for _ in range(MAX_PAGES):
         rows = web_browser.wait(results)
         listed = next((row for row in rows if row.text == REPOSITORY), None)
-        following = displayed(driver, By.XPATH, NEXT_PAGE)
+        following = first_shown(driver, By.XPATH, NEXT_PAGE)
         if listed is not None or following is None or not following.is_enabled():
             break
         following.click()
