@@ -35,6 +35,8 @@ UNITS_FILE = f"{RECORD_DIR}/running-units"
 # Units that come and go with people and jobs, not with the configuration.
 TRANSIENT_UNITS = r"^(run-|session-|user@|user-runtime-dir@|wp5-job|slurmstepd)"
 HEALTHY = "all recorded units running"
+# The package's files roles copy to nodes (their `*_code_dir`, the definitions' seed_dir).
+NODE_CODE = ("__init__.py", "pipeline_file.py", "nodeside", "samples")
 
 PROBE = f"""\
 cat {INPUTS_FILE} 2>/dev/null || echo none
@@ -77,13 +79,15 @@ class NodeRecord:
 
 def configuration_inputs(plan: Plan, state: StateDir) -> str:
     """Digest of everything the playbook reads for this instance: the roles, playbooks,
-    plugins and Ansible settings, the site's and the instance's inventories (the plan's
+    plugins, the package's code roles copy to nodes, and Ansible settings, the site's and
+    the instance's inventories (the plan's
     values and nodes), the instance's secrets, and the versions of the tools."""
     inventories = paths.inventories_dir()
     parts = {
         "roles": tree_digest(paths.roles_dir()),
         "playbooks": tree_digest(paths.PLAYBOOKS_DIR),
         "plugins": tree_digest(paths.PACKAGE_DIR / "ansible_plugins"),
+        "node code": {name: tree_digest(paths.PACKAGE_DIR / name) for name in NODE_CODE},
         "ansible.cfg": tree_digest(paths.ANSIBLE_CONFIG),
         "sites": {s: tree_digest(inventories / s) for s in ("common", plan.site.name)},
         "inventory": tree_digest(state.inventory_file),

@@ -15,7 +15,10 @@ No job holds a password of any account. Each job build gets a credential of its 
 on this node, writing only into its project's registry namespace; it is revoked when the
 build ends, whatever its result, and every credential is dropped when the master starts.
 An HPC job runs its image by the digest a job of its own pipeline (same project, same
-commit) pushed, read from the registry's push log (image_pins.py), never by the tag."""
+commit) pushed, read from the registry's push log (image_pins.py), never by the tag.
+Where the instance has a token issuer and the project a client there, an HPC job also gets
+datalake tokens minted for it when its step starts (datalake_tokens.py), with which
+wp5-hpc-job puts the job's results into Rucio."""
 
 from __future__ import annotations
 
@@ -25,8 +28,10 @@ from typing import Any
 import yaml
 from buildbot.plugins import changes, schedulers, secrets, steps, util, worker
 from buildbot.process import buildstep, remotecommand, results
-from twisted.internet import defer
+from twisted.internet import defer, threads
 
+from testbeds.nodeside.datalake_tokens import ENVIRONMENT_VARIABLE as DATALAKE_TOKENS
+from testbeds.nodeside.datalake_tokens import JobTokens
 from testbeds.nodeside.image_pins import name_and_tag, pinned_digest
 from testbeds.nodeside.job_tokens import JobCredential, JobTokenStore
 from testbeds.nodeside.master_settings import Settings
@@ -290,16 +295,41 @@ def job_steps(
     ]
 
 
+def datalake_tokens(settings: Settings) -> Any:
+    """The HPC job's datalake tokens (JobTokens as JSON: its project and a token per
+    audience, or why there are none), minted by its project's client when the step starts;
+    empty where the repository's project has no client."""
+
+    @util.renderer  # type: ignore[untyped-decorator]
+    @defer.inlineCallbacks  # type: ignore[untyped-decorator]
+    def render(props: Any) -> Any:
+        client = settings.datalake_clients.get(str(props.getProperty("project")))
+        if client is None or settings.token_issuer is None:
+            return ""
+        # The issuer answers over the network: not on the master's event loop.
+        try:
+            tokens = yield threads.deferToThread(settings.token_issuer.tokens, client)
+        except (OSError, ValueError) as error:
+            # wp5-hpc-job says why the job's results cannot go into the datalake.
+            why = f"the issuer gave {client.name} no tokens: {error}"
+            return JobTokens(client.project, error=why).to_json()
+        for token in tokens.values():
+            props.useSecret(token, "datalake token")
+        return JobTokens(client.project, tokens).to_json()
+
+    return render
+
+
 def hpc_job_factory(settings: Settings, credentials: JobCredentials, checkout: Any) -> Any:
-    """Check out and hand the checkout to wp5-hpc-job, with the job's script in its
-    environment: nothing is written into the checkout, whose names a commit controls."""
+    """Check out and hand the checkout to wp5-hpc-job, with the job's script (and datalake
+    tokens) in its environment: nothing is written into the checkout, whose names a commit
+    controls."""
+    environment = {"WP5_JOB_SCRIPT": hpc_script, DATALAKE_TOKENS: datalake_tokens(settings)}
     return util.BuildFactory(
         [
             checkout,
             PinImage(credentials, settings.push_log, settings.registry),
-            *job_steps(
-                settings, credentials, "slurm job", hpc_command, {"WP5_JOB_SCRIPT": hpc_script}
-            ),
+            *job_steps(settings, credentials, "slurm job", hpc_command, environment),
         ]
     )
 

@@ -17,7 +17,12 @@ tags the script wrote to $WP5_RUN_TAGS (key=value lines, such as the dataset it 
 The job's own registry credential comes from its environment (CI_REGISTRY_USER and
 CI_REGISTRY_PASSWORD, minted for this job and revoked when it ends), reaches the Slurm job
 the same way and is dropped before the script starts. Every file the gateway writes or
-reads back is in a job folder it makes itself, opened without following links."""
+reads back is in a job folder it makes itself, opened without following links.
+
+Where the gateway's settings name a datalake and the master minted this job datalake
+tokens ($WP5_DATALAKE_TOKENS, which never reach the Slurm job), what the script left in
+$WP5_RESULTS goes into Rucio after a green job (datalake_results.py); a job whose results
+cannot go there is red, saying why."""
 
 from __future__ import annotations
 
@@ -30,7 +35,6 @@ import secrets
 import shutil
 import signal
 import ssl
-import stat
 import string
 import subprocess
 import sys
@@ -42,6 +46,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
+
+from testbeds.nodeside.datalake_results import Datalake, DatalakeError, publish
+from testbeds.nodeside.datalake_tokens import ENVIRONMENT_VARIABLE as DATALAKE_TOKENS
+from testbeds.nodeside.datalake_tokens import JobTokens
+from testbeds.nodeside.own_files import open_regular
 
 CONFIG = Path("/etc/wp5-hpc-job.json")
 # Variables an image reference may name (the pipeline file's words).
@@ -89,11 +98,20 @@ class Settings:
     jobs_dir: str  # under the account's home, which every compute node mounts
     binds: tuple[str, ...]
     ca_file: str
+    # Where a job's results go, if the instance has a datalake (datalake_results.py).
+    datalake: Datalake | None = None
 
     @classmethod
     def read(cls, path: Path = CONFIG) -> Settings:
         values = json.loads(path.read_text())
-        return cls(**{**values, "binds": tuple(values["binds"])})
+        datalake = values.get("datalake")
+        return cls(
+            **{
+                **values,
+                "binds": tuple(values["binds"]),
+                "datalake": Datalake.from_settings(datalake) if datalake else None,
+            }
+        )
 
 
 def image_reference(template: str, environment: dict[str, str]) -> re.Match[str]:
@@ -174,13 +192,10 @@ class Outcome:
 def read_own_file(path: Path, limit: int = 1 << 20) -> str | None:
     """A regular file of the job folder, opened without following a link (the job could
     have put one there), or None."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
+    opened = open_regular(path)
+    if opened is None:
         return None
-    with os.fdopen(fd, "rb") as opened:
-        if not stat.S_ISREG(os.fstat(opened.fileno()).st_mode):
-            return None
+    with opened:
         return opened.read(limit).decode(errors="replace")
 
 
@@ -287,8 +302,36 @@ def record_run(environment: dict[str, str], exact: str, folder: Path, outcome: O
     print(f"wp5-hpc-job: MLflow run {run_id} in experiment {project}")
 
 
+def put_into_datalake(settings: Settings, given: str, folder: Path) -> int:
+    """After a green job: its results into the datalake, 0 when they are there (or there is
+    nowhere for them to go, said so), 1 saying why not."""
+    results = folder / "results"
+    if settings.datalake is None:
+        return 0
+    if not given:
+        print(f"wp5-hpc-job: datalake: this project has no client there; results stay in {results}")
+        return 0
+    try:
+        try:
+            job = JobTokens.from_json(given)
+        except ValueError as error:
+            raise DatalakeError(str(error)) from None
+        if job.error:
+            raise DatalakeError(job.error)
+        datalake = settings.datalake.for_project(job.project)
+        lines = publish(datalake, job.tokens, settings.ca_file, folder.name, results)
+    except DatalakeError as error:
+        print(f"wp5-hpc-job: datalake: the results did not go into the datalake: {error}")
+        return 1
+    for line in lines:
+        print(f"wp5-hpc-job: {line}", flush=True)
+    return 0
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     environment = dict(os.environ)
+    # The datalake tokens are the gateway's to use after the job: never the Slurm job's.
+    tokens = environment.pop(DATALAKE_TOKENS, "")
     reference = image_reference(args.image, environment)
     digest = checked_digest(args.digest)
     exact = f"{reference['registry']}/{reference['name']}@{digest}"
@@ -305,11 +348,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     binds = " ".join(f"-b {path}:{path}" for path in settings.binds)
     write_own_file(folder / "job.sh", BATCH.replace("{binds}", binds), 0o700)
     write_own_file(folder / "script.sh", script, 0o600)
+    (folder / "results").mkdir(mode=0o700)
     environment.update(
         WP5_IMAGE=exact,
         WP5_WORK=str(work),
         WP5_SCRIPT=str(folder / "script.sh"),
         WP5_RUN_TAGS=str(folder / "run-tags"),
+        WP5_RESULTS=str(folder / "results"),
     )
     command = sbatch_command(settings, folder, name, args.gpu)
     started_ms = int(time.time() * 1000)
@@ -346,6 +391,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if job_id:
         ended_ms = int(time.time() * 1000)
         record_run(environment, exact, folder, Outcome(job_id, node, status, started_ms, ended_ms))
+    if status == 0 and job_id:
+        return put_into_datalake(settings, tokens, folder)
     return status
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from testbeds.nodeside.datalake_tokens import DatalakeClient, Issuer
+
 
 class Settings:
     """This testbed's values (the role renders them as JSON beside master.cfg)."""
@@ -32,6 +34,24 @@ class Settings:
         self.job_tokens_dir = Path(values["job_tokens_dir"])
         self.job_token_lifetime_s = int(values["job_token_lifetime_s"])
         self.mlflow_ca_file = str(values["mlflow_ca_file"])
+        # Where the instance has a token issuer: each repository's client for its HPC jobs'
+        # datalake tokens, its project's (datalake_tokens.py); none otherwise.
+        datalake = values.get("datalake") or {}
+        self.token_issuer = (
+            Issuer(str(datalake["issuer_url"]), str(datalake["ca_file"]))
+            if datalake.get("issuer_url")
+            else None
+        )
+        self.datalake_clients: dict[str, DatalakeClient] = {
+            str(repository): DatalakeClient(
+                project=str(client["project"]),
+                name=str(client["name"]),
+                secret_file=self.secrets_dir / f"issuer-{client['name']}",
+                scopes=tuple(str(s) for s in client["scopes"]),
+                audiences=tuple(str(a) for a in client["audiences"]),
+            )
+            for repository, client in (datalake.get("clients") or {}).items()
+        }
 
     @property
     def pb_endpoint(self) -> str:

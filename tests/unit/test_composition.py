@@ -75,7 +75,7 @@ def test_one_identity_layer_holds_every_testbeds_accounts_and_clients() -> None:
     assert projects == {"physics": 3001, "datalake": 3101, "research": 3201}
     clients = [c["name"] for c in definition.vars["token_issuer_clients"]]
     assert clients == ["hpc-workflows", "jupyterhub", "datalake-tools", "datalake-cli",
-                       "rucio-transfers"]  # fmt: skip
+                       "rucio-transfers", "pipeline-research"]  # fmt: skip
     # The composition's own choice, over data-movement's (which hpc-access's roles read).
     assert definition.vars["directory_create_homes"] is True
 

@@ -135,3 +135,27 @@ def test_the_inputs_change_with_the_inventory_and_the_secrets(
     (state.secrets_dir / "user-researcher-password").write_text("new")
     third = unchanged.configuration_inputs(plan, state)
     assert len({first, second, third}) == 3
+
+
+def test_the_inputs_change_with_the_code_roles_copy_to_nodes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """wp5-hpc-job and the Buildbot master run package files the roles copy: a change to
+    one of them is a change of what `up` must configure."""
+    monkeypatch.setenv("TESTBED_STATE_DIR", str(tmp_path / "state"))
+    plan = resolve("hpc-access")
+    state = StateDir(plan.instance)
+    state.secrets_dir.mkdir(parents=True)
+    package = tmp_path / "package"
+    (package / "nodeside").mkdir(parents=True)
+    (package / "nodeside" / "hpc_job.py").write_text("print(1)\n")
+    monkeypatch.setenv("TESTBED_HOME", str(unchanged.paths.PACKAGE_DIR.parent))
+    monkeypatch.setattr(unchanged.paths, "PACKAGE_DIR", package)
+    first = unchanged.configuration_inputs(plan, state)
+    (package / "nodeside" / "hpc_job.py").write_text("print(2)\n")
+    assert unchanged.configuration_inputs(plan, state) != first
+    # What only the control node runs (the checks, say) is not among them.
+    (package / "checks").mkdir()
+    second = unchanged.configuration_inputs(plan, state)
+    (package / "checks" / "test_x.py").write_text("assert True\n")
+    assert unchanged.configuration_inputs(plan, state) == second

@@ -41,8 +41,9 @@ options:
   users:
     description: User accounts, each with name, email and the OIDC identity (the token
       issuer's "SUB=<subject>, ISS=<issuer URL>") a user's own token authenticates as; each
-      gets its scope user.<name> and the user limit on every RSE. Accounts not listed are
-      left alone.
+      gets its scope (`scope`, default user.<name>) and the user limit on every RSE. An
+      account's `type` is USER unless given (SERVICE for a client's). Accounts not listed
+      are left alone.
     type: list
     elements: dict
     default: []
@@ -135,13 +136,13 @@ def _user(
     try:
         client.get_account(name)
     except errors.AccountNotFound:
-        client.add_account(name, "USER", user["email"])
+        client.add_account(name, user.get("type", "USER"), user["email"])
         changes.append(f"account {name}")
     identities = {(i["identity"], i["type"]) for i in client.list_identities(name)}
     if (user["identity"], "OIDC") not in identities:
         client.add_identity(name, user["identity"], "OIDC", user["email"], default=True)
         changes.append(f"account {name} identity")
-    scope = f"user.{name}"
+    scope = user.get("scope") or f"user.{name}"
     if scope not in existing_scopes:
         client.add_scope(name, scope)
         changes.append(f"scope {scope}")

@@ -253,3 +253,25 @@ def test_a_link_in_the_commit_changes_nothing_outside_the_job_folder(linked):
     assert pushed.pipeline["result"] == "success", pushed.pipeline
     assert EXPECTED in pushed.job("analyse")["output_tail"]
     assert after == before
+
+
+def test_only_the_master_holds_the_secret_that_mints_hpc_jobs_datalake_tokens(testbed):
+    """The client whose tokens put an HPC job's results into the datalake is the master's:
+    its secret is a file only the master's account reads, on the master's node; the gateway,
+    where the ci account runs every HPC job, has no copy anywhere it keeps files."""
+    secret = (testbed.secrets_dir / "issuer-pipeline-research-password").read_text().strip()
+    master = testbed.host(testbed.group("buildbot_master")[0])
+    stored = master.file("/var/lib/buildbot/masters/pipelines/secrets/issuer-pipeline-research")
+    assert (stored.user, stored.mode) == ("buildbot", 0o400)
+    assert stored.content_string.strip() == secret
+    gateway = testbed.host(testbed.group("hpc_gateway")[0])
+    pattern = "/root/.wp5-check-pattern"
+    write_private_file(gateway, pattern, secret + "\n")
+    try:
+        found = gateway.run(
+            f"grep -rlF -f {pattern} /etc /home /var/lib /var/log /usr/local /opt /tmp /root"
+            f" --exclude-dir=.cache 2>/dev/null | grep -vx {pattern}"
+        )
+    finally:
+        gateway.run(f"rm -f {pattern}")
+    assert found.stdout.strip() == "", found.stdout
