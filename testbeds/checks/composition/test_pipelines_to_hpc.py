@@ -214,13 +214,14 @@ def test_failing_hpc_job_turns_the_pipeline_red_with_its_output(analysis_failed)
 
 
 def test_job_folders_keep_the_output_and_no_copy_of_the_checkout(analysed, testbed):
-    """What the gateway leaves in the ci account's home: each job's script and output."""
+    """What the gateway leaves in the ci account's home: each job's script and output (and
+    the results folder it gave the job, kept where they did not go into the datalake)."""
     gateway = testbed.host(testbed.group("hpc_gateway")[0])
     folders = gateway.run("runuser -u ci -- sh -c 'ls -d ~/.wp5-hpc-jobs/analyse-*'")
     assert folders.rc == 0, folders.stderr
     for folder in folders.stdout.split():
         listing = gateway.run(f"runuser -u ci -- ls -A {shlex.quote(folder)}").stdout.split()
-        made = {"job.sh", "script.sh", "slurm.out"}
+        made = {"job.sh", "script.sh", "slurm.out", "results"}
         assert made <= set(listing) <= made | {"run-tags"}, (folder, listing)
 
 
