@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -42,6 +41,7 @@ from testbeds import paths
 from testbeds.targets.local import podman
 from testbeds.targets.local.baked import BAKED_REPOSITORY
 from testbeds.targets.local.image import IMAGE_REPOSITORY
+from tests.benchmark.provenance import provenance
 
 # Targets (seconds) on a 2-core machine: (testbed, row) -> seconds. Rows without one are
 # reported without a ratio.
@@ -227,27 +227,6 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def provenance() -> str:
-    """When, on which commit and on what kind of machine the table was measured."""
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    memory_kb = next(
-        (
-            int(line.split()[1])
-            for line in Path("/proc/meminfo").read_text().splitlines()
-            if line.startswith("MemTotal:")
-        ),
-        0,
-    )
-    return (
-        f"Written by `python -m tests.benchmark.lifecycle --write` on {time.strftime('%Y-%m-%d')}, "
-        f"commit {commit or 'unknown'}, on a machine with {os.cpu_count()} CPUs and "
-        f"{memory_kb / 2**20:.0f} GB of memory. Compare rows with each other, not with other "
-        "machines."
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--testbeds", default="hpc-access,data-movement,pipelines")
@@ -270,7 +249,8 @@ def main() -> None:
     print(text)
     if args.write:
         args.write.parent.mkdir(parents=True, exist_ok=True)
-        args.write.write_text(f"# Lifecycle benchmark\n\n{provenance()}\n\n{text}\n")
+        written_by = provenance("python -m tests.benchmark.lifecycle --write")
+        args.write.write_text(f"# Lifecycle benchmark\n\n{written_by}\n\n{text}\n")
 
 
 if __name__ == "__main__":

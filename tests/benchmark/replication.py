@@ -2,7 +2,7 @@
 third-party-copy loop over the same files between the same endpoints.
 
     python -m tests.benchmark.replication [--instance bench-dm] [--small 1000x100000]
-                                          [--large 4x500000000] [--keep]
+                                          [--large 4x500000000] [--keep] [--write FILE]
 
 For each dataset (COUNTxBYTES) it uploads the files to SITE1 with Rucio, then times
 
@@ -13,7 +13,11 @@ For each dataset (COUNTxBYTES) it uploads the files to SITE1 with Rucio, then ti
   storage token for either end) from SITE1's replicas to SITE2, one file after another,
   from the client node: what the endpoints do without Rucio;
 
-and prints MB/s and files/s for both and their ratio. The testbed (instance `--instance`)
+and prints MB/s and files/s for both and their ratio, and where a rule's time per file
+goes: each transfer's wait for the submitter (created to submitted), the transfer tool's
+start (submitted to the copy's start), the copy itself, the poller and finisher (copied to
+archived), as medians over the rule's transfers from Rucio's request history, and the
+storage tokens the submitter asked the issuer for. The testbed (instance `--instance`)
 is brought up if it is not up, and taken down at the end unless `--keep`. It takes long
 with the default sizes (5 GB written twice); not part of the test suite."""
 
@@ -21,13 +25,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
+import statistics
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from testbeds import paths
@@ -35,6 +42,7 @@ from testbeds.checks.conftest import Testbed
 from testbeds.checks.storage_tokens import READ_SCOPES, WRITE_SCOPES, StorageTokens
 from testbeds.state import StateDir
 from testbeds.targets.local import podman
+from tests.benchmark.provenance import provenance
 
 PROBE = paths.CHECKS_DIR / "data_management" / "rucio_probe.py"
 RULE_TIMEOUT_S = 3600
@@ -85,14 +93,55 @@ def on_client(instance: str, tokens: StorageTokens) -> Callable[..., Any]:
     return rucio
 
 
-def rule_figure(rucio: Callable[..., Any], did: str, files: int, size: int) -> Figure:
+@dataclass(frozen=True)
+class Split:
+    """Where a rule's time went, per transfer (medians, seconds), and the storage tokens
+    the submitter asked for meanwhile."""
+
+    queued: float
+    tool_start: float
+    copy: float
+    poll_finish: float
+    tokens: int
+    tokens_s: float
+
+
+def rule_figure(rucio: Callable[..., Any], did: str, files: int, size: int) -> tuple[Figure, str]:
     start = time.monotonic()
     rule = rucio("rule-add", did, 1, "SITE2")["rule"]
     while rucio("rule", rule)["state"] != "OK":
         if time.monotonic() - start > RULE_TIMEOUT_S:
             sys.exit(f"rule {rule} not OK after {RULE_TIMEOUT_S} s: {rucio('rule', rule)}")
         time.sleep(1)
-    return Figure(time.monotonic() - start, files, size)
+    return Figure(time.monotonic() - start, files, size), str(rule)
+
+
+def rule_split(instance: str, rule: str, since: float) -> Split:
+    """The rule's transfers from Rucio's request history (on the Rucio node's database),
+    and the submitter's log of the tokens it asked for since `since` (epoch seconds)."""
+    if not re.fullmatch(r"[0-9a-f]{32}", rule):
+        sys.exit(f"rule id {rule!r} is not 32 hex digits")
+    query = (
+        "select extract(epoch from submitted_at - created_at),"
+        " extract(epoch from started_at - submitted_at),"
+        " extract(epoch from transferred_at - started_at),"
+        " extract(epoch from updated_at - transferred_at)"
+        f" from requests_history where rule_id = '{rule}' and state = 'D'"
+    )
+    ddm = f"{instance}-ddm"
+    proc = podman.exec_(ddm, "runuser", "-u", "postgres", "--", "psql", "-d", "rucio", "-AtF,",
+                        "-c", query)  # fmt: skip
+    if proc.returncode != 0:
+        sys.exit(f"request history of rule {rule}: {proc.stderr[-1000:]}")
+    rows = [list(map(float, line.split(","))) for line in proc.stdout.split()]
+    if not rows:
+        sys.exit(f"rule {rule}: no done transfer in Rucio's request history")
+    columns = [statistics.median(column) for column in zip(*rows, strict=True)]
+    log = podman.exec_(ddm, "journalctl", "-u", "rucio-conveyor-submitter", "-o", "cat",
+                       "--since", f"@{int(since)}")  # fmt: skip
+    asked = [float(m[1]) for m in re.finditer(r"storage token for .* in ([0-9.]+) s", log.stdout)]
+    queued, tool_start, copy, poll_finish = columns
+    return Split(queued, tool_start, copy, poll_finish, tokens=len(asked), tokens_s=sum(asked))
 
 
 def https_url(pfn: str, port: int) -> str:
@@ -134,6 +183,7 @@ def main() -> None:
     parser.add_argument("--small", default="1000x100000", help="COUNTxBYTES")
     parser.add_argument("--large", default="4x500000000", help="COUNTxBYTES")
     parser.add_argument("--keep", action="store_true", help="leave the testbed up")
+    parser.add_argument("--write", type=Path, help="keep the tables in this Markdown file")
     args = parser.parse_args()
     if podman.container_by_name(f"{args.instance}-client") is None:
         print(f"bringing data-movement up as {args.instance}", file=sys.stderr)
@@ -153,19 +203,50 @@ def main() -> None:
             replicas = rucio("replicas", made["did"]).values()
             sources = [https_url(r["replicas"]["SITE1"], port) for r in replicas]
             raw = raw_figure(args.instance, tokens, sources, total, port)
-            ruled = rule_figure(rucio, made["did"], count, total)
-            rows.append((f"{label} ({spec})", ruled, raw))
+            since = time.time()
+            ruled, rule = rule_figure(rucio, made["did"], count, total)
+            rows.append((f"{label} ({spec})", ruled, raw, rule_split(args.instance, rule, since)))
     finally:
         tokens.close()
         if not args.keep:
             testbed("down", args.instance)
-    print("| dataset | rucio MB/s | raw TPC MB/s | rucio files/s | raw files/s | rucio / raw |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for label, ruled, raw in rows:
-        print(
+    text = tables(rows)
+    print(text)
+    if args.write:
+        written_by = provenance("python -m tests.benchmark.replication --write")
+        args.write.write_text(f"# Replication throughput\n\n{written_by}\n\n{text}\n")
+
+
+def tables(rows: list[tuple[str, Figure, Figure, Split]]) -> str:
+    lines = [
+        "| dataset | rucio MB/s | raw TPC MB/s | rucio files/s | raw files/s | rucio / raw |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for label, ruled, raw, _ in rows:
+        lines.append(
             f"| {label} | {ruled.mb_per_s:.2f} | {raw.mb_per_s:.2f} | {ruled.files_per_s:.2f} "
             f"| {raw.files_per_s:.2f} | {raw.seconds / ruled.seconds:.2f}x |"
         )
+    lines += [
+        "",
+        "| dataset | rule s per file | waiting for the submitter | transfer tool's start "
+        "| copy | poller and finisher | storage tokens asked |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for label, ruled, _, split in rows:
+        lines.append(
+            f"| {label} | {ruled.seconds / ruled.files:.3f} | {split.queued:.2f} "
+            f"| {split.tool_start:.2f} | {split.copy:.2f} | {split.poll_finish:.2f} "
+            f"| {split.tokens} ({split.tokens_s:.2f} s) |"
+        )
+    lines.append(
+        "\nrucio: a rule for one copy at SITE2, from its creation until OK; raw: curl's HTTP "
+        "COPY of each file in turn between the same endpoints. Per transfer: medians over the "
+        "rule's transfers, in seconds (transfers overlap, so they do not add up to the rule's "
+        "time); storage tokens: those the submitter asked the issuer for during the rule "
+        "(it keeps each until shortly before it expires)."
+    )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
