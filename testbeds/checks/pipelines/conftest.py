@@ -8,7 +8,7 @@ import json
 import shlex
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -184,10 +184,16 @@ def ci_curl_config(testbed: Any, service: Any) -> str:
 
 
 @pytest.fixture(scope="session")
-def mlflow(testbed: Any, mlflow_base: str, service: Any, ci_curl_config: str) -> Callable[..., Any]:
+def mlflow(
+    testbed: Any, mlflow_base: str, service: Any, ci_curl_config: str
+) -> Iterator[Callable[..., Any]]:
     """Call the tracking server's REST API from the service node, over HTTPS verified
     against the testbed CA, as the CI account (its password in a root-only curl config
-    there, never on a command line)."""
+    there, never on a command line). The experiments the checks make (through this, and
+    the probing jobs' `<repository>/job-*`) are deleted at the end of the session, so
+    repeated `verify` runs do not pile them up."""
+    started_ms = int(time.time() * 1000)
+    made: list[str] = []
 
     def call(path: str, payload: dict[str, Any] | None = None, raw: bool = False) -> Any:
         data = f"-X POST -H 'Content-Type: application/json' -d {shlex.quote(json.dumps(payload))}"
@@ -196,9 +202,21 @@ def mlflow(testbed: Any, mlflow_base: str, service: Any, ci_curl_config: str) ->
             f"{data if payload else ''} {shlex.quote(mlflow_base + path)}"
         )
         assert out.rc == 0, f"MLflow {path}: {out.stderr}"
-        return out.stdout if raw else json.loads(out.stdout)
+        answer = out.stdout if raw else json.loads(out.stdout)
+        if path.endswith("/experiments/create"):
+            made.append(str(answer["experiment_id"]))
+        return answer
 
-    return call
+    yield call
+    jobs = call(
+        "/api/2.0/mlflow/experiments/search",
+        {
+            "max_results": 1000,
+            "filter": f"name LIKE '{REPOSITORY}/job-%' AND creation_time >= {started_ms}",
+        },
+    ).get("experiments", [])
+    for experiment_id in made + [str(e["experiment_id"]) for e in jobs]:
+        call("/api/2.0/mlflow/experiments/delete", {"experiment_id": experiment_id})
 
 
 @pytest.fixture(scope="session")
