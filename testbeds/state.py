@@ -17,7 +17,7 @@ from typing import Any
 
 from testbeds import paths
 from testbeds.errors import TestbedError, printable
-from testbeds.model.schema import NAME_PATTERN
+from testbeds.model.fields import NAME_PATTERN
 
 # Instances the tool makes for itself (a bake's builder): a dot no user name can contain.
 RESERVED_PREFIX = "bake."

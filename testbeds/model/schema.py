@@ -1,72 +1,29 @@
-"""Typed schema of testbed definitions and site profiles; every default lives here."""
+"""Typed schema of testbed definitions and of site profiles, whose target sections each
+target package owns (targets/<target>/site.py); every default lives in these models."""
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    field_validator,
-    model_validator,
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from testbeds.model.fields import (
+    GROUP_NAME_PATTERN,
+    MIRROR_PATTERN,
+    NAME_PATTERN,
+    NODE_GROUP_PATTERN,
+    RESERVED_VAR_PREFIXES,
+    VAR_NAME_PATTERN,
+    Name,
+    Strict,
+    TargetName,
 )
-
-from testbeds.errors import printable
-
-# Names become host names, Ansible group names and container names.
-NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
-GROUP_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,30}$"
-# Node group names prefix node (host) names, so no underscore.
-NODE_GROUP_PATTERN = r"^[a-z][a-z0-9]{0,20}$"
-
-# Ansible variable names a definition may set (keys of `vars`).
-VAR_NAME_PATTERN = r"^[a-z_][a-z0-9_]*$"
-# Connection, privilege and magic variables (ansible_*) and the tool's own (testbed_*):
-# a definition that set them could point Ansible at another host or run it as another user.
-RESERVED_VAR_PREFIXES = ("ansible_", "testbed_")
-# Login names on nodes and bastions (POSIX portable, as useradd takes them).
-USER_PATTERN = r"^[a-z_][a-z0-9_-]{0,31}$"
-_HOST_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_HOST_NAME = re.compile(rf"^(?=.{{1,253}}$){_HOST_LABEL}(\.{_HOST_LABEL})*\.?$")
-# Mirror URLs reach a shell script (quoted) and apt's sources.list: no quotes or spaces.
-MIRROR_PATTERN = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%+/-]*)?$"
-
-
-def check_host(value: str) -> str:
-    """A host name or an IP address, nothing else (no options, no spaces, no quotes)."""
-    try:
-        ipaddress.ip_address(value)
-        return value
-    except ValueError:
-        pass
-    if not _HOST_NAME.match(value):
-        raise ValueError(f"{value[:60]!r} is not a host name or IP address")
-    return value
-
-
-def _file_path(value: str) -> str:
-    """A path written into ssh_config: printable, no quotes, no ssh %-tokens."""
-    if not value or any(c in value for c in '"%') or not value.isprintable():
-        raise ValueError("must be a file path without quotes, '%' or control characters")
-    return value
-
-
-Name = Annotated[str, Field(pattern=NAME_PATTERN)]
-HostName = Annotated[str, AfterValidator(check_host)]
-UserName = Annotated[str, Field(pattern=USER_PATTERN)]
-FilePath = Annotated[str, AfterValidator(_file_path)]
-IPAddress = Annotated[str, AfterValidator(lambda v: str(ipaddress.ip_address(v)))]
-TargetName = Literal["local", "openstack", "kubernetes", "static"]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from testbeds.targets.kubernetes.site import KubernetesSite
+from testbeds.targets.local.site import LocalSite
+from testbeds.targets.openstack.site import OpenStackSite
+from testbeds.targets.static.site import StaticSite
 
 
 class Scratch(Strict):
@@ -344,211 +301,6 @@ class TestbedDefinition(Strict):
                 f"node_groups: scratch path {scratch_paths[0]} is also a shared filesystem"
             )
         return self
-
-
-def _cidr(value: str) -> str:
-    try:
-        ipaddress.ip_network(value, strict=False)
-    except ValueError:
-        raise ValueError(f"{value[:60]!r} is not a network in CIDR notation") from None
-    return value
-
-
-CIDR = Annotated[str, Field(pattern=r"^[0-9a-fA-F:.]+/[0-9]{1,3}$"), AfterValidator(_cidr)]
-
-
-class LocalSite(Strict):
-    """Values the local podman target needs from a site."""
-
-    debian_mirror: Annotated[str, Field(pattern=MIRROR_PATTERN)]
-    debian_suite: Literal["bookworm"] = "bookworm"
-    network_subnet: CIDR | None = Field(
-        default=None, description="CIDR for the testbed network; podman picks one when unset"
-    )
-
-
-class OpenStackSite(Strict):
-    """Values the OpenStack target needs from a site: what its cloud calls things."""
-
-    cloud: str = Field(description="entry in clouds.yaml (as OS_CLOUD would name it)")
-    external_network: str = Field(description="network floating IPs and the router use")
-    image: str = Field(description="Debian 12 image every node boots")
-    flavor: str = Field(description="flavor of nodes whose group has no entry in flavors")
-    flavors: dict[str, str] = Field(default_factory=dict, description="flavor per node group")
-    gpu_flavor: str | None = Field(default=None, description="flavor of groups with gpus > 0")
-    infiniband_network: str | None = Field(
-        default=None, description="provider network of the IB/RoCE fabric, for infiniband groups"
-    )
-    infiniband_vnic_type: Literal["direct", "direct-physical", "macvtap", "normal"] = "direct"
-    allowed_ssh_cidrs: tuple[CIDR, ...] = Field(
-        min_length=1, description="networks allowed to reach the entry node over SSH"
-    )
-    allowed_service_cidrs: tuple[CIDR, ...] = Field(
-        default=(), description="networks allowed to reach exposed ports (default: the SSH ones)"
-    )
-    subnet_cidr: CIDR = "10.42.0.0/24"
-    dns_nameservers: tuple[IPAddress, ...] = ()
-    ssh_user: UserName = Field(default="debian", description="login user of the image")
-    volume_type: str | None = None
-
-
-class StaticBastion(Strict):
-    """The jump host every node of a static site is reached through."""
-
-    host: HostName = Field(description="address the control node reaches the bastion on")
-    user: UserName = "root"
-    port: int = Field(default=22, ge=1, le=65535)
-
-
-class StaticSite(Strict):
-    """How the control node logs in to a site's existing hosts (listed in its hosts.yml)."""
-
-    user: UserName = Field(
-        default="root", description="login user on every node (sudo if not root)"
-    )
-    private_key: FilePath = Field(
-        description="private key file; relative paths from the site folder"
-    )
-    known_hosts: FilePath = Field(
-        description="known_hosts file with every node's and the bastion's host key"
-    )
-    bastion: StaticBastion | None = None
-
-
-# Every image the Kubernetes program runs, its own workloads' and the charts' alike. The
-# tags are the ones these definitions are written for (for a chart, the one its release
-# ships); a site overrides any of them under `kubernetes.images` (for a mirror, or a tag it
-# has tested) and keeps the rest. Each is registry/repository:tag, never `latest`.
-KUBERNETES_IMAGES: dict[str, str] = {
-    "postgresql": "docker.io/library/postgres:15",
-    "mysql": "docker.io/library/mysql:8.0",
-    "xrootd": "docker.io/opensciencegrid/xrootd-standalone:23-release",
-    "fts3": "gitlab-registry.cern.ch/fts/fts3:v3.14",
-    "mlflow": "ghcr.io/mlflow/mlflow:v3.17.2-full",
-    "ci_job": "docker.io/library/python:3.11-slim",
-    "crane": "gcr.io/go-containerregistry/crane:debug",
-    "interlink_vk": "ghcr.io/interlink-hq/interlink/virtual-kubelet-inttw:0.5.1",
-    # Server and daemons share one database schema, so they run the same Rucio release
-    # (the server chart's; the daemons chart ships an older one).
-    "rucio_server": "docker.io/rucio/rucio-server:release-36.2.0",
-    "rucio_daemons": "docker.io/rucio/rucio-daemons:release-36.2.0",
-    "jupyterhub_hub": "quay.io/jupyterhub/k8s-hub:4.2.0",
-    "jupyterhub_proxy": "quay.io/jupyterhub/configurable-http-proxy:4.6.3",
-    "jupyterhub_singleuser": "quay.io/jupyterhub/k8s-singleuser-sample:4.2.0",
-    "argo_controller": "quay.io/argoproj/workflow-controller:v3.6.2",
-    "argo_executor": "quay.io/argoproj/argoexec:v3.6.2",
-    "argo_server": "quay.io/argoproj/argocli:v3.6.2",
-    "minio": "quay.io/minio/minio:RELEASE.2024-12-18T13-15-44Z",
-    "minio_client": "quay.io/minio/mc:RELEASE.2024-11-21T17-21-54Z",
-    "registry": "docker.io/library/registry:2.8.1",
-}
-# registry[:port]/repository:tag, the tag never `latest`.
-IMAGE_PATTERN = r"^[a-z0-9.-]+(:[0-9]{1,5})?/[a-z0-9._/-]+:(?!latest$)[A-Za-z0-9._-]{1,128}$"
-
-
-class InterLinkSite(Strict):
-    """Where the cluster's virtual kubelet reaches the interLink API on the Slurm login node."""
-
-    url: Annotated[str, Field(pattern=r"^https://[A-Za-z0-9.-]+$")] = Field(
-        description="https://host of the login node's interLink endpoint (no port, no path)"
-    )
-    port: int = Field(default=3443, ge=1, le=65535, description="its TLS port")
-    slurm_instance: Annotated[str, Field(pattern=NAME_PATTERN)] = Field(
-        default="hpc-access",
-        description="the hpc-access instance whose login node runs the interLink API "
-        "(its state holds the token the virtual kubelet presents)",
-    )
-
-
-HttpsURL = Annotated[
-    str, Field(pattern=r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%+/-]*)?$")
-]
-
-
-class JupyterHubOAuth(Strict):
-    """The site's OAuth2/OIDC issuer JupyterHub logs users in through (GenericOAuthenticator);
-    nobody else gets in."""
-
-    authorize_url: HttpsURL
-    token_url: HttpsURL
-    userdata_url: HttpsURL
-    callback_url: HttpsURL = Field(description="the hub's public URL + /hub/oauth_callback")
-    client_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,128}$")]
-    client_secret_file: FilePath = Field(
-        description="file with the client secret; relative paths from the site folder"
-    )
-    username_claim: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,64}$")] = "preferred_username"
-    allowed_groups: tuple[Annotated[str, Field(pattern=r"^[A-Za-z0-9._/-]{1,128}$")], ...] = Field(
-        min_length=1, description="groups (the token's `groups` claim) allowed to log in"
-    )
-
-
-class KubernetesSite(Strict):
-    """Values the Kubernetes target needs from a site: its cluster and what it may use."""
-
-    context: str | None = Field(default=None, description="kubeconfig context (default current)")
-    kubernetes_version: Annotated[str, Field(pattern=r"^1\.[0-9]{2}$")] = Field(
-        default="1.30", description="the cluster's minor version, which objects are checked against"
-    )
-    storage_class: str | None = Field(default=None, description="for persistent volumes")
-    cpu_quota: str = Field(default="16", description="CPU the testbed's namespace may request")
-    memory_quota: str = Field(default="64Gi", description="memory the namespace may request")
-    images: dict[str, str] = Field(
-        default_factory=dict,
-        description="overrides of the workload images (keys as in KUBERNETES_IMAGES)",
-    )
-    interlink: InterLinkSite | None = Field(
-        default=None, description="offloading pods to Slurm (hpc-access); required there"
-    )
-    pipeline_repository: str = Field(
-        default="", description="git URL the sample workflow clones unless told otherwise"
-    )
-    allowed_service_types: tuple[Literal["LoadBalancer", "NodePort"], ...] = Field(
-        default=(), description="Service types beyond ClusterIP the site allows"
-    )
-    jupyterhub_service_type: Literal["ClusterIP", "LoadBalancer", "NodePort"] = Field(
-        default="ClusterIP", description="the hub proxy's Service (reach it by an ingress)"
-    )
-    ingress_cidrs: tuple[CIDR, ...] = Field(
-        default=(), description="networks whose traffic may reach the hub's proxy"
-    )
-    api_server_cidrs: tuple[CIDR, ...] = Field(
-        default=(),
-        description="the API server's addresses, which call the interLink virtual kubelet "
-        "(hpc-access) for pod logs; without them `kubectl logs` of offloaded pods fails",
-    )
-    jupyterhub_oauth: JupyterHubOAuth | None = Field(
-        default=None, description="how users log in to JupyterHub (hpc-access); required there"
-    )
-    storage_token_issuer: HttpsURL | None = Field(
-        default=None,
-        description="the OIDC issuer whose storage tokens (WLCG profile) the XRootD endpoints "
-        "accept (data-movement); required there",
-    )
-
-    @model_validator(mode="after")
-    def _service_type_allowed(self) -> KubernetesSite:
-        wanted = self.jupyterhub_service_type
-        if wanted != "ClusterIP" and wanted not in self.allowed_service_types:
-            raise ValueError(f"jupyterhub_service_type {wanted} is not in allowed_service_types")
-        return self
-
-    @field_validator("images")
-    @classmethod
-    def _known_images(cls, images: dict[str, str]) -> dict[str, str]:
-        unknown = sorted(set(images) - set(KUBERNETES_IMAGES))
-        if unknown:
-            raise ValueError(f"unknown image key(s) {unknown}; known: {sorted(KUBERNETES_IMAGES)}")
-        for key, image in images.items():
-            if not re.match(IMAGE_PATTERN, image):
-                raise ValueError(
-                    f"{key}: {printable(image)} is not registry/repository:tag "
-                    "with a tag other than latest"
-                )
-        return images
-
-    def image(self, name: str) -> str:
-        return self.images.get(name, KUBERNETES_IMAGES[name])
 
 
 # A proxy or package index by address only: no user:password@ (it would sit in node files).

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from testbeds.errors import PreflightError
-from testbeds.targets.base import Target
+
+if TYPE_CHECKING:  # each target's module loads only when it is chosen
+    from testbeds.targets.base import Target
 
 
 def _local() -> Target:

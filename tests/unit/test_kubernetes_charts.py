@@ -25,9 +25,9 @@ import yaml
 
 from testbeds.cli import main
 from testbeds.model.plan import resolve
-from testbeds.model.schema import KUBERNETES_IMAGES, KubernetesSite
 from testbeds.targets.kubernetes.helm import Helm, HelmError, tools
 from testbeds.targets.kubernetes.program.hpc_access import VIRTUAL_KUBELET
+from testbeds.targets.kubernetes.site import KUBERNETES_IMAGES, KubernetesSite
 from tests import kubernetes_policies as policy
 from tests.kubernetes_program import (
     SITE,

@@ -1,8 +1,8 @@
 """Site-profile fields that reach ssh_config, the inventory or a cloud as data: each is
 refused with one message naming the rule unless it is exactly what it claims to be (a host
 name or address, a file path ssh cannot read an option or %-token from, a network), and the
-inventory layers are read from the expected files (testbeds/model/schema.py,
-testbeds/model/loader.py, testbeds/inventory.py)."""
+inventory layers are read from the expected files (testbeds/model/fields.py, the targets'
+site.py, testbeds/model/loader.py, testbeds/inventory.py)."""
 
 from __future__ import annotations
 
@@ -15,15 +15,11 @@ from pydantic import ValidationError
 from testbeds import paths
 from testbeds.errors import DefinitionError, DeployError
 from testbeds.inventory import inventory_sources, render_inventory
+from testbeds.model.fields import check_host
 from testbeds.model.loader import load_site, missing_site_section, parse
 from testbeds.model.plan import resolve
-from testbeds.model.schema import (
-    PackageSources,
-    SiteProfile,
-    StaticSite,
-    TestbedDefinition,
-    check_host,
-)
+from testbeds.model.schema import PackageSources, SiteProfile, TestbedDefinition
+from testbeds.targets.static.site import StaticSite
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,9 @@ from pathlib import Path
 from testbeds.errors import DefinitionError
 from testbeds.model.loader import missing_site_section, site_dir
 from testbeds.model.plan import Plan
-from testbeds.model.schema import KubernetesSite, NodeGroup, OpenStackSite
+from testbeds.model.schema import NodeGroup
+from testbeds.targets.kubernetes.site import KubernetesSite
+from testbeds.targets.openstack.site import OpenStackSite
 
 
 def openstack_site(plan: Plan) -> OpenStackSite:

@@ -18,7 +18,6 @@ from testbeds.elastic.service import (
 from testbeds.errors import DeployError, PreflightError
 from testbeds.model.loader import missing_site_section
 from testbeds.model.plan import Plan, PlannedNode
-from testbeds.model.schema import LocalSite
 from testbeds.nodes import ProvisionedNode
 from testbeds.progress import say
 from testbeds.sshconfig import Login, write_ssh_config
@@ -29,6 +28,7 @@ from testbeds.targets.local import podman
 from testbeds.targets.local.baked import BAKED_REPOSITORY, baked_image_ref
 from testbeds.targets.local.image import ensure_base_image
 from testbeds.targets.local.netstate import current_stale_network_state
+from testbeds.targets.local.site import LocalSite
 
 BOOT_TIMEOUT_S = 90
 # Containers of elastic nodes (started by the node broker when Slurm asks for them).

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from testbeds.errors import DefinitionError, PreflightError
+from testbeds.model.fields import check_host
 from testbeds.model.loader import (
     definition_path,
     load_site,
@@ -22,7 +23,7 @@ from testbeds.model.loader import (
     site_dir,
 )
 from testbeds.model.plan import Plan
-from testbeds.model.schema import SiteProfile, StaticSite, check_host
+from testbeds.model.schema import SiteProfile
 from testbeds.nodes import ProvisionedNode, read_nodes
 from testbeds.progress import say
 from testbeds.sshconfig import (
@@ -35,6 +36,7 @@ from testbeds.sshconfig import (
 )
 from testbeds.state import StateDir
 from testbeds.targets.base import NodeStatus, NodeTarget
+from testbeds.targets.static.site import StaticSite
 
 
 def static_site(plan: Plan) -> StaticSite:

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import pulumi
 
 from testbeds.model.plan import Plan
-from testbeds.model.schema import KubernetesSite
 from testbeds.targets.kubernetes.program import data_movement, hpc_access, pipelines
 from testbeds.targets.kubernetes.program.scope import NODE_GROUP, Scope
+from testbeds.targets.kubernetes.site import KubernetesSite
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from testbeds.model.schema import InterLinkSite, JupyterHubOAuth
 from testbeds.targets.kubernetes import charts
 from testbeds.targets.kubernetes.program.scope import RESTRICTED_CONTAINER, SMALL, Scope
+from testbeds.targets.kubernetes.site import InterLinkSite, JupyterHubOAuth
 
 VIRTUAL_KUBELET = "interlink-vk"
 KUBELET_PORT = 10250

@@ -17,9 +17,9 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from testbeds.model.plan import Plan
-from testbeds.model.schema import KubernetesSite
 from testbeds.targets.kubernetes import charts
 from testbeds.targets.kubernetes.program import certificates
+from testbeds.targets.kubernetes.site import KubernetesSite
 
 RESTRICTED_CONTAINER: dict[str, Any] = {
     "allowPrivilegeEscalation": False,
@@ -46,8 +46,8 @@ NOT_A_NOTEBOOK = {
 
 @dataclass(frozen=True)
 class Image:
-    """An image the site profile names (schema.KUBERNETES_IMAGES), split the ways charts
-    ask for it."""
+    """An image the site profile names (KUBERNETES_IMAGES, in targets/kubernetes/site.py),
+    split the ways charts ask for it."""
 
     registry: str
     repository: str

@@ -21,12 +21,12 @@ from typing import Any
 import pulumi
 
 from testbeds.model.plan import Plan
-from testbeds.model.schema import OpenStackSite
 from testbeds.targets.openstack.program.access import Access
 from testbeds.targets.openstack.program.compute import Compute
 from testbeds.targets.openstack.program.network import Network
 from testbeds.targets.openstack.program.security import Security
 from testbeds.targets.openstack.program.storage import Storage
+from testbeds.targets.openstack.site import OpenStackSite
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ import pulumi
 import pulumi_openstack as openstack
 
 from testbeds.model.plan import Plan
-from testbeds.model.schema import OpenStackSite
 from testbeds.targets.cloud.access import CloudNode
 from testbeds.targets.openstack.program.compute import Compute
 from testbeds.targets.openstack.program.part import Part
+from testbeds.targets.openstack.site import OpenStackSite
 
 
 class Access(Part):

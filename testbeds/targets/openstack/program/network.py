@@ -5,8 +5,8 @@ from __future__ import annotations
 import pulumi
 import pulumi_openstack as openstack
 
-from testbeds.model.schema import OpenStackSite
 from testbeds.targets.openstack.program.part import Part
+from testbeds.targets.openstack.site import OpenStackSite
 
 
 class Network(Part):

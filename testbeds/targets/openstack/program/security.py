@@ -9,8 +9,9 @@ from __future__ import annotations
 import pulumi
 import pulumi_openstack as openstack
 
-from testbeds.model.schema import OpenStackSite, TestbedDefinition
+from testbeds.model.schema import TestbedDefinition
 from testbeds.targets.openstack.program.part import Part
+from testbeds.targets.openstack.site import OpenStackSite
 
 SSH_PORT = 22
 

@@ -6,8 +6,8 @@ import pulumi
 import pulumi_openstack as openstack
 
 from testbeds.model.plan import Plan
-from testbeds.model.schema import OpenStackSite
 from testbeds.targets.openstack.program.part import Part
+from testbeds.targets.openstack.site import OpenStackSite
 
 
 class Storage(Part):
