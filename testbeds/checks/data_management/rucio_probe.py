@@ -3,6 +3,8 @@
 python rucio_probe.py topology
 python rucio_probe.py dataset SCOPE NAME RSE COUNT BYTES   (random files, uploaded)
     (with the storage token in the file STORAGE_TOKEN_FILE names, where the RSE takes tokens)
+python rucio_probe.py written-dataset SCOPE NAME RSE COUNT BYTES CA_FILE
+    (the same, written straight to the RSE's davs:// paths and registered in bulk)
 python rucio_probe.py rule-add DID COPIES RSE_EXPRESSION
 python rucio_probe.py rule RULE_ID
 python rucio_probe.py rule-delete RULE_ID
@@ -71,6 +73,47 @@ def dataset(client, scope, name, rse, count, size):
     uploader.auth_token = storage_token()
     uploader.upload(items)
     return {"did": f"{scope}:{name}", "files": files}
+
+
+def written_dataset(client, scope, name, rse, count, size, ca_file):
+    """COUNT files of random bytes written straight to the RSE's davs:// paths (one HTTPS
+    session, the storage token in STORAGE_TOKEN_FILE) and registered in Rucio in bulk: a
+    large dataset made in a minute where the upload client takes over a second a file
+    (the replication benchmark's, not a check of uploads)."""
+    import requests
+    from rucio.rse import rsemanager
+
+    settings = rsemanager.get_rse_info(rse)
+    files = []
+    for index in range(int(count)):
+        data = os.urandom(int(size) + index)
+        files.append(
+            {
+                "scope": scope,
+                "name": f"{name}.f{index}",
+                "bytes": len(data),
+                "adler32": f"{zlib.adler32(data) & 0xFFFFFFFF:08x}",
+                "data": data,
+            }
+        )
+    pfns = rsemanager.lfns2pfns(
+        settings,
+        [{"scope": f["scope"], "name": f["name"]} for f in files],
+        operation="write",
+        scheme="davs",
+    )
+    with requests.Session() as session:
+        session.headers["Authorization"] = f"Bearer {storage_token()}"
+        session.verify = ca_file
+        for item in files:
+            url = "https://" + pfns[f"{scope}:{item['name']}"].removeprefix("davs://")
+            session.put(url, data=item.pop("data"), timeout=60).raise_for_status()
+    client.add_dataset(scope, name)
+    client.add_replicas(rse, files)
+    dids = [{"scope": f["scope"], "name": f["name"]} for f in files]
+    for start in range(0, len(dids), 500):
+        client.attach_dids(scope, name, dids[start : start + 500])
+    return {"did": f"{scope}:{name}", "files": [{"name": f["name"]} for f in files]}
 
 
 def rule_add(client, did, copies, expression):
@@ -153,6 +196,7 @@ def download(client, did, directory):
 COMMANDS = {
     "topology": topology,
     "dataset": dataset,
+    "written-dataset": written_dataset,
     "rule-add": rule_add,
     "rule": rule,
     "rule-delete": rule_delete,

@@ -32,6 +32,8 @@ _STATES = {
     jobs.FAILED: RequestState.FAILED,
     jobs.CANCELLED: RequestState.FAILED,
 }
+# Files one job (one worker process) copies at most.
+JOB_FILES = 200
 # Workers this process started; reaped on the next submission so none lingers as a zombie.
 _WORKERS: list[subprocess.Popen[bytes]] = []
 
@@ -78,7 +80,8 @@ class Gfal2TransferStatusReport(TransferStatusReport):
             self.external_id = self._job.get("id")
             self.source_rse_id = self._item.get("src_rse_id")
             self.err_msg = self._item.get("reason") or self._job.get("reason") or None
-            self.started_at = _utc(self._job.get("started_at"))
+            # The file's own copy, where the worker recorded it (several run at once).
+            self.started_at = _utc(self._item.get("started_at") or self._job.get("started_at"))
             self.transferred_at = _utc(self._item.get("finished_at"))
 
     def get_monitor_msg_fields(self, session: Any, logger: Any = logging.log) -> dict[str, Any]:
@@ -109,8 +112,16 @@ class Gfal2Transfertool(Transfertool):
         return transfer_path[:1], TransferToolBuilder(cls, external_host="gfal2")
 
     def group_into_submit_jobs(self, transfer_paths: Iterable[list[Any]]) -> list[dict[str, Any]]:
-        # One job per file, so that one slow or failing copy does not hold up the others.
-        return [{"transfers": list(path), "job_params": {}} for path in transfer_paths]
+        # One job per pair of endpoints (as FTS3 bulk jobs are), at most JOB_FILES files:
+        # its worker copies them several at a time, each file's result its own.
+        by_link: dict[tuple[str, str], list[Any]] = {}
+        for path in transfer_paths:
+            by_link.setdefault((path[0].src.rse.id, path[0].dst.rse.id), []).extend(path)
+        return [
+            {"transfers": transfers[start : start + JOB_FILES], "job_params": {}}
+            for transfers in by_link.values()
+            for start in range(0, len(transfers), JOB_FILES)
+        ]
 
     def submit(
         self, transfers: Iterable[Any], job_params: dict[str, str], timeout: int | None = None

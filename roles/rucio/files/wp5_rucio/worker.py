@@ -1,8 +1,16 @@
-"""Run one transfer job: a gfal2 third-party copy per file, checksums verified end to end.
+"""Run one transfer job: a gfal2 third-party copy per file, checksums verified end to end,
+several copies at a time.
 
-The expected adler32 is the catalogue's: gfal2 compares it with the checksum the source
-reports before copying and the destination reports after, so a corrupted source or a
-damaged copy fails the transfer instead of being registered as a good replica.
+The expected adler32 is the catalogue's (computed from the bytes when the file was
+registered): gfal2 compares it with the checksum the destination reports after the copy,
+so a corrupted source or a damaged copy fails the transfer instead of being registered as
+a good replica. The source is not asked for its checksum first: that would read every
+source file once more, for a comparison the destination's answer already makes.
+
+A job holds the files of one submitter round between one pair of endpoints; up to
+WP5_RUCIO_GFAL2_STREAMS of them are copied at once (each stream its own gfal2 context),
+so a slow copy holds up one stream, not the job, and one worker's start-up (Python and
+gfal2, a good part of a second) is paid per job, not per file.
 
 Where the endpoints take storage tokens, each copy carries two (one to read the source,
 one to write the destination), which gfal2 presents as FTS3 does: the destination's in
@@ -20,7 +28,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import gfal2
@@ -28,6 +38,7 @@ import gfal2
 from wp5_rucio import jobs
 
 COPY_TIMEOUT_S = 600
+STREAMS = max(1, int(os.environ.get("WP5_RUCIO_GFAL2_STREAMS", "4")))
 
 
 def present_tokens(context: Any, item: dict[str, Any], credentials: dict[str, Any]) -> str:
@@ -51,7 +62,7 @@ def copy_one(context: Any, item: dict[str, Any], credentials: dict[str, Any]) ->
     params.create_parent = True
     params.timeout = COPY_TIMEOUT_S
     if item.get("adler32"):
-        params.set_checksum(gfal2.checksum_mode.both, "ADLER32", item["adler32"])
+        params.set_checksum(gfal2.checksum_mode.target, "ADLER32", item["adler32"])
     try:
         context.filecopy(params, item["src"], item["dst"])
     except gfal2.GError as exc:
@@ -67,13 +78,22 @@ def run(job_id: str, credentials: dict[str, Any]) -> int:
     job["pid"] = os.getpid()
     job["started_at"] = time.time()
     jobs.write_job(job)
-    context = gfal2.creat_context()
-    # Endpoints here hold no X.509 proxy to delegate: ask for credential-less HTTP TPC.
-    context.set_opt_boolean("HTTP PLUGIN", "RETRIEVE_BEARER_TOKEN", False)
-    for item in job["files"]:
-        item["state"], item["reason"] = copy_one(context, item, credentials)
-        item["finished_at"] = time.time()
-        jobs.write_job(job)
+    record = threading.Lock()
+    contexts = threading.local()
+
+    def copy(item: dict[str, Any]) -> None:
+        if not hasattr(contexts, "gfal2"):
+            contexts.gfal2 = gfal2.creat_context()
+            # Endpoints here hold no X.509 proxy to delegate: credential-less HTTP TPC.
+            contexts.gfal2.set_opt_boolean("HTTP PLUGIN", "RETRIEVE_BEARER_TOKEN", False)
+        started = time.time()
+        state, reason = copy_one(contexts.gfal2, item, credentials)
+        with record:  # the poller reads each copy's result as soon as it is written
+            item.update(state=state, reason=reason, started_at=started, finished_at=time.time())
+            jobs.write_job(job)
+
+    with ThreadPoolExecutor(max_workers=min(STREAMS, len(job["files"]) or 1)) as pool:
+        list(pool.map(copy, job["files"]))
     failed = [f for f in job["files"] if f["state"] != jobs.DONE]
     job["state"] = jobs.FAILED if failed else jobs.DONE
     jobs.write_job(job)
