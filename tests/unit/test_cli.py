@@ -68,6 +68,20 @@ def test_missing_site_value_fails_before_anything_is_created(
     assert not podman.containers(f"{podman.INSTANCE_LABEL}=never-made")
 
 
+def test_manifests_for_a_site_without_a_kubernetes_section_name_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`show --manifests` for a site with no `kubernetes:` section says so in one line
+    naming the file and field, exit 2, and writes nothing."""
+    folder = tmp_path / "manifests"
+    argv = ["show", "hpc-access", "--target", "kubernetes", "--manifests", str(folder)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("testbed: error:") and "Traceback" not in err
+    assert "inventories/local/site.yml: kubernetes: missing" in err
+    assert not folder.exists()
+
+
 def test_openstack_target_without_pulumi_cli_refused_before_anything_is_created(
     isolated_state: Path,
     capsys: pytest.CaptureFixture[str],

@@ -20,8 +20,8 @@ import yaml
 from testbeds.errors import DefinitionError
 from testbeds.model.plan import resolve
 from testbeds.targets.cloud.offline import RecordingMocks
-from testbeds.targets.kubernetes.program.pipelines import SAMPLE
 from testbeds.targets.kubernetes.program.scope import POD_SECURITY_REASON
+from testbeds.targets.kubernetes.program.workflow import SAMPLE
 from tests.kubernetes_program import (
     CUSTOM,
     RELEASE,

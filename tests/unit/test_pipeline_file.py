@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from testbeds import pipeline_file
-from testbeds.targets.kubernetes.program.pipelines import SAMPLE
+from testbeds.targets.kubernetes.program.workflow import SAMPLE
 
 
 def test_the_sample_pipeline_parses() -> None:
@@ -56,7 +56,7 @@ def test_a_gpu_job_needs_a_gpu() -> None:
 def test_the_kubernetes_generator_refuses_a_malformed_file_with_the_same_words(
     tmp_path: Any,
 ) -> None:
-    from testbeds.targets.kubernetes.program.pipelines import workflow_template
+    from testbeds.targets.kubernetes.program.workflow import workflow_template
 
     broken = tmp_path / pipeline_file.FILE_NAME
     broken.write_text(yaml.safe_dump({"jobs": [{"name": "a", "script": "pytest"}]}))

@@ -22,10 +22,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pulumi
+from pulumi_kubernetes.networking.v1 import (
+    NetworkPolicyIngressRuleArgs,
+    NetworkPolicyPortArgs,
+    NetworkPolicySpecArgs,
+)
 
 from testbeds.model.plan import Plan
 from testbeds.targets.kubernetes.program import data_movement, hpc_access, pipelines
-from testbeds.targets.kubernetes.program.scope import NODE_GROUP, Scope
+from testbeds.targets.kubernetes.program.scope import (
+    NODE_GROUP,
+    Namespace,
+    NamespaceArgs,
+    from_cidrs,
+    selecting,
+)
 from testbeds.targets.kubernetes.site import KubernetesSite
 
 
@@ -52,37 +63,37 @@ class KubernetesTestbed(pulumi.ComponentResource):
         roles = plan.roles
         if "slurm_login" in roles and args.interlink_token is None:
             raise ValueError(f"{plan.name} offloads pods through interLink: pass interlink_token")
-        main = Scope(self, plan, site, plan.instance)
+        main = Namespace(self, NamespaceArgs(plan, site, plan.instance))
         _exposed_ports(main)
         if "rucio" in roles:
-            grid = Scope(
+            grid = Namespace(
                 self,
-                plan,
-                site,
-                f"{plan.instance}-grid",
-                pod_security="baseline",
-                reason=data_movement.GRID_POD_SECURITY,
+                NamespaceArgs(
+                    plan,
+                    site,
+                    f"{plan.instance}-grid",
+                    pod_security="baseline",
+                    reason=data_movement.GRID_POD_SECURITY,
+                ),
             )
-            data_movement.fts3(grid.workload("FTS3", "fts3"))
-            data_movement.rucio(grid.workload("Rucio", "rucio"))
+            data_movement.FTS3(grid)
+            data_movement.Rucio(grid)
             data_movement.connect(grid, main)
         for node in (n for n in plan.nodes if "xrootd" in n.roles):
             if site.storage_token_issuer is None:
                 raise ValueError(f"{plan.name} has XRootD endpoints: name their token issuer")
-            data_movement.xrootd(
-                main.workload("XRootD", node.name), node.name, node.group, site.storage_token_issuer
+            data_movement.XRootD(
+                main, data_movement.XRootDArgs(node.name, node.group, site.storage_token_issuer)
             )
         if "jupyterhub" in roles:
             if site.jupyterhub_oauth is None or args.oauth_client_secret is None:
                 raise ValueError(f"{plan.name} has JupyterHub: pass its OAuth client secret")
-            hpc_access.jupyterhub(
-                main.workload("JupyterHub", "jupyterhub"),
-                site.jupyterhub_oauth,
-                args.oauth_client_secret,
+            hpc_access.JupyterHub(
+                main, hpc_access.JupyterHubArgs(site.jupyterhub_oauth, args.oauth_client_secret)
             )
         if "slurm_login" in roles and site.interlink and args.interlink_token is not None:
-            hpc_access.interlink(
-                main.workload("InterLink", "interlink"), site.interlink, args.interlink_token
+            hpc_access.InterLink(
+                main, hpc_access.InterLinkArgs(site.interlink, args.interlink_token)
             )
         if "buildbot_master" in roles:
             pipelines.pipelines(main)
@@ -90,28 +101,30 @@ class KubernetesTestbed(pulumi.ComponentResource):
         self.register_outputs({"namespace": self.namespace})
 
 
-def _exposed_ports(scope: Scope) -> None:
+def _exposed_ports(namespace: Namespace) -> None:
     """The ports the definition exposes, on the pods of the group, to the site's networks
     (`ingress_cidrs`: its ingress controller, say), never to anyone; without them the ports
     stay inside the namespace (reach them with `kubectl port-forward`)."""
-    peers = [{"ipBlock": {"cidr": cidr}} for cidr in scope.site.ingress_cidrs]
+    scope = namespace.scope
+    peers = from_cidrs(scope.site.ingress_cidrs)
     for group in scope.plan.definition.node_groups:
         if not group.expose or not peers:
             continue
         scope.policy(
             f"{group.name}-exposed",
-            {
-                "podSelector": {"matchLabels": {NODE_GROUP: group.name}},
-                "policyTypes": ["Ingress"],
-                "ingress": [
-                    {
-                        "from": peers,
-                        "ports": [
-                            {"protocol": p.protocol.upper(), "port": p.port} for p in group.expose
+            NetworkPolicySpecArgs(
+                pod_selector=selecting({NODE_GROUP: group.name}),
+                policy_types=["Ingress"],
+                ingress=[
+                    NetworkPolicyIngressRuleArgs(
+                        from_=peers,
+                        ports=[
+                            NetworkPolicyPortArgs(protocol=p.protocol.upper(), port=p.port)
+                            for p in group.expose
                         ],
-                    }
+                    )
                 ],
-            },
+            ),
         )
 
 

@@ -1,47 +1,96 @@
 """One namespace of a testbed and the building blocks every workload in it uses.
 
-A Scope creates the namespace with its Pod Security level, quota, default limits and a
-NetworkPolicy that denies all traffic, then hands out the pieces workloads are made of:
-service accounts (no API token unless asked for), generated passwords, Secrets, Services,
-StatefulSets and Deployments with requests, limits and a restricted security context,
-policies that open one path at a time, and pinned Helm releases."""
+`Namespace` is a component that creates the namespace with its Pod Security level, quota,
+default limits and a NetworkPolicy that denies all traffic; its `scope` hands out the pieces
+workloads are made of: service accounts (no API token unless asked for), generated
+passwords, Secrets, Services, StatefulSets and Deployments with requests, limits and a
+restricted security context, policies that open one path at a time, and pinned Helm
+releases. Each workload is a `Workload`, a component of its own inside the namespace's.
+
+Every object is built from pulumi_kubernetes' typed arguments. Helm releases take the
+chart's values, which the charts define (their tests render them with the pinned charts):
+those are plain mappings, `SMALL_VALUES` and `RESTRICTED_CONTAINER_VALUES` the same limits
+and security context as the typed `SMALL` and `RESTRICTED_CONTAINER`."""
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
+from pulumi_kubernetes.core.v1 import (
+    CapabilitiesArgs,
+    ContainerArgs,
+    EnvVarArgs,
+    EnvVarSourceArgs,
+    PodSecurityContextArgs,
+    PodSpecArgs,
+    ResourceRequirementsArgs,
+    SeccompProfileArgs,
+    SecretKeySelectorArgs,
+    SecurityContextArgs,
+    VolumeArgs,
+)
+from pulumi_kubernetes.meta.v1 import (
+    LabelSelectorArgs,
+    LabelSelectorRequirementArgs,
+    ObjectMetaArgs,
+)
+from pulumi_kubernetes.networking.v1 import (
+    NetworkPolicyEgressRuleArgs,
+    NetworkPolicyIngressRuleArgs,
+    NetworkPolicyPeerArgs,
+    NetworkPolicyPortArgs,
+    NetworkPolicySpecArgs,
+)
 
 from testbeds.model.plan import Plan
 from testbeds.targets.kubernetes import charts
 from testbeds.targets.kubernetes.program import certificates
 from testbeds.targets.kubernetes.site import KubernetesSite
 
-RESTRICTED_CONTAINER: dict[str, Any] = {
+RUNTIME_DEFAULT = SeccompProfileArgs(type="RuntimeDefault")
+RESTRICTED_CONTAINER = SecurityContextArgs(
+    allow_privilege_escalation=False,
+    run_as_non_root=True,
+    capabilities=CapabilitiesArgs(drop=["ALL"]),
+    seccomp_profile=RUNTIME_DEFAULT,
+)
+SMALL_REQUESTS = {"cpu": "100m", "memory": "256Mi"}
+SMALL_LIMITS = {"cpu": "1", "memory": "1Gi"}
+SMALL = ResourceRequirementsArgs(requests=SMALL_REQUESTS, limits=SMALL_LIMITS)
+# The same, as chart values.
+RESTRICTED_CONTAINER_VALUES: dict[str, Any] = {
     "allowPrivilegeEscalation": False,
     "runAsNonRoot": True,
     "capabilities": {"drop": ["ALL"]},
     "seccompProfile": {"type": "RuntimeDefault"},
 }
-SMALL = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
+SMALL_VALUES = {"requests": SMALL_REQUESTS, "limits": SMALL_LIMITS}
 PART_OF = "app.kubernetes.io/part-of"
 NODE_GROUP = "testbeds.wp5/node-group"
 # Why a namespace runs below `restricted`; the tests require it wherever the level is lower.
 POD_SECURITY_REASON = "testbeds.wp5/pod-security-reason"
-DNS_EGRESS = {
-    "to": [{"namespaceSelector": {}}],
-    "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
-}
+DNS_EGRESS = NetworkPolicyEgressRuleArgs(
+    to=[NetworkPolicyPeerArgs(namespace_selector=LabelSelectorArgs())],
+    ports=[
+        NetworkPolicyPortArgs(protocol="UDP", port=53),
+        NetworkPolicyPortArgs(protocol="TCP", port=53),
+    ],
+)
 # Users' notebook servers (KubeSpawner labels them so) run code of any user: they are not
 # part of "the namespace's own services", and get only what the JupyterHub chart's policy
 # gives them (the hub's API, which checks their tokens, and the proxy's public port).
-NOT_A_NOTEBOOK = {
-    "matchExpressions": [{"key": "component", "operator": "NotIn", "values": ["singleuser-server"]}]
-}
+NOT_A_NOTEBOOK = LabelSelectorArgs(
+    match_expressions=[
+        LabelSelectorRequirementArgs(
+            key="component", operator="NotIn", values=["singleuser-server"]
+        )
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -77,159 +126,230 @@ class Image:
         return {"registry": self.registry, "repository": self.repository, "tag": self.tag}
 
 
-class Scope:
-    """A namespace of one testbed instance (a component of its own) and the resources
-    created in it; `workload()` gives each workload a component inside it.
+def selecting(labels: dict[str, str]) -> LabelSelectorArgs:
+    return LabelSelectorArgs(match_labels=labels)
 
-    The resources were children of the testbed component itself before namespaces and
-    workloads had components; the alias keeps them, unreplaced, in stacks made back then."""
 
-    def __init__(
-        self,
-        parent: pulumi.Resource,
-        plan: Plan,
-        site: KubernetesSite,
-        namespace: str,
-        pod_security: str = "restricted",
-        reason: str = "",
-    ) -> None:
-        self.plan, self.site, self.name = plan, site, namespace
-        # Shared by this namespace's workload views (copies of this object).
-        self._shared: dict[str, certificates.Authority] = {}
-        self.component = pulumi.ComponentResource(
-            "testbeds:kubernetes:Namespace",
-            namespace,
-            None,
-            pulumi.ResourceOptions(parent=parent),
+def in_namespace_of(scope: Scope) -> NetworkPolicyPeerArgs:
+    """A peer selecting every pod of the scope's namespace."""
+    return NetworkPolicyPeerArgs(
+        namespace_selector=selecting({"kubernetes.io/metadata.name": scope.ns})  # type: ignore[dict-item]
+    )
+
+
+def from_cidrs(cidrs: list[str] | tuple[str, ...]) -> list[NetworkPolicyPeerArgs]:
+    return [
+        NetworkPolicyPeerArgs(ip_block=k8s.networking.v1.IPBlockArgs(cidr=cidr)) for cidr in cidrs
+    ]
+
+
+def tcp_ports(ports: list[int]) -> list[NetworkPolicyPortArgs]:
+    return [NetworkPolicyPortArgs(protocol="TCP", port=p) for p in ports]
+
+
+def env(name: str, value: str) -> EnvVarArgs:
+    return EnvVarArgs(name=name, value=value)
+
+
+def env_from_secret(name: str, secret: str, key: str) -> EnvVarArgs:
+    return EnvVarArgs(
+        name=name,
+        value_from=EnvVarSourceArgs(secret_key_ref=SecretKeySelectorArgs(name=secret, key=key)),
+    )
+
+
+@dataclass(frozen=True)
+class NamespaceArgs:
+    plan: Plan
+    site: KubernetesSite
+    name: str
+    # Below `restricted` only with the reason, which the namespace carries as an annotation.
+    pod_security: str = "restricted"
+    reason: str = ""
+
+
+class Namespace(pulumi.ComponentResource):
+    """A namespace of one testbed instance: Pod Security level, quota, default limits, a
+    policy denying all traffic but within the namespace's own services and DNS."""
+
+    scope: Scope
+    ns: pulumi.Output[str]
+
+    def __init__(self, parent: pulumi.Resource, args: NamespaceArgs) -> None:
+        super().__init__(
+            "testbeds:kubernetes:Namespace", args.name, None, pulumi.ResourceOptions(parent=parent)
         )
-        self._moved = [pulumi.Alias(parent=parent)]
-        self.opts = pulumi.ResourceOptions(parent=self.component, aliases=self._moved)
-        annotations = {POD_SECURITY_REASON: reason} if reason else {}
-        ns = k8s.core.v1.Namespace(
-            namespace,
-            metadata={
-                "name": namespace,
-                "labels": {
-                    PART_OF: plan.instance,
-                    "pod-security.kubernetes.io/enforce": pod_security,
+        # The resources were children of the testbed component itself before namespaces and
+        # workloads had components; the alias keeps them, unreplaced, in stacks made back then.
+        moved = [pulumi.Alias(parent=parent)]
+        annotations = {POD_SECURITY_REASON: args.reason} if args.reason else {}
+        namespace = k8s.core.v1.Namespace(
+            args.name,
+            metadata=ObjectMetaArgs(
+                name=args.name,
+                labels={
+                    PART_OF: args.plan.instance,
+                    "pod-security.kubernetes.io/enforce": args.pod_security,
                     "pod-security.kubernetes.io/audit": "restricted",
                     "pod-security.kubernetes.io/warn": "restricted",
                 },
-                "annotations": annotations,
-            },
-            opts=self.opts,
+                annotations=annotations,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, aliases=moved),
         )
-        # Everything else in the namespace waits for it (and goes before it on destroy).
-        self.ns = ns.metadata.name
-        self._namespace = ns
-        self.opts = self._within(self.component)
-        self._bounds()
-        self.policy("default-deny", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]})
-        self.policy(
+        self.ns = namespace.metadata.name
+        self.scope = Scope(self, namespace, moved, args.plan, args.site, args.name)
+        self.scope.bounds()
+        self.scope.policy(
+            "default-deny",
+            NetworkPolicySpecArgs(
+                pod_selector=LabelSelectorArgs(), policy_types=["Ingress", "Egress"]
+            ),
+        )
+        self.scope.policy(
             "same-namespace",
-            {
-                "podSelector": NOT_A_NOTEBOOK,
-                "policyTypes": ["Ingress", "Egress"],
-                "ingress": [{"from": [{"podSelector": NOT_A_NOTEBOOK}]}],
-                "egress": [{"to": [{"podSelector": NOT_A_NOTEBOOK}]}, DNS_EGRESS],
-            },
+            NetworkPolicySpecArgs(
+                pod_selector=NOT_A_NOTEBOOK,
+                policy_types=["Ingress", "Egress"],
+                ingress=[
+                    NetworkPolicyIngressRuleArgs(
+                        from_=[NetworkPolicyPeerArgs(pod_selector=NOT_A_NOTEBOOK)]
+                    )
+                ],
+                egress=[
+                    NetworkPolicyEgressRuleArgs(
+                        to=[NetworkPolicyPeerArgs(pod_selector=NOT_A_NOTEBOOK)]
+                    ),
+                    DNS_EGRESS,
+                ],
+            ),
+        )
+        self.register_outputs({"name": self.ns})
+
+
+class Workload(pulumi.ComponentResource):
+    """A workload in a namespace: what it creates are children of this component, of type
+    `testbeds:kubernetes:<kind>`."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, namespace: Namespace, name: str) -> None:
+        super().__init__(
+            f"testbeds:kubernetes:{self.kind}",
+            f"{namespace.scope.name}-{name}",
+            None,
+            pulumi.ResourceOptions(parent=namespace),
+        )
+        self.scope = namespace.scope.within(self)
+
+    def done(self) -> None:
+        self.register_outputs({})
+
+
+class Scope:
+    """A namespace as one component sees it: the resources it creates here are that
+    component's children and wait for the namespace (and go before it on destroy)."""
+
+    def __init__(
+        self,
+        component: pulumi.Resource,
+        namespace: k8s.core.v1.Namespace,
+        aliases: list[pulumi.Alias],
+        plan: Plan,
+        site: KubernetesSite,
+        name: str,
+    ) -> None:
+        self.plan, self.site, self.name = plan, site, name
+        self.ns: pulumi.Output[str] = namespace.metadata.name
+        self.component = component
+        self._namespace, self._aliases = namespace, aliases
+        # Shared by this namespace's workload views (copies of this object).
+        self._shared: dict[str, certificates.Authority] = {}
+        self.opts = self._options(component)
+
+    def _options(self, component: pulumi.Resource) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(
+            parent=component, depends_on=[self._namespace], aliases=self._aliases
         )
 
-    def _bounds(self) -> None:
+    def within(self, component: pulumi.Resource) -> Scope:
+        """This namespace as seen by a workload component inside it."""
+        view = copy.copy(self)
+        view.opts = self._options(component)
+        return view
+
+    def bounds(self) -> None:
+        """The site's quota and the default requests and limits of a container."""
         k8s.core.v1.ResourceQuota(
             f"{self.name}-quota",
-            metadata={"name": "testbed", "namespace": self.ns},
-            spec={
-                "hard": {
+            metadata=ObjectMetaArgs(name="testbed", namespace=self.ns),
+            spec=k8s.core.v1.ResourceQuotaSpecArgs(
+                hard={
                     "requests.cpu": self.site.cpu_quota,
                     "requests.memory": self.site.memory_quota,
                     "limits.cpu": self.site.cpu_quota,
                     "limits.memory": self.site.memory_quota,
                 }
-            },
+            ),
             opts=self.opts,
         )
         k8s.core.v1.LimitRange(
             f"{self.name}-limits",
-            metadata={"name": "testbed", "namespace": self.ns},
-            spec={
-                "limits": [
-                    {
-                        "type": "Container",
-                        "default": SMALL["limits"],
-                        "defaultRequest": SMALL["requests"],
-                    }
+            metadata=ObjectMetaArgs(name="testbed", namespace=self.ns),
+            spec=k8s.core.v1.LimitRangeSpecArgs(
+                limits=[
+                    k8s.core.v1.LimitRangeItemArgs(
+                        type="Container", default=SMALL_LIMITS, default_request=SMALL_REQUESTS
+                    )
                 ]
-            },
+            ),
             opts=self.opts,
         )
-
-    def _within(self, component: pulumi.Resource) -> pulumi.ResourceOptions:
-        return pulumi.ResourceOptions(
-            parent=component, depends_on=[self._namespace], aliases=self._moved
-        )
-
-    def workload(self, kind: str, name: str) -> Scope:
-        """This namespace as seen by one workload: what it creates are children of a
-        component `testbeds:kubernetes:<kind>` of its own."""
-        component = pulumi.ComponentResource(
-            f"testbeds:kubernetes:{kind}",
-            f"{self.name}-{name}",
-            None,
-            pulumi.ResourceOptions(parent=self.component),
-        )
-        view = copy.copy(self)
-        view.opts = self._within(component)
-        return view
 
     def image(self, key: str) -> Image:
         return Image.parse(self.site.image(key))
 
-    def meta(self, name: str, **labels: str) -> dict[str, Any]:
-        return {
-            "name": name,
-            "namespace": self.ns,
-            "labels": {PART_OF: self.plan.instance, **labels},
-        }
+    def meta(self, name: str, **labels: str) -> ObjectMetaArgs:
+        return ObjectMetaArgs(
+            name=name, namespace=self.ns, labels={PART_OF: self.plan.instance, **labels}
+        )
 
-    def policy(self, name: str, spec: dict[str, Any]) -> None:
+    def policy(self, name: str, spec: NetworkPolicySpecArgs) -> None:
         k8s.networking.v1.NetworkPolicy(
             f"{self.name}-{name}", metadata=self.meta(name), spec=spec, opts=self.opts
         )
 
     def allow_ingress(
-        self, name: str, pods: dict[str, str], ports: list[int], peers: list[dict[str, Any]]
+        self, name: str, pods: dict[str, str], ports: list[int], peers: list[NetworkPolicyPeerArgs]
     ) -> None:
-        """Admit traffic from these peers (selectors) to these pods' ports."""
+        """Admit traffic from these peers to these pods' ports."""
         self.policy(
             name,
-            {
-                "podSelector": {"matchLabels": pods},
-                "policyTypes": ["Ingress"],
-                "ingress": [
-                    {"from": peers, "ports": [{"protocol": "TCP", "port": p} for p in ports]}
-                ],
-            },
+            NetworkPolicySpecArgs(
+                pod_selector=selecting(pods),
+                policy_types=["Ingress"],
+                ingress=[NetworkPolicyIngressRuleArgs(from_=peers, ports=tcp_ports(ports))],
+            ),
         )
 
     def allow_egress(
-        self, name: str, pods: dict[str, str], ports: list[int], peers: list[dict[str, Any]]
+        self, name: str, pods: dict[str, str], ports: list[int], peers: list[NetworkPolicyPeerArgs]
     ) -> None:
         """Let these pods open connections to these peers' ports."""
         self.policy(
             name,
-            {
-                "podSelector": {"matchLabels": pods},
-                "policyTypes": ["Egress"],
-                "egress": [{"to": peers, "ports": [{"protocol": "TCP", "port": p} for p in ports]}],
-            },
+            NetworkPolicySpecArgs(
+                pod_selector=selecting(pods),
+                policy_types=["Egress"],
+                egress=[NetworkPolicyEgressRuleArgs(to=peers, ports=tcp_ports(ports))],
+            ),
         )
 
     def authority(self) -> certificates.Authority:
         """The namespace's certificate authority, made when a first server asks for a
         certificate, with the ConfigMap `testbed-ca` its clients mount."""
         if "ca" not in self._shared:
-            opts = self._within(self.component)
+            opts = self._options(self.component)
             ca = certificates.authority(self.name, self.plan.instance, opts)
             k8s.core.v1.ConfigMap(
                 f"{self.name}-{certificates.CA_CONFIG_MAP}",
@@ -279,21 +399,25 @@ class Scope:
         k8s.core.v1.Service(
             f"{self.name}-{name}",
             metadata=self.meta(name, **labels),
-            spec={
-                "selector": labels,
-                "ports": [{"name": n, "port": p, "targetPort": p} for n, p in ports.items()],
-            },
+            spec=k8s.core.v1.ServiceSpecArgs(
+                selector=labels,
+                ports=[
+                    k8s.core.v1.ServicePortArgs(name=n, port=p, target_port=p)
+                    for n, p in ports.items()
+                ],
+            ),
             opts=self.opts,
         )
 
     def release(self, name: str, chart: charts.Chart, values: dict[str, Any]) -> None:
+        """A release of a pinned chart; `values` are the chart's own."""
         k8s.helm.v3.Release(
             f"{self.name}-{name}",
             name=name,
             namespace=self.ns,
             chart=chart.chart,
             version=chart.version,
-            repository_opts={"repo": chart.repository},
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=chart.repository),
             values=values,
             atomic=True,
             opts=self.opts,
@@ -302,80 +426,80 @@ class Scope:
     def pod_spec(
         self,
         account: str,
-        containers: list[dict[str, Any]],
+        containers: list[ContainerArgs],
         run_as: int | None,
         token: bool = False,
-        volumes: list[dict[str, Any]] | None = None,
-    ) -> dict[str, Any]:
-        """A pod spec whose containers all carry requests, limits and a security context.
+        volumes: list[VolumeArgs] | None = None,
+        init_containers: list[ContainerArgs] | None = None,
+    ) -> PodSpecArgs:
+        """A pod spec whose containers all carry requests, limits and a security context
+        (`SMALL` and `RESTRICTED_CONTAINER` where a container names none).
 
         `run_as=None` is for images that must start as root (only in a namespace whose
         Pod Security level says why); they still drop every capability they do not need."""
-        security: dict[str, Any] = {"seccompProfile": {"type": "RuntimeDefault"}}
+        security = PodSecurityContextArgs(seccomp_profile=RUNTIME_DEFAULT)
         if run_as is not None:
-            security |= {
-                "runAsUser": run_as,
-                "runAsGroup": run_as,
-                "fsGroup": run_as,
-                "runAsNonRoot": True,
-            }
-        spec: dict[str, Any] = {
-            "serviceAccountName": account,
-            "automountServiceAccountToken": token,
-            "securityContext": security,
-            "containers": [
-                {"resources": SMALL, "securityContext": RESTRICTED_CONTAINER, **c}
-                for c in containers
-            ],
-        }
-        if volumes:
-            spec["volumes"] = volumes
-        return spec
+            security = PodSecurityContextArgs(
+                seccomp_profile=RUNTIME_DEFAULT,
+                run_as_user=run_as,
+                run_as_group=run_as,
+                fs_group=run_as,
+                run_as_non_root=True,
+            )
+        return PodSpecArgs(
+            service_account_name=account,
+            automount_service_account_token=token,
+            security_context=security,
+            containers=[bounded(c) for c in containers],
+            init_containers=[bounded(c) for c in init_containers] if init_containers else None,
+            volumes=volumes or None,
+        )
 
     def stateful_set(
         self,
         name: str,
         labels: dict[str, str],
-        container: dict[str, Any],
+        container: ContainerArgs,
         run_as: int | None,
         size: str,
-        volumes: list[dict[str, Any]] | None = None,
+        volumes: list[VolumeArgs] | None = None,
     ) -> None:
         """One replica with a persistent volume `data` (of the site's storage class)."""
-        claim: dict[str, Any] = {
-            "metadata": {"name": "data"},
-            "spec": {
-                "accessModes": ["ReadWriteOnce"],
-                "resources": {"requests": {"storage": size}},
-            },
-        }
-        if self.site.storage_class:
-            claim["spec"]["storageClassName"] = self.site.storage_class
+        claim = k8s.core.v1.PersistentVolumeClaimArgs(
+            metadata=ObjectMetaArgs(name="data"),
+            spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
+                access_modes=["ReadWriteOnce"],
+                resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={"storage": size}),
+                storage_class_name=self.site.storage_class or None,
+            ),
+        )
         k8s.apps.v1.StatefulSet(
             f"{self.name}-{name}",
             metadata=self.meta(name, **labels),
-            spec={
-                "serviceName": name,
-                "replicas": 1,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": self.pod_spec(name, [container], run_as, volumes=volumes),
-                },
-                "volumeClaimTemplates": [claim],
-            },
+            spec=k8s.apps.v1.StatefulSetSpecArgs(
+                service_name=name,
+                replicas=1,
+                selector=selecting(labels),
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=ObjectMetaArgs(labels=labels),
+                    spec=self.pod_spec(name, [container], run_as, volumes=volumes),
+                ),
+                volume_claim_templates=[claim],
+            ),
             opts=self.opts,
         )
 
-    def deployment(self, name: str, labels: dict[str, str], spec: dict[str, Any]) -> None:
+    def deployment(self, name: str, labels: dict[str, str], spec: PodSpecArgs) -> None:
         k8s.apps.v1.Deployment(
             f"{self.name}-{name}",
             metadata=self.meta(name, **labels),
-            spec={
-                "replicas": 1,
-                "selector": {"matchLabels": labels},
-                "template": {"metadata": {"labels": labels}, "spec": spec},
-            },
+            spec=k8s.apps.v1.DeploymentSpecArgs(
+                replicas=1,
+                selector=selecting(labels),
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=ObjectMetaArgs(labels=labels), spec=spec
+                ),
+            ),
             opts=self.opts,
         )
 
@@ -388,21 +512,30 @@ class Scope:
         self.stateful_set(
             name,
             labels,
-            {
-                "name": "postgresql",
-                "image": self.image("postgresql").ref,
-                "env": [
-                    {"name": "POSTGRES_DB", "value": database},
-                    {"name": "POSTGRES_USER", "value": database},
-                    {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"},
-                    {
-                        "name": "POSTGRES_PASSWORD",
-                        "valueFrom": {"secretKeyRef": {"name": name, "key": "POSTGRES_PASSWORD"}},
-                    },
+            ContainerArgs(
+                name="postgresql",
+                image=self.image("postgresql").ref,
+                env=[
+                    env("POSTGRES_DB", database),
+                    env("POSTGRES_USER", database),
+                    env("PGDATA", "/var/lib/postgresql/data/pgdata"),
+                    env_from_secret("POSTGRES_PASSWORD", name, "POSTGRES_PASSWORD"),
                 ],
-                "ports": [{"containerPort": 5432}],
-                "volumeMounts": [{"name": "data", "mountPath": "/var/lib/postgresql/data"}],
-            },
+                ports=[k8s.core.v1.ContainerPortArgs(container_port=5432)],
+                volume_mounts=[
+                    k8s.core.v1.VolumeMountArgs(name="data", mount_path="/var/lib/postgresql/data")
+                ],
+            ),
             run_as=999,
             size="5Gi",
         )
+
+
+def bounded(container: ContainerArgs) -> ContainerArgs:
+    """The container with `SMALL` resources and `RESTRICTED_CONTAINER` where it names none."""
+    bounded = copy.copy(container)
+    if container.resources is None:
+        bounded.resources = SMALL
+    if container.security_context is None:
+        bounded.security_context = RESTRICTED_CONTAINER
+    return bounded
