@@ -19,7 +19,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import replace
 
-from testbeds.deploy import run_definition_playbook
+from testbeds.definition_playbook import run_definition_playbook
 from testbeds.errors import DeployError, PreflightError
 from testbeds.instance import Instance
 from testbeds.locks import instance_lock
@@ -31,7 +31,8 @@ from testbeds.targets import get_target
 from testbeds.targets.base import Target
 from testbeds.targets.local import podman
 from testbeds.targets.local.baked import BAKE_STEPS, baked_image_ref, never_baked
-from testbeds.targets.local.target import base_image, container_name, network_name
+from testbeds.targets.local.names import container_name, network_name
+from testbeds.targets.local.target import base_image
 
 # What makes a node itself, removed before its container becomes an image: every node
 # started from the image generates its own host keys (sshd's ExecStartPre), machine id

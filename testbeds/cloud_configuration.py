@@ -1,4 +1,7 @@
-"""Configure and check a cloud testbed as a step of `pulumi up`: a Pulumi dynamic resource.
+"""Configure and check a cloud testbed as a step of `pulumi up`: a Pulumi dynamic resource
+that runs the configure and verify stages (`deploy.configure`) on the nodes a cloud
+program made. It sits beside `deploy`, above the targets: a stack's entry point
+(`stacks/openstack/__main__.py`) adds it to the target's program.
 
 Its inputs are the provisioned nodes and content hashes of the definition, the site
 profile and the roles; when any of them changes, Pulumi calls update() and the playbook
@@ -18,6 +21,7 @@ import pulumi
 import pulumi.dynamic as dynamic
 
 from testbeds import paths
+from testbeds.digests import tree_digest
 from testbeds.model.loader import definition_path, site_dir
 
 # Inputs whose change means the nodes must be configured again.
@@ -25,15 +29,9 @@ TRIGGERS = ("nodes", "entry_address", "definition_hash", "site_hash", "roles_has
 
 
 def tree_hash(*roots: Path) -> str:
-    """A hash of every file under the given folders (names and contents)."""
-    digest = hashlib.sha256()
-    for root in roots:
-        for path in sorted(
-            p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts
-        ):
-            digest.update(str(path.relative_to(root)).encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
+    """A hash of every file under the given folders (names and contents), each folder's
+    by `tree_digest`, as baked images and the no-op `up` digest theirs."""
+    return hashlib.sha256("".join(tree_digest(root) for root in roots).encode()).hexdigest()
 
 
 def source_hashes(testbed: str, site: str) -> dict[str, str]:

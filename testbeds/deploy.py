@@ -7,19 +7,19 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from testbeds import unchanged
+from testbeds.bake import bake
+from testbeds.definition_playbook import run_definition_playbook
 from testbeds.errors import DeployError, TestbedError
 from testbeds.instance import Instance
-from testbeds.inventory import inventory_sources
 from testbeds.model.loader import load_definition
 from testbeds.model.plan import Plan
 from testbeds.nodes import ProvisionedNode
 from testbeds.playbook import SITE_PLAYBOOK
 from testbeds.progress import say
-from testbeds.runner import PlaybookResult, run_playbook
+from testbeds.runner import PlaybookResult
 from testbeds.state import StateDir, Timings
 from testbeds.targets import get_target
 from testbeds.targets.base import CheckRun, NodeStatus
-from testbeds.targets.local.baked import install_tags
 from testbeds.verify import VerifyResult, report_counts, run_checks
 
 
@@ -100,33 +100,7 @@ def _bake_elastic_groups(plan: Plan, verbose: bool) -> None:
     groups = frozenset(n.group for n in plan.elastic_nodes)
     if not groups or plan.target != "local":
         return
-    from testbeds.bake import bake  # the bake imports this module
-
     bake(plan, verbose, command=f"testbed up {plan.instance} (elastic images)", groups=groups)
-
-
-def run_definition_playbook(
-    instance: Instance, verbose: bool = False, tags: list[str] | None = None, full: bool = False
-) -> PlaybookResult:
-    """Run the definition's playbook against the instance's inventory. Where every node
-    started from its group's current baked image, the roles' install steps (already in the
-    images) are skipped, unless `full` asks for every step (which then proves the images
-    hold what the install steps would do: they change nothing)."""
-    nodes = instance.nodes
-    skip = None
-    if nodes and all(n.baked for n in nodes) and tags is None and not full:
-        skip = install_tags(r for n in nodes for r in n.roles)
-        say(f"every node runs its group's baked image: skipping {len(skip)} install steps")
-    return run_playbook(
-        SITE_PLAYBOOK,
-        inventory_sources(instance.plan.site.name, instance.state.inventory_file),
-        instance.state.runner_dir,
-        forks=max(5, len(nodes)),
-        verbose=verbose,
-        tags=tags,
-        skip_tags=skip,
-        baked_hosts=frozenset(n.name for n in nodes if n.baked),
-    )
 
 
 def configure(

@@ -4,8 +4,8 @@ import pulumi
 import pulumi_random as random
 import pulumi_tls as tls
 
+from testbeds.cloud_configuration import TestbedConfiguration
 from testbeds.model.plan import resolve_stack
-from testbeds.targets.cloud.configure import TestbedConfiguration
 from testbeds.targets.cloud.sites import openstack_site
 from testbeds.targets.openstack.program import OpenStackTestbed, OpenStackTestbedArgs
 

@@ -185,7 +185,7 @@ def serve(broker: Broker, path: Path) -> None:
 
 def main(argv: list[str]) -> int:
     from testbeds.elastic.local_nodes import LocalNodes
-    from testbeds.elastic.service import broker_socket
+    from testbeds.targets.local.broker_service import broker_socket
 
     if len(argv) != 2:
         print("usage: python -m testbeds.elastic.broker INSTANCE", file=sys.stderr)

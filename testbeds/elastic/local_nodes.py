@@ -8,8 +8,6 @@ import shutil
 import threading
 from dataclasses import replace
 
-from testbeds.elastic.service import elastic_node_dir
-from testbeds.elastic.slurm_states import controller_container
 from testbeds.errors import DeployError
 from testbeds.instance import generated_vars
 from testbeds.inventory import inventory_sources, render_inventory
@@ -21,7 +19,10 @@ from testbeds.runner import PlaybookResult, run_playbook
 from testbeds.state import StateDir
 from testbeds.targets.local import podman
 from testbeds.targets.local.baked import install_tags
-from testbeds.targets.local.target import LocalTarget, container_name
+from testbeds.targets.local.broker_service import elastic_node_dir
+from testbeds.targets.local.elastic_status import controller_container
+from testbeds.targets.local.names import container_name
+from testbeds.targets.local.target import LocalTarget
 
 
 class LocalNodes:

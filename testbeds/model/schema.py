@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -20,10 +20,15 @@ from testbeds.model.fields import (
     Strict,
     TargetName,
 )
-from testbeds.targets.kubernetes.site import KubernetesSite
-from testbeds.targets.local.site import LocalSite
-from testbeds.targets.openstack.site import OpenStackSite
-from testbeds.targets.static.site import StaticSite
+from testbeds.model.site_sections import section_models
+
+if TYPE_CHECKING:
+    # For the type checker only: at run time SiteProfile.ready() takes them from the
+    # registry of site sections.
+    from testbeds.targets.kubernetes.site import KubernetesSite
+    from testbeds.targets.local.site import LocalSite
+    from testbeds.targets.openstack.site import OpenStackSite
+    from testbeds.targets.static.site import StaticSite
 
 
 class Scratch(Strict):
@@ -344,6 +349,22 @@ class SiteProfile(Strict):
     static: StaticSite | None = None
     kubernetes: KubernetesSite | None = None
     packages: PackageSources = Field(default_factory=PackageSources)
+
+    def __init__(self, **data: Any) -> None:
+        type(self).ready()
+        super().__init__(**data)
+
+    @classmethod
+    def model_validate(cls, obj: Any, **options: Any) -> Self:
+        cls.ready()
+        return super().model_validate(obj, **options)
+
+    @classmethod
+    def ready(cls) -> None:
+        """Put each target's section model in place (site_sections.py), once."""
+        if not cls.__pydantic_complete__:
+            models = section_models()
+            cls.model_rebuild(_types_namespace={m.__name__: m for m in models.values()})
 
 
 def valid_name(name: str) -> bool:

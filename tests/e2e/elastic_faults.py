@@ -14,8 +14,8 @@ from typing import ClassVar
 import psutil
 
 from testbeds.checks.helpers import wait_for
-from testbeds.elastic.slurm_states import SlurmNodeState, parse_sinfo, sinfo_arguments
 from testbeds.model.plan import resolve
+from testbeds.slurm_states import SlurmNodeState, parse_sinfo, sinfo_arguments
 from testbeds.targets.local import podman
 from testbeds.targets.local.baked import baked_image_ref
 from testbeds.targets.local.target import base_image

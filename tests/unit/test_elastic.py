@@ -17,10 +17,10 @@ import yaml
 
 from testbeds.elastic.broker import Broker, reason_text
 from testbeds.elastic.requests import RequestRefused, parse_request
-from testbeds.elastic.slurm_states import SlurmNodeState, parse_sinfo, sinfo_arguments
 from testbeds.errors import DefinitionError
 from testbeds.model.loader import load_definition, load_site
 from testbeds.model.plan import build_plan, resolve
+from testbeds.slurm_states import SlurmNodeState, parse_sinfo, sinfo_arguments
 
 SLURM_UID = 64030
 
@@ -245,7 +245,7 @@ def test_the_socket_answers_a_peer_by_its_user_id(tmp_path: Path) -> None:
 def test_the_broker_gets_none_of_the_callers_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     """The broker outlives `up`: a cloud password or CI token in up's environment stays out
     of it; where things are (paths, the tool's settings) is passed on."""
-    from testbeds.elastic.service import _broker_environment
+    from testbeds.targets.local.broker_service import _broker_environment
 
     monkeypatch.setenv("OS_PASSWORD", "s3cret")
     monkeypatch.setenv("CI_JOB_TOKEN", "t0ken")
@@ -262,8 +262,8 @@ def test_a_recycled_pid_is_not_taken_for_the_broker(tmp_path: Path) -> None:
     gave to something else since): no broker runs, and stopping it touches nothing."""
     import os
 
-    from testbeds.elastic.service import running_broker, stop_broker
     from testbeds.state import StateDir
+    from testbeds.targets.local.broker_service import running_broker, stop_broker
 
     state = StateDir("el-unit", root=tmp_path)
     (state.path / "elastic").mkdir(parents=True)

@@ -13,9 +13,9 @@ import pulumi
 import pytest
 import yaml
 
+from testbeds.cloud_configuration import needs_configuring, tree_hash
 from testbeds.model.plan import Plan, resolve
 from testbeds.targets.cloud.access import CloudNode
-from testbeds.targets.cloud.configure import needs_configuring, tree_hash
 from testbeds.targets.cloud.offline import RecordingMocks
 from testbeds.targets.cloud.sites import openstack_site
 from testbeds.targets.openstack.program import OpenStackTestbed, OpenStackTestbedArgs

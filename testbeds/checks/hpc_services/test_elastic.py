@@ -16,7 +16,7 @@ from datetime import datetime
 import pytest
 
 from testbeds.checks.helpers import wait_for
-from testbeds.elastic.slurm_states import SlurmNodeState, parse_sinfo, sinfo_arguments
+from testbeds.slurm_states import SlurmNodeState, parse_sinfo, sinfo_arguments
 
 # What a start may take on top of Slurm's ResumeTimeout before the check gives up.
 MARGIN_S = 60

@@ -1,5 +1,7 @@
-"""Where the node broker lives in an instance's state, and starting and stopping it: `up`
-starts it (again, after a reboot) and `down` stops it before removing anything."""
+"""The local target's node broker as a process: where it lives in an instance's state, and
+starting and stopping it: `up` starts it (again, after a reboot) and `down` stops it before
+removing anything. What the broker does is testbeds.elastic.broker, which this module
+starts by name only."""
 
 from __future__ import annotations
 

@@ -8,13 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from testbeds.elastic.service import (
-    BROKER_MOUNT,
-    broker_socket_dir,
-    elastic_node_dir,
-    ensure_broker,
-    stop_broker,
-)
 from testbeds.errors import DeployError, PreflightError
 from testbeds.model.loader import missing_site_section
 from testbeds.model.plan import Plan, PlannedNode
@@ -26,7 +19,21 @@ from testbeds.state import StateDir
 from testbeds.targets.base import NodeStatus, NodeTarget
 from testbeds.targets.local import podman
 from testbeds.targets.local.baked import BAKED_REPOSITORY, baked_image_ref
+from testbeds.targets.local.broker_service import (
+    BROKER_MOUNT,
+    broker_socket_dir,
+    elastic_node_dir,
+    ensure_broker,
+    stop_broker,
+)
+from testbeds.targets.local.elastic_status import with_elastic_rows
 from testbeds.targets.local.image import ensure_base_image
+from testbeds.targets.local.names import (
+    container_name,
+    instance_label,
+    network_name,
+    volume_name,
+)
 from testbeds.targets.local.netstate import current_stale_network_state
 from testbeds.targets.local.site import LocalSite
 
@@ -101,22 +108,6 @@ def _provisioned(
         image=booted.image or image,
         baked=booted.image == image and image.startswith(BAKED_REPOSITORY),
     )
-
-
-def container_name(instance: str, node: str) -> str:
-    return f"{instance}-{node}"
-
-
-def network_name(instance: str) -> str:
-    return f"wp5-{instance}"
-
-
-def volume_name(instance: str, path: str) -> str:
-    return f"wp5-{instance}-{path.strip('/').replace('/', '-')}"
-
-
-def instance_label(instance: str) -> str:
-    return f"{podman.INSTANCE_LABEL}={instance}"
 
 
 class LocalTarget(NodeTarget):
@@ -366,8 +357,6 @@ class LocalTarget(NodeTarget):
                     elastic=labels.get(ELASTIC_LABEL_KEY) == "true",
                 )
             )
-        from testbeds.elastic.slurm_states import with_elastic_rows  # it imports this module
-
         return sorted(with_elastic_rows(instance, rows), key=lambda r: r.name)
 
     def destroy(self, instance: str) -> list[str]:

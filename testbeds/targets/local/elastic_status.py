@@ -1,53 +1,20 @@
-"""Elastic nodes as Slurm sees them (for `testbed status`): state and reason, from sinfo on
-the controller."""
+"""Elastic nodes of a local instance as Slurm sees them (for `testbed status`): state and
+reason, from sinfo on the instance's controller container."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from testbeds.model.plan import Plan, resolve
+from testbeds.slurm_states import SlurmNodeState, parse_sinfo, sinfo_arguments
 from testbeds.state import StateDir
 from testbeds.targets.base import NodeStatus
 from testbeds.targets.local import podman
-from testbeds.targets.local.target import container_name
+from testbeds.targets.local.names import container_name
 
 
 def controller_container(plan: Plan) -> str:
     """The container of the plan's Slurm controller (the local target's)."""
     controller = next(n for n in plan.nodes if "slurm_controller" in n.roles)
     return container_name(plan.instance, controller.name)
-
-
-@dataclass(frozen=True)
-class SlurmNodeState:
-    """A node's state as sinfo abbreviates it (`idle~` powered down, `alloc#` being
-    started, `down~` failed to start) and Slurm's reason, if any."""
-
-    state: str
-    reason: str = ""
-
-    @property
-    def powered_down(self) -> bool:
-        return self.state.endswith("~")
-
-    def __str__(self) -> str:
-        return f"{self.state} ({self.reason})" if self.reason else self.state
-
-
-def sinfo_arguments(nodes: list[str]) -> list[str]:
-    """sinfo's arguments for the lines `parse_sinfo` reads: one per node."""
-    return ["--noheader", "--Node", "--nodes", ",".join(nodes), "--format", "%N|%t|%E"]
-
-
-def parse_sinfo(output: str) -> dict[str, SlurmNodeState]:
-    states: dict[str, SlurmNodeState] = {}
-    for line in output.splitlines():
-        name, _, rest = line.partition("|")
-        state, _, reason = rest.partition("|")
-        if name.strip() and state.strip():
-            reason = "" if reason.strip() == "none" else reason.strip()
-            states[name.strip()] = SlurmNodeState(state.strip(), reason)
-    return states
 
 
 def slurm_states(controller: str, nodes: list[str]) -> dict[str, SlurmNodeState]:
