@@ -62,7 +62,7 @@ def show_manifests(plan: Plan, folder: Path, as_json: bool) -> int:
 
     if plan.target != "kubernetes":
         raise UsageError(f"--manifests: only with --target kubernetes (not {plan.target})")
-    from testbeds.targets.cloud.sites import kubernetes_site
+    from testbeds.targets.kubernetes.site import kubernetes_site
 
     refuse_used_folder(folder)
     site = kubernetes_site(plan)  # one line naming the site.yml field that is missing

@@ -54,7 +54,7 @@ def _run(props: dict[str, Any]) -> dict[str, Any]:
     from testbeds.state import write_private
     from testbeds.targets.cloud import console_keys
     from testbeds.targets.cloud.access import cloud_nodes
-    from testbeds.targets.cloud.sites import openstack_site
+    from testbeds.targets.openstack.site import openstack_site
 
     plan = resolve(
         props["testbed"], site=props["site"], target="openstack", instance=props["instance"]

@@ -6,8 +6,8 @@ import pulumi_tls as tls
 
 from testbeds.cloud_configuration import TestbedConfiguration
 from testbeds.model.plan import resolve_stack
-from testbeds.targets.cloud.sites import openstack_site
 from testbeds.targets.openstack.program import OpenStackTestbed, OpenStackTestbedArgs
+from testbeds.targets.openstack.site import openstack_site
 
 config = pulumi.Config()
 plan = resolve_stack(config, "openstack")

@@ -22,8 +22,8 @@ import pulumi
 
 from testbeds.model.plan import resolve
 from testbeds.targets.cloud.offline import RecordingMocks
-from testbeds.targets.cloud.sites import openstack_site
 from testbeds.targets.openstack.program import OpenStackTestbed, OpenStackTestbedArgs
+from testbeds.targets.openstack.site import openstack_site
 from tests.benchmark.lifecycle import bench_definition
 from tests.benchmark.provenance import provenance
 from tests.kubernetes_program import run_program

@@ -24,8 +24,8 @@ from openstack.connection import Connection
 
 from testbeds.model.plan import Plan
 from testbeds.targets.cloud.offline import RecordingMocks
-from testbeds.targets.cloud.sites import openstack_site
 from testbeds.targets.openstack.program import OpenStackTestbed, OpenStackTestbedArgs
+from testbeds.targets.openstack.site import openstack_site
 
 COMPONENT_PREFIX = "testbeds:openstack:"
 # Types the control plane has no service for: their arguments are checked against the plan

@@ -188,7 +188,7 @@ def test_jupyterhub_lets_in_only_the_sites_issuer_groups() -> None:
 
 def test_a_site_without_an_issuer_cannot_deploy_the_hub() -> None:
     """Without kubernetes.jupyterhub_oauth, hpc-access stops naming the field."""
-    from testbeds.targets.cloud.sites import kubernetes_site
+    from testbeds.targets.kubernetes.site import kubernetes_site
 
     plan = resolve("hpc-access", site="partner-a")
     site = plan.site.model_copy(
@@ -200,7 +200,7 @@ def test_a_site_without_an_issuer_cannot_deploy_the_hub() -> None:
 
 def test_a_site_without_a_storage_token_issuer_cannot_deploy_xrootd() -> None:
     """Without kubernetes.storage_token_issuer, data-movement stops naming the field."""
-    from testbeds.targets.cloud.sites import kubernetes_site
+    from testbeds.targets.kubernetes.site import kubernetes_site
 
     plan = resolve("data-movement", site="partner-a")
     site = plan.site.model_copy(
@@ -435,7 +435,7 @@ def test_offloading_without_a_site_endpoint_names_the_field(
 ) -> None:
     """A site whose kubernetes section lacks `interlink` stops hpc-access before anything
     is created, naming the file and field."""
-    from testbeds.targets.cloud.sites import kubernetes_site
+    from testbeds.targets.kubernetes.site import kubernetes_site
 
     plan = resolve("hpc-access", site="partner-a")
     site = plan.site.model_copy(

@@ -14,8 +14,8 @@ import pytest
 from testbeds.errors import DefinitionError, PreflightError
 from testbeds.model.plan import Plan, resolve
 from testbeds.model.schema import SiteProfile
-from testbeds.targets.cloud.sites import openstack_site
 from testbeds.targets.openstack.preflight import check, check_site_cloud, problems
+from testbeds.targets.openstack.site import openstack_site
 
 
 def flavor(vcpus: int, ram: int) -> SimpleNamespace:

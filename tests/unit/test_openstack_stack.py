@@ -17,8 +17,8 @@ from testbeds.cloud_configuration import needs_configuring, tree_hash
 from testbeds.model.plan import Plan, resolve
 from testbeds.targets.cloud.access import CloudNode
 from testbeds.targets.cloud.offline import RecordingMocks
-from testbeds.targets.cloud.sites import openstack_site
 from testbeds.targets.openstack.program import OpenStackTestbed, OpenStackTestbedArgs
+from testbeds.targets.openstack.site import openstack_site
 
 FLOATING_IP = "192.0.2.10"
 

@@ -1,15 +1,21 @@
 """The Kubernetes target's section of a site profile (`kubernetes:`): its cluster, what the
-testbed may use there, and the images its workloads run."""
+testbed may use there, and the images its workloads run; and a plan's section checked
+before anything is created."""
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from testbeds.errors import printable
+from testbeds.errors import DefinitionError, printable
 from testbeds.model.fields import CIDR, NAME_PATTERN, FilePath, HttpsURL, Strict
+from testbeds.model.loader import missing_site_section, site_dir
+
+if TYPE_CHECKING:
+    from testbeds.model.plan import Plan
 
 # Every image the Kubernetes program runs, its own workloads' and the charts' alike. The
 # tags are the ones these definitions are written for (for a chart, the one its release
@@ -140,3 +146,36 @@ class KubernetesSite(Strict):
 
     def image(self, name: str) -> str:
         return self.images.get(name, KUBERNETES_IMAGES[name])
+
+
+def kubernetes_site(plan: Plan) -> KubernetesSite:
+    """The plan's Kubernetes site values, or an error naming the file and field."""
+    site = plan.site.kubernetes
+    if site is None:
+        raise missing_site_section(plan.site.name, "kubernetes")
+    roles = plan.roles
+    # (what is missing, the role that needs it, the field that says it, why it is needed)
+    required = (
+        (site.interlink, "slurm_login", "kubernetes.interlink.url",
+         f"{plan.name} offloads pods to its Slurm cluster through interLink, so the site "
+         "must say where the login node's interLink endpoint is"),
+        (site.jupyterhub_oauth, "jupyterhub", "kubernetes.jupyterhub_oauth",
+         f"{plan.name}'s JupyterHub logs users in only through the site's OAuth2/OIDC issuer "
+         "(the chart's default lets anyone in)"),
+        (site.storage_token_issuer, "xrootd", "kubernetes.storage_token_issuer",
+         f"{plan.name}'s XRootD endpoints grant nothing without a storage token, so the site "
+         "must name the issuer whose tokens they accept"),
+    )  # fmt: skip
+    for value, role, field, why in required:
+        if value is None and role in roles:
+            raise DefinitionError(site_dir(plan.site.name) / "site.yml", field, f"missing: {why}")
+    return site
+
+
+def oauth_client_secret_file(plan: Plan) -> Path | None:
+    """The file with JupyterHub's OAuth client secret, where the plan has a hub."""
+    site = kubernetes_site(plan)
+    if site.jupyterhub_oauth is None or not any("jupyterhub" in n.roles for n in plan.nodes):
+        return None
+    path = Path(site.jupyterhub_oauth.client_secret_file).expanduser()
+    return path if path.is_absolute() else site_dir(plan.site.name) / path

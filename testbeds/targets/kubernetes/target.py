@@ -19,7 +19,7 @@ from testbeds.nodes import ProvisionedNode
 from testbeds.progress import say
 from testbeds.state import InstanceRecord, StateDir
 from testbeds.targets.base import CheckRun, NodeStatus, require_pulumi, run_stack_operation
-from testbeds.targets.cloud.sites import kubernetes_site, oauth_client_secret_file
+from testbeds.targets.kubernetes.site import kubernetes_site, oauth_client_secret_file
 
 PROJECT = "wp5-testbeds-kubernetes"
 INTERLINK_TOKEN = "interlink-token"

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from testbeds.errors import PreflightError
 from testbeds.model.plan import Plan
-from testbeds.targets.cloud.sites import flavor_for, openstack_site
+from testbeds.targets.openstack.site import flavor_for, openstack_site
 
 
 class Cloud(Protocol):

@@ -1,12 +1,19 @@
-"""The OpenStack target's section of a site profile (`openstack:`)."""
+"""The OpenStack target's section of a site profile (`openstack:`), and a plan's section
+checked before anything is created."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
+from testbeds.errors import DefinitionError
 from testbeds.model.fields import CIDR, IPAddress, Strict, UserName
+from testbeds.model.loader import missing_site_section, site_dir
+
+if TYPE_CHECKING:
+    from testbeds.model.plan import Plan
+    from testbeds.model.schema import NodeGroup
 
 
 class OpenStackSite(Strict):
@@ -32,3 +39,26 @@ class OpenStackSite(Strict):
     dns_nameservers: tuple[IPAddress, ...] = ()
     ssh_user: UserName = Field(default="debian", description="login user of the image")
     volume_type: str | None = None
+
+
+def openstack_site(plan: Plan) -> OpenStackSite:
+    """The plan's OpenStack site values, or an error naming the file and field."""
+    site = plan.site.openstack
+    if site is None:
+        raise missing_site_section(plan.site.name, "openstack")
+    for group in plan.definition.node_groups:
+        if group.traits.gpus and group.name not in site.flavors and not site.gpu_flavor:
+            raise DefinitionError(
+                site_dir(plan.site.name) / "site.yml",
+                "openstack.gpu_flavor",
+                f"missing: node group {group.name!r} has GPUs and no flavor of its own",
+            )
+    return site
+
+
+def flavor_for(group: NodeGroup, site: OpenStackSite) -> str:
+    if group.name in site.flavors:
+        return site.flavors[group.name]
+    if group.traits.gpus and site.gpu_flavor:
+        return site.gpu_flavor
+    return site.flavor

@@ -14,8 +14,8 @@ from testbeds.state import StateDir
 from testbeds.targets.base import NodeStatus, NodeTarget, require_pulumi, run_stack_operation
 from testbeds.targets.cloud import console_keys
 from testbeds.targets.cloud.access import cloud_nodes
-from testbeds.targets.cloud.sites import openstack_site
 from testbeds.targets.openstack.preflight import check_site_cloud
+from testbeds.targets.openstack.site import openstack_site
 
 PROJECT = "wp5-testbeds-openstack"
 

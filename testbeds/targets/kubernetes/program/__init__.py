@@ -133,7 +133,7 @@ def testbed_program(plan: Plan, given: Callable[[str], pulumi.Input[str]]) -> Ku
     `given(name)` is what `testbed up` passes in, asked for only where the plan needs it:
     `interlinkToken` (made by the interlink role on the Slurm login node) and
     `jupyterhubOAuthSecret` (from the file the site profile names)."""
-    from testbeds.targets.cloud.sites import kubernetes_site
+    from testbeds.targets.kubernetes.site import kubernetes_site
 
     site = kubernetes_site(plan)  # names the site.yml field that is missing, before anything
     return KubernetesTestbed(

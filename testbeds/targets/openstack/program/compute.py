@@ -13,11 +13,10 @@ import pulumi_openstack as openstack
 
 from testbeds.model.plan import Plan
 from testbeds.targets.cloud.cloud_init import user_data
-from testbeds.targets.cloud.sites import flavor_for
 from testbeds.targets.openstack.program.network import Network
 from testbeds.targets.openstack.program.part import Part
 from testbeds.targets.openstack.program.security import Security
-from testbeds.targets.openstack.site import OpenStackSite
+from testbeds.targets.openstack.site import OpenStackSite, flavor_for
 
 # vNIC types that pass the VF straight to the guest: Neutron cannot filter them.
 SRIOV_VNIC_TYPES = frozenset({"direct", "direct-physical"})
