@@ -94,8 +94,11 @@ def testbed(*args: str) -> tuple[float, dict[str, Any]]:
         print(proc.stderr[-3000:], file=sys.stderr)
         raise Failed(f"FAILED after {seconds:.0f} s")
     if proc.returncode == 1:
-        failed = [line for line in proc.stderr.splitlines() if line.startswith("FAILED ")]
-        print("\n".join(failed), file=sys.stderr)
+        # pytest's summary lines: failed checks, and errors (a check that did not run).
+        failed = [
+            line for line in proc.stderr.splitlines() if line.startswith(("FAILED ", "ERROR "))
+        ]
+        print("\n".join(failed) or proc.stderr[-3000:], file=sys.stderr)
     return seconds, json.loads(proc.stdout or "{}")
 
 

@@ -11,6 +11,7 @@ import re
 import sqlite3
 import sys
 import types
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -365,6 +366,34 @@ CLIENT_TABLES = """
     CREATE TABLE g_client_scope (gcs_id INTEGER PRIMARY KEY, gcs_name TEXT);
     CREATE TABLE g_client_scope_client (gc_id INTEGER, gcs_id INTEGER);
 """
+
+
+def test_the_seed_never_holds_up_glewlwyd_which_waits_for_no_lock(
+    issuer_seed: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """glewlwyd opens its database with no busy timeout (a lock held elsewhere fails its
+    query at once: HTTP 500 at the token endpoint). The seed keeps the database in
+    write-ahead-log mode, so that registering an added account's scopes commits while
+    glewlwyd is in the middle of a read, and glewlwyd reads on while the seed writes."""
+    path = tmp_path / "glewlwyd"
+    with closing(sqlite3.connect(path)) as db, db:
+        db.executescript(CLIENT_TABLES)
+    with issuer_seed.issuer_database(str(path)):
+        pass  # the seed at `up` (glewlwyd not started yet) switches the mode, once
+    monkeypatch.setattr(issuer_seed, "BUSY_TIMEOUT_S", 0.5)
+    glewlwyd = sqlite3.connect(path, timeout=0, isolation_level=None)
+    glewlwyd.execute("BEGIN")
+    glewlwyd.execute("SELECT count(*) FROM g_scope").fetchone()  # a read in progress
+    with issuer_seed.issuer_database(str(path)) as db:
+        issuer_seed.Seeder(db).user_scopes(["storage.create:/users/alice"])
+        # The seed's write is not committed yet; glewlwyd still reads, without waiting.
+        assert glewlwyd.execute("SELECT count(*) FROM g_scope").fetchone() == (0,)
+    glewlwyd.execute("COMMIT")
+    assert glewlwyd.execute("SELECT gs_name FROM g_scope").fetchall() == [
+        ("storage.create:/users/alice",)
+    ]
+    assert glewlwyd.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    glewlwyd.close()
 
 
 def test_clients_get_glewlwyds_grant_names_and_a_second_seed_changes_nothing(

@@ -21,7 +21,14 @@ by the directory tool, for each account added later.
 Usage: glewlwyd-seed SEED.json, or glewlwyd-seed --user-scopes SCOPE... (register scopes
 users are given, and nothing else). Prints one JSON line (`changed`, what was done), never
 a secret. Run as root; glewlwyd reads clients and modules from the database when it
-starts, so restart it when the seed `changed` (a new scope needs no restart)."""
+starts, so restart it when the seed `changed` (a new scope needs no restart).
+
+glewlwyd runs while this writes (the directory tool registers an added account's scopes),
+and it opens its SQLite database with no busy timeout: a lock another process holds makes
+its query fail at once, and its token endpoint answers 500. So the database is kept in
+write-ahead-log mode, where readers and the one writer never wait on each other: this
+tool's reads never hold glewlwyd up, and its few rows, committed at once, can meet only
+glewlwyd's own writes of that moment."""
 
 from __future__ import annotations
 
@@ -34,7 +41,8 @@ import secrets
 import sqlite3
 import string
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +51,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 DATABASE = "/var/lib/dbconfig-common/sqlite3/glewlwyd/glewlwyd"
+# How long this tool waits for glewlwyd's own writes (glewlwyd never waits for it).
+BUSY_TIMEOUT_S = 30
 KEY_ID = "testbed-1"
 PLUGIN = "oidc"
 # A directory uid as glewlwyd would take it for a username (and Rucio for an identity).
@@ -419,10 +429,21 @@ def read_clients(seed: dict[str, object]) -> list[Client]:
     return clients
 
 
+@contextmanager
+def issuer_database(path: str = DATABASE) -> Iterator[sqlite3.Connection]:
+    """The issuer's database in write-ahead-log mode (kept in the file: set once, it
+    stays), one transaction committed when the block ends, then closed. SQLite gives the
+    log files the database file's owner when root makes them."""
+    with closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+        with db:
+            yield db
+
+
 def register_user_scopes(scopes: list[str]) -> int:
     """Only make glewlwyd know these scopes, as scopes users are given."""
     try:
-        with sqlite3.connect(DATABASE) as db:
+        with issuer_database() as db:
             seeder = Seeder(db)
             seeder.user_scopes(scopes)
     except ValueError as exc:
@@ -443,7 +464,7 @@ def main(seed_file: str) -> int:
         print(f"glewlwyd-seed: {exc}", file=sys.stderr)
         return 2
     key = signing_key(Path(seed["signing_key_file"]))
-    with sqlite3.connect(DATABASE) as db:
+    with issuer_database() as db:
         seeder = Seeder(db)
         seeder.remove_builtin_users()
         seeder.directory_users(
