@@ -68,6 +68,10 @@ def static_reference(testbed, login, elastic_roles: set[str]) -> tuple[str, str]
     return name, partitions[0].rstrip("*")
 
 
+# Job states in accounting before the job's end has reached slurmdbd.
+UNSETTLED = frozenset({"PENDING", "RUNNING", "REQUEUED", "RESIZING", "SUSPENDED"})
+
+
 def slurm_states(login, nodes: list[str]) -> dict[str, SlurmNodeState]:
     return parse_sinfo(login.run(shlex.join(["sinfo", *sinfo_arguments(nodes)])).stdout)
 
@@ -137,7 +141,13 @@ def test_two_waiting_jobs_start_two_elastic_nodes_and_run_there(
         )
         return [line.split("|") for line in out.stdout.split()]
 
-    assert wait_for(lambda: len(accounted()) == 2, timeout=60), accounted()
+    # slurmctld tells slurmdbd of a job's end after the job has left the queue: on a busy
+    # machine accounting may still say RUNNING for a while.
+    def settled() -> bool:
+        records = accounted()
+        return len(records) == 2 and all(state not in UNSETTLED for _, state, *_ in records)
+
+    assert wait_for(settled, timeout=60), accounted()
     records = accounted()
     assert all(state == "COMPLETED" for _, state, *_ in records), records
     ran_on = sorted(record[2] for record in records)
