@@ -22,8 +22,13 @@ import pulumi_kubernetes as k8s
 import pytest
 
 from testbeds.targets.kubernetes.program import data_movement, hpc_access, pipelines, workflow
-from testbeds.targets.kubernetes.program.scope import Workload
-from tests.kubernetes_program import TESTBEDS, run_program
+from testbeds.targets.kubernetes.program.hpc_access import VIRTUAL_KUBELET
+from testbeds.targets.kubernetes.program.scope import (
+    RESTRICTED_CONTAINER_VALUES,
+    SMALL_VALUES,
+    Workload,
+)
+from tests.kubernetes_program import TESTBEDS, of_kind, run_program
 
 UNTYPED_BY_DESIGN = {("Release", "values"), ("CustomResource", "spec")}
 
@@ -122,3 +127,16 @@ def test_each_workload_is_a_component_with_typed_arguments() -> None:
             annotation = getattr(inspect.getmodule(cls), str(parameter.annotation))
             assert dataclasses.is_dataclass(annotation), (cls, parameter)
             assert annotation.__dataclass_params__.frozen, (cls, parameter)  # type: ignore[attr-defined]
+
+
+def test_the_chart_values_of_limits_and_security_are_the_typed_ones() -> None:
+    """Charts take the program's container limits and security context as values
+    (`SMALL_VALUES`, `RESTRICTED_CONTAINER_VALUES`); they are what the typed `SMALL` and
+    `RESTRICTED_CONTAINER` become on the wire, as on the program's own pods."""
+    (kubelet,) = [
+        d for d in of_kind(run_program("hpc-access"), "Deployment")
+        if d["metadata"]["name"] == VIRTUAL_KUBELET
+    ]  # fmt: skip
+    (container,) = kubelet["spec"]["template"]["spec"]["containers"]
+    assert container["resources"] == SMALL_VALUES
+    assert container["securityContext"] == RESTRICTED_CONTAINER_VALUES

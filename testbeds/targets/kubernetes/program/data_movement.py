@@ -33,6 +33,7 @@ from testbeds.targets.kubernetes.program.scope import (
     env,
     env_from_secret,
     in_namespace_of,
+    namespace_selector,
 )
 from testbeds.templating import render_role_template
 
@@ -192,8 +193,7 @@ def connect(grid: Namespace, main: Namespace) -> None:
         ports,
         [
             NetworkPolicyPeerArgs(
-                namespace_selector=in_namespace_of(main.scope).namespace_selector,
-                pod_selector=endpoints,
+                namespace_selector=namespace_selector(main.scope), pod_selector=endpoints
             )
         ],
     )

@@ -130,10 +130,27 @@ def selecting(labels: dict[str, str]) -> LabelSelectorArgs:
     return LabelSelectorArgs(match_labels=labels)
 
 
+def namespace_selector(scope: Scope) -> LabelSelectorArgs:
+    """Selects the scope's namespace (by the name label Kubernetes gives every namespace)."""
+    return selecting({"kubernetes.io/metadata.name": scope.ns})  # type: ignore[dict-item]
+
+
 def in_namespace_of(scope: Scope) -> NetworkPolicyPeerArgs:
     """A peer selecting every pod of the scope's namespace."""
-    return NetworkPolicyPeerArgs(
-        namespace_selector=selecting({"kubernetes.io/metadata.name": scope.ns})  # type: ignore[dict-item]
+    return NetworkPolicyPeerArgs(namespace_selector=namespace_selector(scope))
+
+
+def pod_security(run_as: int | None) -> PodSecurityContextArgs:
+    """A pod's security context: the runtime's default seccomp profile and, unless
+    `run_as` is None (an image that must start as root), that user and group, not root."""
+    if run_as is None:
+        return PodSecurityContextArgs(seccomp_profile=RUNTIME_DEFAULT)
+    return PodSecurityContextArgs(
+        seccomp_profile=RUNTIME_DEFAULT,
+        run_as_user=run_as,
+        run_as_group=run_as,
+        fs_group=run_as,
+        run_as_non_root=True,
     )
 
 
@@ -437,19 +454,10 @@ class Scope:
 
         `run_as=None` is for images that must start as root (only in a namespace whose
         Pod Security level says why); they still drop every capability they do not need."""
-        security = PodSecurityContextArgs(seccomp_profile=RUNTIME_DEFAULT)
-        if run_as is not None:
-            security = PodSecurityContextArgs(
-                seccomp_profile=RUNTIME_DEFAULT,
-                run_as_user=run_as,
-                run_as_group=run_as,
-                fs_group=run_as,
-                run_as_non_root=True,
-            )
         return PodSpecArgs(
             service_account_name=account,
             automount_service_account_token=token,
-            security_context=security,
+            security_context=pod_security(run_as),
             containers=[bounded(c) for c in containers],
             init_containers=[bounded(c) for c in init_containers] if init_containers else None,
             volumes=volumes or None,

@@ -20,7 +20,6 @@ from pulumi_kubernetes.core.v1 import (
     ContainerArgs,
     EmptyDirVolumeSourceArgs,
     EnvVarArgs,
-    PodSecurityContextArgs,
     ResourceRequirementsArgs,
     TolerationArgs,
     VolumeArgs,
@@ -41,13 +40,13 @@ from testbeds.targets.kubernetes.program.pipeline_services import (
 )
 from testbeds.targets.kubernetes.program.scope import (
     RESTRICTED_CONTAINER,
-    RUNTIME_DEFAULT,
     SMALL,
     Namespace,
     Scope,
     Workload,
     env,
     env_from_secret,
+    pod_security,
 )
 
 SAMPLE = paths.PACKAGE_DIR / "samples" / "research-pipeline"
@@ -208,13 +207,7 @@ def workflow_template(scope: Scope, pipeline_file: Path) -> dict[str, Any]:
                 {"name": "revision", "value": "main"},
             ]
         },
-        "securityContext": PodSecurityContextArgs(
-            run_as_non_root=True,
-            run_as_user=RUN_AS,
-            run_as_group=RUN_AS,
-            fs_group=RUN_AS,
-            seccomp_profile=RUNTIME_DEFAULT,
-        ),
+        "securityContext": pod_security(RUN_AS),
         "volumes": [
             VolumeArgs(name="tools", empty_dir=EmptyDirVolumeSourceArgs()),
             VolumeArgs(
