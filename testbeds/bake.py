@@ -24,6 +24,7 @@ from testbeds.errors import DeployError, PreflightError
 from testbeds.instance import Instance
 from testbeds.locks import instance_lock
 from testbeds.model.plan import Plan
+from testbeds.model.provenance import with_dependencies
 from testbeds.nodes import ProvisionedNode
 from testbeds.progress import say
 from testbeds.state import RESERVED_PREFIX, StateDir, Timings
@@ -117,7 +118,9 @@ def refuse_existing_builder(builder: Plan) -> None:
 
 
 def bake_tags(plan: Plan) -> list[str]:
-    roles = sorted(plan.roles - never_baked())
+    """The steps a bake runs: every role's and every role's dependency's (slurm_compute's
+    slurm) install steps, so that `up` can skip exactly those (`install_tags`)."""
+    roles = sorted(with_dependencies(set(plan.roles)) - never_baked())
     return [f"{role}_{step}" for role in roles for step in BAKE_STEPS]
 
 

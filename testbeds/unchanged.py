@@ -19,6 +19,7 @@ import json
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import testinfra
@@ -35,6 +36,8 @@ UNITS_FILE = f"{RECORD_DIR}/running-units"
 # Units that come and go with people and jobs, not with the configuration.
 TRANSIENT_UNITS = r"^(run-|session-|user@|user-runtime-dir@|wp5-job|slurmstepd)"
 HEALTHY = "all recorded units running"
+# Where the testbed_ca role keeps each node's key and certificate, under the secrets folder.
+CA_HOSTS = Path("ca/hosts")
 # The package's files roles copy to nodes (their `*_code_dir`, the definitions' seed_dir).
 NODE_CODE = ("__init__.py", "pipeline_file.py", "nodeside", "samples")
 
@@ -91,10 +94,23 @@ def configuration_inputs(plan: Plan, state: StateDir) -> str:
         "ansible.cfg": tree_digest(paths.ANSIBLE_CONFIG),
         "sites": {s: tree_digest(inventories / s) for s in ("common", plan.site.name)},
         "inventory": tree_digest(state.inventory_file),
-        "secrets": tree_digest(state.secrets_dir),
+        "secrets": tree_digest(state.secrets_dir, elastic_host_material(plan)),
         "tools": {name: _version(name) for name in ("wp5-testbeds", "ansible-core", "mitogen")},
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def elastic_host_material(plan: Plan) -> Callable[[Path], bool]:
+    """Whether a file of the secrets folder is an elastic node's host key or certificate:
+    the node broker issues them when it starts the node, between two `up`s, and they are
+    not an input of the static nodes' configuration (an `up` does not configure elastic
+    nodes), so they must not make the next `up` a full one."""
+    elastic = frozenset(node.name for node in plan.elastic_nodes)
+
+    def leave_out(relative: Path) -> bool:
+        return relative.parent == CA_HOSTS and relative.stem in elastic
+
+    return leave_out
 
 
 def _version(distribution: str) -> str:

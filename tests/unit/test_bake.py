@@ -8,7 +8,7 @@ from pathlib import Path
 
 from testbeds.bake import bake_tags
 from testbeds.model.plan import resolve
-from testbeds.targets.local.baked import baked_image_ref
+from testbeds.targets.local.baked import baked_image_ref, install_tags
 
 BASE = "localhost/wp5-testbeds-base:0123456789abcdef"
 
@@ -53,3 +53,14 @@ def test_bake_runs_only_install_steps_and_never_the_ca() -> None:
     assert "buildbot_worker_install" in tags and "mlflow_install" in tags
     assert not [t for t in tags if t.endswith("_configure")]
     assert not [t for t in tags if t.startswith("testbed_ca")]
+
+
+def test_what_a_bake_installs_is_what_up_skips_on_a_baked_node() -> None:
+    """slurm_compute pulls in slurm through its meta: the bake installs slurm's part too,
+    and `up` from the image skips it (and nothing the image lacks)."""
+    plan = resolve("hpc-access")
+    baked = {t for t in bake_tags(plan) if t.endswith("_install")}
+    assert "slurm_install" in baked
+    skipped = set(install_tags(r for node in plan.nodes for r in node.roles))
+    assert "slurm_install" in skipped
+    assert skipped <= baked

@@ -159,3 +159,29 @@ def test_the_inputs_change_with_the_code_roles_copy_to_nodes(
     second = unchanged.configuration_inputs(plan, state)
     (package / "checks" / "test_x.py").write_text("assert True\n")
     assert unchanged.configuration_inputs(plan, state) == second
+
+
+def test_an_elastic_node_started_between_two_ups_leaves_the_inputs_as_they_were(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node broker issues an elastic node's host key and certificate when Slurm resumes
+    it; the static nodes' configuration does not read them, so the next `up` stays a no-op.
+    A static node's new certificate, or a new CA, is still a change."""
+    monkeypatch.setenv("TESTBED_STATE_DIR", str(tmp_path / "state"))
+    plan = resolve("hpc-access")
+    elastic = plan.elastic_nodes[0].name
+    static = next(node.name for node in plan.nodes)
+    state = StateDir(plan.instance)
+    hosts = state.secrets_dir / "ca" / "hosts"
+    hosts.mkdir(parents=True)
+    (hosts / f"{static}.crt").write_text("static")
+    before = unchanged.configuration_inputs(plan, state)
+    (hosts / f"{elastic}.key").write_text("key")
+    (hosts / f"{elastic}.crt").write_text("cert")
+    assert unchanged.configuration_inputs(plan, state) == before
+    # The same name anywhere else in the secrets folder is an input like any other.
+    (state.secrets_dir / f"{elastic}.crt").write_text("elsewhere")
+    assert unchanged.configuration_inputs(plan, state) != before
+    (state.secrets_dir / f"{elastic}.crt").unlink()
+    (hosts / f"{static}.crt").write_text("reissued")
+    assert unchanged.configuration_inputs(plan, state) != before

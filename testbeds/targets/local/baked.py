@@ -30,8 +30,9 @@ def never_baked() -> frozenset[str]:
 def install_tags(roles: Iterable[str]) -> list[str]:
     """The install steps a node started from a baked image has already run (in the image):
     `up` skips them and runs the steps that make the instance itself (preflight, detection,
-    configuration: secrets, certificates, identities, services)."""
-    return sorted(f"{role}_install" for role in set(roles) - never_baked())
+    configuration: secrets, certificates, identities, services). The roles a node's roles
+    depend on (slurm_compute's slurm) were baked with them, so their install steps go too."""
+    return sorted(f"{role}_install" for role in with_dependencies(set(roles)) - never_baked())
 
 
 def baked_image_ref(plan: Plan, group: str, base_image: str) -> str:
@@ -58,7 +59,7 @@ def baked_image_ref(plan: Plan, group: str, base_image: str) -> str:
         "values": plan.definition.vars,
         "plays": [(play.name, play.role) for play in plays() if play.role in node_group.roles],
         "steps": BAKE_STEPS,
-        "format": 1,
+        "format": 2,  # 2: the dependencies' install steps are baked too
     }
     key = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
     return f"{BAKED_REPOSITORY}-{plan.name}-{group}:{key[:16]}"
