@@ -40,6 +40,31 @@ def test_rucio_server_running(host):
     assert_service_running(host, "rucio-server")
 
 
+CACHE_SOCKET = "/run/memcached/memcached.sock"
+# The cache's own client library, from Rucio's environment.
+CACHE_ITEMS = (
+    "/opt/rucio/venv/bin/python -c 'from pymemcache.client.base import Client; "
+    f'print(Client("{CACHE_SOCKET}").stats()[b"curr_items"])\''
+)
+
+
+@pytest.mark.nodes("rucio")
+def test_rucio_caches_in_memcached_on_a_unix_socket_only(host):
+    """Rucio's lookups are cached (without a reachable memcached it caches nothing), and the
+    cache is no network service: one socket, for memcache's group (rucio) only."""
+    assert_service_running(host, "memcached")
+    socket = host.file(CACHE_SOCKET)
+    assert socket.is_socket
+    assert (socket.user, socket.group, socket.mode) == ("memcache", "memcache", 0o660)
+    assert "memcache" in host.user("rucio").groups
+    listening = host.run("ss -Hltnup").stdout
+    assert "memcached" not in listening, listening
+    # The daemons look up settings and storage elements every round: entries appear.
+    assert wait_for(lambda: int(host.check_output(CACHE_ITEMS)) > 0, timeout=30), (
+        "Rucio left nothing in its cache"
+    )
+
+
 @pytest.mark.nodes("rucio")
 @pytest.mark.parametrize("daemon", DAEMONS)
 def test_rucio_daemon_running(host, daemon):
