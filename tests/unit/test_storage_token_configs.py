@@ -156,3 +156,60 @@ def test_rucio_asks_for_the_endpoint_as_resource_and_caches(
     }
     assert request["auth"] == ("rucio-transfers", "s3cret-value")
     assert request["verify"] == "/etc/grid-security/ca.pem"
+
+
+def test_a_jobs_tokens_read_each_endpoint_from_the_catalogue_once(
+    tokens_module: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The submitter's cost per file: a job of many files between two endpoints reads each
+    endpoint's token needs (a few database queries each) once, and every file still gets
+    its two tokens; an endpoint that takes none gets none, a root:// end is left out."""
+    tokens, _ = tokens_module
+    reads: list[tuple[str, str]] = []
+
+    class FakeRse:
+        @staticmethod
+        def get_rse_attribute(rse_id: str, key: str) -> Any:
+            reads.append(("attribute", rse_id))
+            return rse_id != "plain"
+
+        @staticmethod
+        def get_rse_protocols(rse_id: str) -> dict[str, Any]:
+            reads.append(("protocols", rse_id))
+            return {"protocols": [{"scheme": "davs", "hostname": rse_id, "port": 8443}]}
+
+        @staticmethod
+        def determine_scope_for_rse(rse_id: str, scopes: list[str]) -> str:
+            reads.append(("scope", rse_id))
+            return " ".join(f"{s}:/rucio/" for s in scopes)
+
+    monkeypatch.setitem(sys.modules, "rucio", type(sys)("rucio"))
+    monkeypatch.setitem(sys.modules, "rucio.core", type(sys)("rucio.core"))
+    monkeypatch.setitem(sys.modules, "rucio.core.rse", FakeRse)
+    asked: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        tokens, "request_token", lambda audience, scope: asked.append((audience, scope)) or "t"
+    )
+    copies = [
+        tokens.Copy(
+            f"davs://site1:8443/rucio/f{i}", "site1", f"davs://site2:8443/rucio/f{i}", "site2"
+        )
+        for i in range(50)
+    ]
+    found = tokens.copy_tokens(copies)
+    assert found == {url: "t" for c in copies for url in (c.src, c.dst)}
+    assert sorted(set(reads)) == sorted(reads), f"an endpoint was read more than once: {reads}"
+    assert {rse for _, rse in reads} == {"site1", "site2"}
+    assert set(asked) == {
+        ("https://site1:8443", "storage.read:/rucio/"),
+        (
+            "https://site2:8443",
+            "storage.read:/rucio/ storage.create:/rucio/ storage.modify:/rucio/",
+        ),
+    }
+    mixed = tokens.copy_tokens(
+        [
+            tokens.Copy("root://site1:1094/rucio/f", "site1", "davs://plain:8443/f", "plain"),
+        ]
+    )
+    assert mixed == {}

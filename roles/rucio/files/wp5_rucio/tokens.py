@@ -21,6 +21,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,17 +114,52 @@ READ_SCOPES = ["storage.read"]
 WRITE_SCOPES = ["storage.read", "storage.create", "storage.modify"]
 
 
-def copy_tokens(src: str, src_rse_id: str, dst: str, dst_rse_id: str) -> dict[str, str | None]:
-    """For a copy from src to dst (URLs), each end's token by URL: a read token for the
-    source, a write token for the destination, each for its endpoint's audience; None
-    where one is needed and none was given. Ends that take no tokens are left out."""
+@dataclass(frozen=True)
+class Copy:
+    """One file's copy: its source and destination URLs and their RSEs."""
+
+    src: str
+    src_rse_id: str
+    dst: str
+    dst_rse_id: str
+
+
+def copy_tokens(copies: Iterable[Copy]) -> dict[str, str | None]:
+    """For each copy (a job's files), each end's token by URL: a read token for the source,
+    a write token for the destination, each for its endpoint's audience; None where one is
+    needed and none was given. Ends that take no tokens are left out.
+
+    What an end needs (whether it takes tokens, its audience, its scope) is read from
+    Rucio's catalogue once per RSE and kind of access, not once per file: each reading is
+    several database queries, which per file made the submitter spend most of its time
+    here (a job's files share their two endpoints)."""
     from rucio.core.rse import determine_scope_for_rse, get_rse_attribute
 
+    needs: dict[tuple[str, tuple[str, ...]], tuple[str, str] | None] = {}
+
+    def need(rse_id: str, scopes: list[str]) -> tuple[str, str] | None:
+        key = (rse_id, tuple(scopes))
+        if key not in needs:
+            takes_tokens = get_rse_attribute(rse_id, "oidc_support") is True
+            needs[key] = (
+                (
+                    determine_audience_for_rse(rse_id),
+                    determine_scope_for_rse(rse_id, scopes=scopes),
+                )
+                if takes_tokens
+                else None
+            )
+        return needs[key]
+
     found: dict[str, str | None] = {}
-    for url, rse_id, scopes in ((src, src_rse_id, READ_SCOPES), (dst, dst_rse_id, WRITE_SCOPES)):
-        if url.startswith("davs://") and get_rse_attribute(rse_id, "oidc_support") is True:
-            audience = determine_audience_for_rse(rse_id)
-            found[url] = request_token(audience, determine_scope_for_rse(rse_id, scopes=scopes))
+    for copy in copies:
+        for url, rse_id, scopes in (
+            (copy.src, copy.src_rse_id, READ_SCOPES),
+            (copy.dst, copy.dst_rse_id, WRITE_SCOPES),
+        ):
+            wanted = need(rse_id, scopes) if url.startswith("davs://") else None
+            if wanted is not None:
+                found[url] = request_token(*wanted)
     return found
 
 

@@ -153,11 +153,10 @@ class Gfal2Transfertool(Transfertool):
         }
         jobs.write_job(job)
         # Asked for here, where they stay cached, and handed to the worker on its stdin.
-        credentials: dict[str, str | None] = {}
-        for item in files:
-            credentials.update(
-                tokens.copy_tokens(item["src"], item["src_rse_id"], item["dst"], item["dst_rse_id"])
-            )
+        credentials = tokens.copy_tokens(
+            tokens.Copy(item["src"], item["src_rse_id"], item["dst"], item["dst_rse_id"])
+            for item in files
+        )
         worker = subprocess.Popen(
             [sys.executable, "-m", "wp5_rucio.worker", job_id],
             stdin=subprocess.PIPE,
