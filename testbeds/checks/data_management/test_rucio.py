@@ -3,6 +3,7 @@ rule that replicates a dataset by third-party copy with every checksum verified.
 
 from __future__ import annotations
 
+import shlex
 import uuid
 
 import pytest
@@ -40,27 +41,35 @@ def test_rucio_server_running(host):
     assert_service_running(host, "rucio-server")
 
 
-CACHE_SOCKET = "/run/memcached/memcached.sock"
-# The cache's own client library, from Rucio's environment.
-CACHE_ITEMS = (
-    "/opt/rucio/venv/bin/python -c 'from pymemcache.client.base import Client; "
-    f'print(Client("{CACHE_SOCKET}").stats()[b"curr_items"])\''
-)
+def cache_items(venv: str, socket: str) -> str:
+    """A command printing how many entries the cache holds, with the cache's own client
+    library from Rucio's environment."""
+    program = (
+        "from pymemcache.client.base import Client; "
+        f"print(Client({socket!r}).stats()[b'curr_items'])"
+    )
+    return shlex.join([f"{venv}/bin/python", "-c", program])
 
 
 @pytest.mark.nodes("rucio")
-def test_rucio_caches_in_memcached_on_a_unix_socket_only(host):
+def test_rucio_caches_in_memcached_on_a_unix_socket_only(testbed, host):
     """Rucio's lookups are cached (without a reachable memcached it caches nothing), and the
     cache is no network service: one socket, for memcache's group (rucio) only."""
     assert_service_running(host, "memcached")
-    socket = host.file(CACHE_SOCKET)
+    cache_socket = testbed.value("rucio_cache_socket")
+    socket = host.file(cache_socket)
     assert socket.is_socket
     assert (socket.user, socket.group, socket.mode) == ("memcache", "memcache", 0o660)
     assert "memcache" in host.user("rucio").groups
-    listening = host.run("ss -Hltnup").stdout
-    assert "memcached" not in listening, listening
+    # memcached's command line: `-s` turns its network listeners off, and nothing names one.
+    pid = host.check_output("systemctl show -p MainPID --value memcached")
+    arguments = host.file(f"/proc/{pid}/cmdline").content_string.split("\0")
+    assert arguments[arguments.index("-s") + 1] == cache_socket, arguments
+    assert not {"-l", "--listen", "-p", "--port", "-U", "--udp-port"} & set(arguments), arguments
+    assert not host.socket("tcp://11211").is_listening  # memcached's port by default
     # The daemons look up settings and storage elements every round: entries appear.
-    assert wait_for(lambda: int(host.check_output(CACHE_ITEMS)) > 0, timeout=30), (
+    items = cache_items(testbed.value("rucio_venv"), cache_socket)
+    assert wait_for(lambda: int(host.check_output(items)) > 0, timeout=30), (
         "Rucio left nothing in its cache"
     )
 
