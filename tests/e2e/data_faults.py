@@ -77,6 +77,37 @@ class DataMovementFaults:
         assert states[0] == "FAILED" and states[-1] == "DONE", states
         assert "connect" in self.transfer_jobs(name)[0]["files"][0]["reason"].lower()
 
+    def test_a_restarted_memcached_restarts_rucio_which_answers_every_request(
+        self, live: LiveTestbed, rucio: Callable[..., Any]
+    ) -> None:
+        """A package upgrade or an operator restarts memcached: Rucio's server and daemons,
+        whose connections to it that leaves dead (each would fail its next request with HTTP
+        500), restart with it, and every request after that answers."""
+        ddm = self.container("ddm")
+        units = ("rucio-server", "rucio-conveyor-submitter")
+
+        def started(unit: str) -> str:
+            shown = podman.exec_(ddm, "systemctl", "show", "-p", "ExecMainStartTimestampMonotonic",
+                                 "--value", unit)  # fmt: skip
+            return shown.stdout.strip()
+
+        before = {unit: started(unit) for unit in units}
+        restart = podman.exec_(ddm, "systemctl", "restart", "memcached", timeout=120)
+        assert restart.returncode == 0, restart.stderr
+        after = {unit: started(unit) for unit in units}
+        assert all(after[unit] != before[unit] for unit in units), (before, after)
+
+        def answers() -> bool:
+            try:
+                rucio("topology")
+            except AssertionError:  # the server is still starting
+                return False
+            return True
+
+        assert wait_for(answers, timeout=90, interval=2), "Rucio does not answer after the restart"
+        for _ in range(4):  # more requests than the server has workers (connections)
+            rucio("topology")
+
     def test_corrupted_replica_is_detected_never_reported_good(
         self, live: LiveTestbed, rucio: Callable[..., Any]
     ) -> None:
