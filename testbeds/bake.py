@@ -24,14 +24,13 @@ from testbeds.errors import DeployError, PreflightError
 from testbeds.instance import Instance
 from testbeds.locks import instance_lock
 from testbeds.model.plan import Plan
-from testbeds.model.provenance import with_dependencies
 from testbeds.nodes import ProvisionedNode
 from testbeds.progress import say
 from testbeds.state import RESERVED_PREFIX, StateDir, Timings
 from testbeds.targets import get_target
 from testbeds.targets.base import Target
 from testbeds.targets.local import podman
-from testbeds.targets.local.baked import BAKE_STEPS, baked_image_ref, never_baked
+from testbeds.targets.local.baked import BAKE_STEPS, baked_image_ref, baked_roles
 from testbeds.targets.local.names import container_name, network_name
 from testbeds.targets.local.target import base_image
 
@@ -118,9 +117,8 @@ def refuse_existing_builder(builder: Plan) -> None:
 
 
 def bake_tags(plan: Plan) -> list[str]:
-    """The steps a bake runs: every role's and every role's dependency's (slurm_compute's
-    slurm) install steps, so that `up` can skip exactly those (`install_tags`)."""
-    roles = sorted(with_dependencies(set(plan.roles)) - never_baked())
+    """The steps a bake runs: those of `baked_roles`, whose install steps `up` then skips."""
+    roles = sorted(baked_roles(plan.roles))
     return [f"{role}_{step}" for role in roles for step in BAKE_STEPS]
 
 

@@ -27,12 +27,18 @@ def never_baked() -> frozenset[str]:
     return frozenset(roles) - roles_with("baked")
 
 
+def baked_roles(roles: Iterable[str]) -> frozenset[str]:
+    """The roles whose install steps a bake of nodes with these roles runs, and so whose
+    install steps `up` skips on them: the roles and those they depend on (slurm_compute's
+    slurm), but none that is never baked. One answer for both, so they cannot drift."""
+    return frozenset(with_dependencies(set(roles)) - never_baked())
+
+
 def install_tags(roles: Iterable[str]) -> list[str]:
     """The install steps a node started from a baked image has already run (in the image):
     `up` skips them and runs the steps that make the instance itself (preflight, detection,
-    configuration: secrets, certificates, identities, services). The roles a node's roles
-    depend on (slurm_compute's slurm) were baked with them, so their install steps go too."""
-    return sorted(f"{role}_install" for role in with_dependencies(set(roles)) - never_baked())
+    configuration: secrets, certificates, identities, services)."""
+    return sorted(f"{role}_install" for role in baked_roles(roles))
 
 
 def baked_image_ref(plan: Plan, group: str, base_image: str) -> str:
