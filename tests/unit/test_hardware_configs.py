@@ -299,7 +299,8 @@ def render_scratch_script(tmp_path: Path, name: str, base: Path, traits: dict) -
 
 def test_job_scratch_scripts_make_name_and_remove_the_directory(tmp_path: Path) -> None:
     """The Prolog makes job_<id> private to the job's user, the TaskProlog names it (and
-    TMPDIR), the Epilog removes it and nothing else; a malformed job id touches nothing."""
+    TMPDIR, and OpenMPI's shared-memory folder), the Epilog removes it and nothing else; a
+    malformed job id touches nothing."""
     base = tmp_path / "scratch"
     base.mkdir()
     (base / "other").mkdir()
@@ -315,7 +316,11 @@ def test_job_scratch_scripts_make_name_and_remove_the_directory(tmp_path: Path) 
     exported = subprocess.run(
         [scripts["job-task-prolog"]], env=job, check=True, capture_output=True, text=True
     ).stdout.splitlines()
-    assert exported == [f"export LOCAL_SCRATCH={directory}", f"export TMPDIR={directory}"]
+    assert exported == [
+        f"export LOCAL_SCRATCH={directory}",
+        f"export TMPDIR={directory}",
+        f"export OMPI_MCA_btl_vader_backing_directory={directory}",
+    ]
     hostile = {**job, "SLURM_JOB_ID": "../other"}
     subprocess.run([scripts["job-epilog"]], env=hostile, check=True)
     assert (base / "other").is_dir()

@@ -5,6 +5,7 @@ SSSD checks the directory's certificate, and the directory tool refuses bad inpu
 from __future__ import annotations
 
 import base64
+import hashlib
 import importlib.util
 import json
 import re
@@ -689,3 +690,32 @@ def test_a_new_name_is_checked_as_a_name_first_and_against_every_local_file(
             tool.checked_new_name(taken, "NAME", settings)
     with pytest.raises(tool.BadInput, match=r"^NAME: 'x;y' is not an account or project name$"):
         tool.checked_new_name("x;y", "NAME", settings)
+
+
+def test_the_administration_api_key_is_made_once_private_and_stored_hashed(
+    issuer_seed: Any, tmp_path: Path
+) -> None:
+    """The key the directory tool uses for glewlwyd's administration API: 32 letters and
+    digits (glewlwyd takes no other length) in a root-only file, made once; the database
+    holds its SHA-512 as glewlwyd looks it up, and seeding again adds nothing."""
+    path = tmp_path / "admin-api-key"
+    key = issuer_seed.api_key(path)
+    assert len(key) == 32 and key.isalnum() and path.stat().st_mode & 0o777 == 0o600
+    assert issuer_seed.api_key(path) == key
+    digest = base64.b64encode(hashlib.sha512(key.encode()).digest()).decode()
+    assert issuer_seed.api_key_hash(key) == (
+        "{SHA512}" + digest.replace("/", "_").replace("+", "-")
+    )
+    db = sqlite3.connect(":memory:")
+    db.execute(
+        "CREATE TABLE g_api_key (gak_id INTEGER PRIMARY KEY, gak_token_hash TEXT, "
+        "gak_counter INTEGER DEFAULT 0, gak_username TEXT, gak_issued_for TEXT, "
+        "gak_enabled INTEGER DEFAULT 1)"
+    )
+    issuer_seed.Seeder(db).api_key(key)
+    again = issuer_seed.Seeder(db)
+    again.api_key(key)
+    assert again.done == []
+    rows = list(db.execute("SELECT gak_token_hash, gak_username FROM g_api_key"))
+    assert rows == [(issuer_seed.api_key_hash(key), "testbed-directory")]
+    assert key not in rows[0][0]

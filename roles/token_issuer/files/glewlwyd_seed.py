@@ -23,12 +23,13 @@ users are given, and nothing else). Prints one JSON line (`changed`, what was do
 a secret. Run as root; glewlwyd reads clients and modules from the database when it
 starts, so restart it when the seed `changed` (a new scope needs no restart).
 
-glewlwyd runs while this writes (the directory tool registers an added account's scopes),
-and it opens its SQLite database with no busy timeout: a lock another process holds makes
-its query fail at once, and its token endpoint answers 500. So the database is kept in
-write-ahead-log mode, where readers and the one writer never wait on each other: this
-tool's reads never hold glewlwyd up, and its few rows, committed at once, can meet only
-glewlwyd's own writes of that moment."""
+glewlwyd opens its SQLite database with no busy timeout: a write of another process at the
+moment glewlwyd writes makes glewlwyd's query fail at once, and the request answers 500
+(seen as a device authorization refused while the directory tool registered an added
+account's scopes). So only the seed, which `up` runs before anyone uses the issuer, writes
+the database; `--user-scopes`, run while glewlwyd serves, asks glewlwyd's administration
+API to add the scopes (glewlwyd then makes every write itself). It holds the API key the
+seed made: 32 letters and digits in a root-only file, in the database only as its hash."""
 
 from __future__ import annotations
 
@@ -39,8 +40,12 @@ import os
 import re
 import secrets
 import sqlite3
+import ssl
 import string
 import sys
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -53,6 +58,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 DATABASE = "/var/lib/dbconfig-common/sqlite3/glewlwyd/glewlwyd"
 # How long this tool waits for glewlwyd's own writes (glewlwyd never waits for it).
 BUSY_TIMEOUT_S = 30
+SEED_FILE = Path("/etc/glewlwyd/testbed-seed.json")
+# The administration API's key (glewlwyd takes keys of exactly 32 characters) and the name
+# glewlwyd records as its holder.
+API_KEY_FILE = Path("/etc/glewlwyd/admin-api-key")
+API_KEY_LENGTH = 32
+API_KEY_HOLDER = "testbed-directory"
+API_TIMEOUT_S = 30
 KEY_ID = "testbed-1"
 PLUGIN = "oidc"
 # A directory uid as glewlwyd would take it for a username (and Rucio for an identity).
@@ -146,6 +158,22 @@ def secret_matches(stored: str | None, secret: str) -> bool:
     digest, iterations = stored.rsplit(",", 1)
     salt = base64.b64decode(digest)[-16:].decode()
     return pbkdf2_hash(secret, salt, int(iterations)) == stored
+
+
+def api_key(path: Path = API_KEY_FILE) -> str:
+    """The administration API's key, made once (mode 0600, root)."""
+    if not path.exists():
+        key = "".join(secrets.choice(SALT_ALPHABET) for _ in range(API_KEY_LENGTH))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key)
+    return path.read_text().strip()
+
+
+def api_key_hash(key: str) -> str:
+    """The key as glewlwyd stores and looks it up (hash_algorithm SHA512, URL-safe)."""
+    digest = base64.b64encode(hashlib.sha512(key.encode()).digest()).decode()
+    return f"{{SHA512}}{digest}".replace("/", "_").replace("+", "-")
 
 
 def user_module_parameters(directory: dict[str, str]) -> dict[str, object]:
@@ -299,6 +327,18 @@ class Seeder:
                 )
                 self.done.append(f"{username} is subject {username} (was another)")
 
+    def api_key(self, key: str) -> None:
+        """The administration API lets the key's holder in (the seed's own key only)."""
+        hashed = api_key_hash(key)
+        if not self.one("SELECT 1 FROM g_api_key WHERE gak_token_hash = ? AND gak_enabled = 1",
+                        hashed):  # fmt: skip
+            self.db.execute(
+                "INSERT INTO g_api_key (gak_token_hash, gak_username, gak_issued_for) "
+                "VALUES (?, ?, ?)",
+                (hashed, API_KEY_HOLDER, "glewlwyd-seed"),
+            )
+            self.done.append(f"added the administration API key of {API_KEY_HOLDER}")
+
     def scope(self, name: str, for_users: bool = False) -> int:
         """The scope, known to glewlwyd; one users are given needs their password (the
         directory's) in the session that grants it."""
@@ -440,16 +480,66 @@ def issuer_database(path: str = DATABASE) -> Iterator[sqlite3.Connection]:
             yield db
 
 
+class IssuerApi:
+    """glewlwyd's administration API, with the seed's key."""
+
+    def __init__(self, base_url: str, ca_file: str, key: str) -> None:
+        self.base_url = base_url
+        self.context = ssl.create_default_context(cafile=ca_file)
+        self.key = key
+
+    def call(self, method: str, path: str, body: object = None) -> tuple[int, str]:
+        request = urllib.request.Request(
+            self.base_url + path,
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"token {self.key}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, context=self.context, timeout=API_TIMEOUT_S) as r:
+                return int(r.status), r.read().decode()
+        except urllib.error.HTTPError as exc:
+            return int(exc.code), exc.read().decode(errors="replace")
+
+    def user_scope(self, name: str) -> bool:
+        """The scope known, given only after the user's password; whether it was added."""
+        if not SCOPE.fullmatch(name):
+            raise ValueError(f"user_scopes: {name!r} is not an OAuth2 scope")
+        path = "/scope/" + urllib.parse.quote(name, safe="")
+        status, text = self.call("GET", path)
+        if status == 200 and json.loads(text).get("password_required") is True:
+            return False
+        if status not in (200, 404):
+            raise RuntimeError(f"read scope {name}: HTTP {status}")
+        body = {"display_name": name, "description": f"scope {name}",
+                "password_required": True, "password_max_age": 0}  # fmt: skip
+        if status == 200:  # known, as a client's scope: users' need the password
+            status, _ = self.call("PUT", path, body)
+        else:
+            status, _ = self.call("POST", "/scope/", {"name": name, **body})
+        if status != 200:
+            raise RuntimeError(f"write scope {name}: HTTP {status}")
+        return True
+
+
+def admin_api(seed: dict[str, Any], key: str) -> IssuerApi:
+    """The administration API of the issuer the seed describes (`<issuer>/..`)."""
+    base = str(seed["issuer"]).rsplit("/", 1)[0]
+    return IssuerApi(base, str(seed["ca_file"]), key)
+
+
 def register_user_scopes(scopes: list[str]) -> int:
-    """Only make glewlwyd know these scopes, as scopes users are given."""
+    """Only make glewlwyd know these scopes, as scopes users are given (through its API)."""
+    api = admin_api(json.loads(SEED_FILE.read_text()), api_key())
+    added = []
     try:
-        with issuer_database() as db:
-            seeder = Seeder(db)
-            seeder.user_scopes(scopes)
-    except ValueError as exc:
+        for scope in scopes:
+            if api.user_scope(scope):
+                added.append(f"scope {scope} for users")
+    except (ValueError, RuntimeError, OSError) as exc:
         print(f"glewlwyd-seed: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps({"changed": bool(seeder.done), "done": seeder.done}))
+        return 2 if isinstance(exc, ValueError) else 1
+    print(json.dumps({"changed": bool(added), "done": added}))
     return 0
 
 
@@ -467,6 +557,7 @@ def main(seed_file: str) -> int:
     with issuer_database() as db:
         seeder = Seeder(db)
         seeder.remove_builtin_users()
+        seeder.api_key(api_key())
         seeder.directory_users(
             seed["directory"], list(seed.get("user_scopes", [])), list(seed.get("subjects", []))
         )

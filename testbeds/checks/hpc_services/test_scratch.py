@@ -30,15 +30,17 @@ def test_slurm_advertises_the_scratch_size(testbed):
 
 
 def test_job_gets_its_own_scratch_directory_removed_afterwards(testbed, user_shell):
-    """A job on a scratch node finds its own directory in the environment (and in TMPDIR),
-    private to its user, writes and reads a file there; after the job the directory is gone."""
+    """A job on a scratch node finds its own directory in the environment (and in TMPDIR,
+    and as OpenMPI's shared-memory folder), private to its user, writes and reads a file
+    there; after the job the directory is gone."""
     name = scratch_nodes(testbed)[0]
     scratch = testbed.traits(name)["scratch"]
     variable = testbed.value("slurm_compute_scratch_variable")
     partition = testbed.node(name).group
     login = testbed.host(testbed.group("slurm_login")[0])
     script = (
-        f'd="${variable}"; echo "dir=$d tmpdir=$TMPDIR"; echo payload > "$d/probe"; '
+        f'd="${variable}"; echo "dir=$d tmpdir=$TMPDIR mpi=$OMPI_MCA_btl_vader_backing_directory"; '
+        'echo payload > "$d/probe"; '
         'echo "read=$(cat "$d/probe")"; echo "perm=$(stat -c %U:%a "$d")"'
     )
     out = user_shell(login, f"srun -p {partition} -w {name} --tmp=100M bash -c '{script}'")
@@ -47,6 +49,7 @@ def test_job_gets_its_own_scratch_directory_removed_afterwards(testbed, user_she
     directory = fields.get("dir", "")
     assert re.fullmatch(rf"{re.escape(scratch['path'])}/job_\d+", directory), out.stdout
     assert fields["tmpdir"] == directory
+    assert fields["mpi"] == directory
     assert fields["read"] == "payload"
     assert fields["perm"] == f"{testbed.research_user}:700"
     node = testbed.host(name)

@@ -50,11 +50,19 @@ def fetch(testbed, client_node):
     ca = testbed.value("token_issuer_ca_file")
     workdir = client_node.check_output("mktemp -d")
 
-    def run(path: str, form: dict[str, str] | None = None, user: str = "", body: str = "") -> Any:
+    def run(
+        path: str,
+        form: dict[str, str] | None = None,
+        user: str = "",
+        body: str = "",
+        header: str = "",
+    ) -> Any:
         # path-as-is: a "../" in a path reaches the server as written
         lines = [f'url = "{issuer_url(testbed).rsplit("/api/", 1)[0]}{path}"', "path-as-is"]
         if user:
             lines.append(f'user = "{user}"')
+        if header:
+            lines.append(f'header = "{header}"')
         for key, value in (form or {}).items():
             lines.append(f'data-urlencode = "{key}={value}"')
         if body:
@@ -222,6 +230,19 @@ def test_wrong_secret_unknown_client_and_no_secret_are_refused(testbed, fetch):
     for user in (wrong, "nobody:whatever-0123456789", ""):
         status, text = fetch("/api/oidc/token", form=asked, user=user)
         assert status in (401, 403) and "access_token" not in text, (user.split(":")[0], status)
+
+
+@pytest.mark.nodes("token_issuer")
+def test_the_administration_api_lets_in_only_the_seeds_key(host, testbed, fetch):
+    """glewlwyd's administration API (users, clients, scopes) refuses a request with no
+    credentials and one with a wrong key of the right length (32 characters); the one key
+    it takes is root's alone on the issuer's node (the directory tool registers an added
+    account's scopes with it, which the directory checks exercise)."""
+    for header in ("", "Authorization: token " + "0" * 32):
+        status, text = fetch("/api/user/", header=header)
+        assert status == 401 and "username" not in text, (header[:20], status)
+    key = host.file("/etc/glewlwyd/admin-api-key")
+    assert (key.user, key.group, key.mode) == ("root", "root", 0o600)
 
 
 def test_directory_users_authenticate_and_there_is_no_admin(testbed, fetch):
