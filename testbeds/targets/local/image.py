@@ -74,6 +74,10 @@ PermitRootLogin prohibit-password
 CFG
 systemctl enable ssh.service >/dev/null 2>&1
 systemctl mask systemd-firstboot.service getty@tty1.service >/dev/null 2>&1 || true
+# Debian's daily timers (package lists and upgrades, backups, fstrim, e2scrub) would wake
+# in every node at times of their own, fetching and unpacking in the middle of a run.
+systemctl mask apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer \
+  e2scrub_all.timer fstrim.timer >/dev/null 2>&1 || true
 : > /etc/machine-id
 echo 'root:*' | chpasswd -e
 # The package lists are left out; an old time stamp makes the first apt task fetch them.
