@@ -90,7 +90,8 @@ class NodeGroup(Strict):
         ge=1,
         le=256,
         description="elastic group: Slurm knows this many nodes from the start; those beyond "
-        "`count` are started when jobs wait for them and removed when idle (power saving)",
+        "`count` (or `min`, the same) are started when jobs wait for them and removed when "
+        "idle (power saving)",
     )
     count: int = Field(
         default=1, ge=0, le=256, description="nodes always running (0 only in an elastic group)"
@@ -112,6 +113,26 @@ class NodeGroup(Strict):
     @classmethod
     def _no_reserved_group_vars(cls, values: dict[str, Any]) -> dict[str, Any]:
         return _no_reserved(values)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _min_is_count(cls, data: Any) -> Any:
+        """An elastic group may give its bounds as `min`/`max`: `min` is `count` (the nodes
+        always running) under the name autoscalers use; one of the two, not both."""
+        if not isinstance(data, dict) or "min" not in data:
+            return data
+        given = {key: value for key, value in data.items() if key != "min"}
+        low = data["min"]
+        if "count" in data:
+            raise ValueError("min: give min or count (the same number), not both")
+        if data.get("max") is None:
+            raise ValueError("min: only an elastic group has one (add max, or use count)")
+        if type(low) is not int or low < 0:
+            raise ValueError(f"min: {low!r} is not a whole number of nodes (0 or more)")
+        high = data["max"]
+        if type(high) is int and low >= high:
+            raise ValueError(f"min: {low} is not below max ({high}): no node would be elastic")
+        return {**given, "count": low}
 
     @field_validator("roles")
     @classmethod

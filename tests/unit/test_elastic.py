@@ -88,6 +88,40 @@ def test_bad_elastic_groups_are_refused_naming_file_and_field(
     assert message in str(info.value)
 
 
+def test_min_is_the_count_of_an_elastic_group(tmp_path: Path) -> None:
+    """`min: 1, max: 3` is `count: 1, max: 3`: one node always running, two elastic."""
+    path = definition(tmp_path, min=1)
+    data = yaml.safe_load(path.read_text())
+    del data["node_groups"][1]["count"]
+    path.write_text(yaml.safe_dump(data))
+    group = load_definition(str(path)).node_groups[1]
+    assert (group.count, group.max, group.elastic_node_names()) == (1, 3, ["burst2", "burst3"])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"min": 1}, "node_groups[burst]: min: give min or count (the same number), not both"),
+        ({"min": 1, "count": None, "max": None}, "min: only an elastic group has one"),
+        ({"min": -1, "count": None}, "min: -1 is not a whole number of nodes"),
+        ({"min": "1", "count": None}, "min: '1' is not a whole number of nodes"),
+        ({"min": 3, "count": None}, "node_groups[burst]: min: 3 is not below max (3)"),
+    ],
+)
+def test_bad_min_is_refused_naming_file_and_field(
+    tmp_path: Path, change: dict[str, object], message: str
+) -> None:
+    path = definition(tmp_path, **change)
+    data = yaml.safe_load(path.read_text())
+    group = data["node_groups"][1]
+    for key in [k for k, v in group.items() if v is None]:
+        del group[key]
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(DefinitionError) as info:
+        load_definition(str(path))
+    assert str(path) in str(info.value) and message in str(info.value)
+
+
 def test_the_controller_or_the_entry_cannot_be_elastic(tmp_path: Path) -> None:
     data = yaml.safe_load(definition(tmp_path).read_text())
     data["node_groups"][0] |= {"count": 0, "max": 2}
