@@ -44,7 +44,8 @@ def _utc(timestamp: float | None) -> datetime | None:
     return datetime.fromtimestamp(timestamp, tz=UTC).replace(tzinfo=None)
 
 
-class Gfal2TransferStatusReport(TransferStatusReport):
+# Rucio is installed on the Rucio node only: where mypy runs its classes are Any.
+class Gfal2TransferStatusReport(TransferStatusReport):  # type: ignore[misc]
     supported_db_fields = [
         "state",
         "external_id",
@@ -60,12 +61,12 @@ class Gfal2TransferStatusReport(TransferStatusReport):
         self._item = item or {}
         # Every field stays empty until the copy has finished: Rucio treats any non-empty
         # field as a state change to record.
-        self.external_id = None
-        self.source_rse_id = None
-        self.state = None
-        self.err_msg = None
-        self.started_at = None
-        self.transferred_at = None
+        self.external_id: str | None = None
+        self.source_rse_id: str | None = None
+        self.state: RequestState | None = None
+        self.err_msg: str | None = None
+        self.started_at: datetime | None = None
+        self.transferred_at: datetime | None = None
 
     def __str__(self) -> str:
         return (
@@ -94,7 +95,7 @@ class Gfal2TransferStatusReport(TransferStatusReport):
         }
 
 
-class Gfal2Transfertool(Transfertool):
+class Gfal2Transfertool(Transfertool):  # type: ignore[misc]
     """Third-party copies run by gfal2 on the Rucio host (root:// and davs://)."""
 
     external_name = "gfal2"
