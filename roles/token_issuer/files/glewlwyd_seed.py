@@ -160,6 +160,13 @@ def secret_matches(stored: str | None, secret: str) -> bool:
     return pbkdf2_hash(secret, salt, int(iterations)) == stored
 
 
+def checked_user_scope(scope: str) -> str:
+    """A scope users are given, once `{user}` is put in: an OAuth2 scope."""
+    if not SCOPE.fullmatch(scope):
+        raise ValueError(f"user_scopes: {scope!r} is not an OAuth2 scope")
+    return scope
+
+
 def api_key(path: Path = API_KEY_FILE) -> str:
     """The administration API's key, made once (mode 0600, root)."""
     if not path.exists():
@@ -298,9 +305,7 @@ class Seeder:
 
     def user_scopes(self, scopes: list[str]) -> None:
         for scope in scopes:
-            if not SCOPE.fullmatch(scope):
-                raise ValueError(f"user_scopes: {scope!r} is not an OAuth2 scope")
-            self.scope(scope, for_users=True)
+            self.scope(checked_user_scope(scope), for_users=True)
 
     def subjects(self, usernames: list[str]) -> None:
         """Each user's public subject is its uid; one glewlwyd made up before is replaced."""
@@ -503,9 +508,7 @@ class IssuerApi:
 
     def user_scope(self, name: str) -> bool:
         """The scope known, given only after the user's password; whether it was added."""
-        if not SCOPE.fullmatch(name):
-            raise ValueError(f"user_scopes: {name!r} is not an OAuth2 scope")
-        path = "/scope/" + urllib.parse.quote(name, safe="")
+        path = "/scope/" + urllib.parse.quote(checked_user_scope(name), safe="")
         status, text = self.call("GET", path)
         if status == 200 and json.loads(text).get("password_required") is True:
             return False
@@ -529,10 +532,11 @@ def admin_api(seed: dict[str, Any], key: str) -> IssuerApi:
 
 
 def register_user_scopes(scopes: list[str]) -> int:
-    """Only make glewlwyd know these scopes, as scopes users are given (through its API)."""
-    api = admin_api(json.loads(SEED_FILE.read_text()), api_key())
+    """Only make glewlwyd know these scopes, as scopes users are given (through its API,
+    with the key the seed made: this never makes one)."""
     added = []
     try:
+        api = admin_api(json.loads(SEED_FILE.read_text()), API_KEY_FILE.read_text().strip())
         for scope in scopes:
             if api.user_scope(scope):
                 added.append(f"scope {scope} for users")
