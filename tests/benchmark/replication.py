@@ -206,6 +206,14 @@ def raw_figure(
     return Figure(end - start, len(sources), size)
 
 
+def settle(instance: str) -> None:
+    """Write what the last step left in memory to disk before the next is timed: the kernel
+    writing gigabytes back while a copy runs would be timed with whichever copy came next."""
+    proc = podman.exec_(f"{instance}-site1", "sync", timeout=RULE_TIMEOUT_S)
+    if proc.returncode != 0:
+        sys.exit(f"sync on {instance}-site1: {proc.stderr[-1000:]}")
+
+
 def dataset(spec: str) -> tuple[int, int]:
     count, size = spec.lower().split("x")
     return int(count), int(size)
@@ -239,7 +247,9 @@ def main() -> None:
             total = sum(size + index for index in range(count))  # the probe's file sizes
             replicas = rucio("replicas", made["did"]).values()
             sources = [https_url(r["replicas"]["SITE1"], port) for r in replicas]
+            settle(args.instance)
             raw = raw_figure(args.instance, tokens, sources, total, port, ca_file)
+            settle(args.instance)
             since = time.time()
             ruled, seen, rule = rule_figure(args.instance, rucio, made["did"], count, total)
             split = rule_split(args.instance, rule, since)
