@@ -35,7 +35,7 @@ from testbeds.targets.kubernetes.program.scope import (
     in_namespace_of,
     namespace_selector,
 )
-from testbeds.templating import render_role_template
+from testbeds.templating import render_role_template, role_default
 
 FTS3_REST, FTS3_MONITORING = 8446, 8449
 XROOTD_PORTS = {"root": 1094, "https": 8443}
@@ -267,7 +267,8 @@ def xrootd_config(node: str, namespace: str, issuer: str) -> dict[str, pulumi.In
         "xrootd_root_port": XROOTD_PORTS["root"],
         "xrootd_https_port": XROOTD_PORTS["https"],
         "xrootd_directory_mode": "",
-        "xrootd_checksum": "adler32",
+        "xrootd_checksum": role_default("xrootd", "xrootd_checksum"),
+        "xrootd_checksum_max": role_default("xrootd", "xrootd_checksum_max"),
         "xrootd_token_issuer": issuer,
         "xrootd_token_issuer_url": issuer,
         "xrootd_token_audience": f"https://{node}.{namespace}.svc:{XROOTD_PORTS['https']}",
