@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -262,10 +263,20 @@ def _stop_leftovers(inventory: str, grace_s: float = 3.0) -> int:
     return len(found)
 
 
+def _search_path() -> str:
+    """PATH with the folder of the Python running `testbed` first: its virtual environment's
+    ansible-playbook runs even when nobody activated the environment (a `testbed` run by
+    its path, a broker it started)."""
+    scripts = str(Path(sys.executable).parent)
+    rest = [d for d in os.environ.get("PATH", os.defpath).split(os.pathsep) if d != scripts]
+    return os.pathsep.join([scripts, *rest])
+
+
 def ansible_environment(private_dir: Path, forks: int) -> dict[str, str]:
     """The repository's ansible.cfg (what a hand-run uses too), plus what belongs to this
     run: the project's roles (TESTBED_HOME may move them), forks, the instance's own fact
-    cache and temporary folder, plain output for the event parser, Mitogen's strategy."""
+    cache and temporary folder, plain output for the event parser, Mitogen's strategy, and
+    the running Python's scripts folder first on PATH."""
     return {
         "ANSIBLE_CONFIG": str(paths.ANSIBLE_CONFIG),
         "ANSIBLE_ROLES_PATH": str(paths.roles_dir()),
@@ -275,6 +286,7 @@ def ansible_environment(private_dir: Path, forks: int) -> dict[str, str]:
         "ANSIBLE_FACT_CACHING_TIMEOUT": "600",
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_LOCAL_TEMP": str(private_dir / "tmp"),
+        "PATH": _search_path(),
         **_strategy_env(),
     }
 

@@ -9,13 +9,16 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 import yaml
 from packaging.specifiers import SpecifierSet
 
 from testbeds import paths
-from testbeds.runner import ansible_environment
+from testbeds.runner import ansible_environment, run_playbook
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -48,6 +51,34 @@ def test_testbed_adds_only_per_run_values(tmp_path: Path) -> None:
     assert env["ANSIBLE_CONFIG"] == str(paths.ANSIBLE_CONFIG)
     in_cfg = {f"ANSIBLE_{key.upper()}" for key in cfg_settings()}
     assert in_cfg & set(env) == {"ANSIBLE_ROLES_PATH"}  # TESTBED_HOME may move the roles
+
+
+def test_a_run_uses_the_environments_ansible_when_nobody_activated_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`testbed` run by its path, or the elastic broker it starts, may have a PATH without
+    its virtual environment: the run still finds that environment's ansible-playbook."""
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert ansible_environment(tmp_path, forks=1)["PATH"].split(os.pathsep)[:3] == [
+        str(Path(sys.executable).parent),
+        "/usr/bin",
+        "/bin",
+    ]
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(
+        yaml.safe_dump(
+            {
+                "all": {
+                    "hosts": {"localhost": {"ansible_connection": "local"}},
+                    "vars": {"ansible_python_interpreter": sys.executable},
+                }
+            }
+        )
+    )
+    play = [{"hosts": "all", "gather_facts": False, "tasks": [{"ansible.builtin.ping": {}}]}]
+    (tmp_path / "play.yml").write_text(yaml.safe_dump(play))
+    result = run_playbook(tmp_path / "play.yml", [str(inventory)], tmp_path / "runner", 1)
+    assert result.ok, (result.status, result.artifacts)
 
 
 def test_requirements_pin_the_collections_the_roles_use() -> None:
