@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 import yaml
 from packaging.specifiers import SpecifierSet
 

@@ -86,3 +86,48 @@ def test_packages_and_secrets_have_one_way_each() -> None:
         assert "ansible.builtin.password" not in text, path
         if "tasks" in path.parts:
             assert "lock_timeout" not in text, path
+
+
+SERVICE_MODULE = "ansible.builtin.systemd_service"
+
+
+def restarted_units(role: str) -> dict[str, str]:
+    """The unit each of the role's restart handlers restarts, by every name it answers to
+    (its name and its `listen` topics)."""
+    path = REPO / "roles" / role / "handlers" / "main.yml"
+    handlers = (yaml.safe_load(path.read_text()) or []) if path.is_file() else []
+    units = {}
+    for handler in handlers:
+        args = handler.get(SERVICE_MODULE) or {}
+        if args.get("state") != "restarted":
+            continue
+        listen = handler.get("listen", [])
+        for topic in [handler["name"], *([listen] if isinstance(listen, str) else listen)]:
+            units[topic] = args["name"]
+    return units
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_a_service_is_started_after_the_handlers_that_restart_it(role: str) -> None:
+    """A step that starts a unit comes after the role's handlers were flushed, where a handler
+    restarting that unit may be pending: on a first run the restart then starts the service
+    once, with its final configuration, instead of a start and then a restart."""
+    restarts = restarted_units(role)
+    pending: set[str] = set()
+    for file, task, _ in leaf_tasks(role):
+        if task.get("ansible.builtin.meta") == "flush_handlers":
+            pending.clear()
+            continue
+        notify = task.get("notify", [])
+        pending |= {
+            restarts[topic]
+            for topic in ([notify] if isinstance(notify, str) else notify)
+            if topic in restarts
+        }
+        args = task.get(SERVICE_MODULE) or {}
+        # A looped start names its units through the loop's item: not matched here.
+        if args.get("state") == "started" and "loop" not in task:
+            assert args["name"] not in pending, (
+                f"{role}/{file}: {task.get('name')!r} starts {args['name']} while a handler "
+                "restarting it may be pending: flush the handlers first"
+            )
