@@ -24,3 +24,14 @@ def test_time_zone_is_utc(host):
 @pytest.mark.parametrize("package", ["curl", "ca-certificates", "tzdata"])
 def test_base_package_installed(host, package):
     assert host.package(package).is_installed
+
+
+@pytest.mark.nodes("common")
+def test_trusts_each_authority_once(host):
+    """The node's bundle holds no authority twice (a site's extra authorities are added only
+    where the distribution lacks them): each TLS client that loads the bundle reads it all."""
+    bundle = host.file("/etc/ssl/certs/ca-certificates.crt").content_string
+    bodies = ["".join(pem.split()) for pem in bundle.split("-----END CERTIFICATE-----")[:-1]]
+    assert bodies, "the node trusts no authority"
+    repeated = len(bodies) - len(set(bodies))
+    assert repeated == 0, f"{repeated} of {len(bodies)} authorities are in the bundle twice"
