@@ -30,6 +30,9 @@ SHARED_LANES = {
     "composition": "pipelines",
 }
 PER_MODULE_SUITES = frozenset({"hpc_services"})
+# Modules of a shared suite that share nothing with it: the composition's data-to-HPC checks
+# push nothing to the pipelines' repository (Rucio rules and Slurm jobs: with the data).
+MODULE_LANES = {("composition", "test_data_to_hpc"): "data"}
 
 
 def lane(item: pytest.Item) -> str:
@@ -41,7 +44,8 @@ def lane(item: pytest.Item) -> str:
     suite = item.path.parent.name
     if suite in PER_MODULE_SUITES:
         return f"testbed-{suite}-{item.path.stem}"
-    return f"testbed-{SHARED_LANES.get(suite, suite)}"
+    shared = MODULE_LANES.get((suite, item.path.stem)) or SHARED_LANES.get(suite, suite)
+    return f"testbed-{shared}"
 
 
 def report_key(nodeid: str) -> tuple[str, str]:

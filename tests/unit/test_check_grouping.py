@@ -69,7 +69,8 @@ def test_testbed_wide_checks_share_one_worker_and_keep_their_names(tmp_path: Pat
 
 def test_lanes_keep_shared_state_together_and_let_workloads_overlap() -> None:
     """Checks sharing state stay in one lane (the data suites; the pipelines and the
-    composition's scenarios, which push to one repository); each hpc_services module, a
+    composition's scenarios, which push to one repository; the composition's data-to-HPC
+    checks, which push nothing, go with the data); each hpc_services module, a
     workload of its own on the cluster, gets a lane; other suites one each."""
     from types import SimpleNamespace
 
@@ -81,6 +82,7 @@ def test_lanes_keep_shared_state_together_and_let_workloads_overlap() -> None:
     assert lane("tokens/test_a.py") == lane("storage_endpoints/test_b.py")
     assert lane("tokens/test_a.py") == lane("data_management/test_c.py")
     assert lane("pipelines/test_pipeline.py") == lane("composition/test_scenario.py")
+    assert lane("composition/test_data_to_hpc.py") == lane("data_management/test_c.py")
     assert lane("hpc_services/test_analysis.py") != lane("hpc_services/test_jupyterhub.py")
     assert lane("identity/test_directory.py") != lane("slurm_core/test_slurm.py")
     assert lane("pipelines/test_pipeline.py") != lane("tokens/test_a.py")
