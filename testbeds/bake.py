@@ -16,6 +16,7 @@ none a container still runs from), so stale bakes do not fill the disk.
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import replace
 
@@ -25,7 +26,7 @@ from testbeds.instance import Instance
 from testbeds.locks import instance_lock
 from testbeds.model.plan import Plan
 from testbeds.nodes import ProvisionedNode
-from testbeds.progress import say
+from testbeds.progress import heartbeat, say
 from testbeds.state import RESERVED_PREFIX, StateDir, Timings
 from testbeds.targets import get_target
 from testbeds.targets.base import Target
@@ -179,16 +180,27 @@ def _build(
             raise DeployError(f"baking {plan.name} failed:\n  {details}")
         # One commit per group, side by side: each writes its own layer, mostly waiting on
         # the disk (one after another they took 89 s for hpc-access's four groups).
+        started = time.monotonic()
+        committed: list[str] = []
+
+        def committing() -> str:
+            return (
+                f"committing the images: {len(committed)} of {len(instance.nodes)} done "
+                f"({time.monotonic() - started:.0f}s so far)"
+            )
+
         with (
             timings.phase("commit"),
+            heartbeat(committing),
             ThreadPoolExecutor(max_workers=min(COMMITS_AT_ONCE, len(instance.nodes))) as pool,
         ):
-            commits = [
-                pool.submit(_commit, plan.name, node, missing[node.group])
+            commits = {
+                pool.submit(_commit, plan.name, node, missing[node.group]): node.group
                 for node in instance.nodes
-            ]
+            }
             for done in as_completed(commits):
                 done.result()
+                committed.append(commits[done])
     finally:
         target.destroy(builder.instance)
         instance.state.remove()
