@@ -19,7 +19,7 @@ from tests.e2e.elastic_faults import broker_processes
 from tests.e2e.live import LiveTestbed, bring_up, run_cli
 
 # How many checks each testbed's verify runs on the local target: all must run and pass.
-CHECKS = {"research-infrastructure": 324}
+CHECKS = {"research-infrastructure": 338}
 
 
 class Lifecycle:
