@@ -17,7 +17,7 @@ none a container still runs from), so stale bakes do not fill the disk.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import replace
 
 from testbeds.definition_playbook import run_definition_playbook
@@ -181,11 +181,12 @@ def _build(
         # One commit per group, side by side: each writes its own layer, mostly waiting on
         # the disk (one after another they took 89 s for hpc-access's four groups).
         started = time.monotonic()
-        committed: list[str] = []
+        commits: list[Future[None]] = []
 
         def committing() -> str:
+            done = sum(commit.done() for commit in commits)
             return (
-                f"committing the images: {len(committed)} of {len(instance.nodes)} done "
+                f"committing the images: {done} of {len(instance.nodes)} done "
                 f"({time.monotonic() - started:.0f}s so far)"
             )
 
@@ -194,13 +195,12 @@ def _build(
             heartbeat(committing),
             ThreadPoolExecutor(max_workers=min(COMMITS_AT_ONCE, len(instance.nodes))) as pool,
         ):
-            commits = {
-                pool.submit(_commit, plan.name, node, missing[node.group]): node.group
+            commits += [
+                pool.submit(_commit, plan.name, node, missing[node.group])
                 for node in instance.nodes
-            }
+            ]
             for done in as_completed(commits):
                 done.result()
-                committed.append(commits[done])
     finally:
         target.destroy(builder.instance)
         instance.state.remove()

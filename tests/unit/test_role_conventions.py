@@ -24,9 +24,13 @@ SECRET = re.compile(r"testbed_secret|lookup\(|no_log")
 INCLUDES = ("ansible.builtin.import_tasks", "ansible.builtin.include_tasks")
 
 
+def names(value: str | list[str]) -> list[str]:
+    """A task keyword that takes one name or a list of them (tags, notify, listen)."""
+    return [value] if isinstance(value, str) else list(value)
+
+
 def tags_of(task: dict[str, Any]) -> set[str]:
-    tags = task.get("tags", [])
-    return {tags} if isinstance(tags, str) else set(tags)
+    return set(names(task.get("tags", [])))
 
 
 def leaf_tasks(
@@ -101,8 +105,7 @@ def restarted_units(role: str) -> dict[str, str]:
         args = handler.get(SERVICE_MODULE) or {}
         if args.get("state") != "restarted":
             continue
-        listen = handler.get("listen", [])
-        for topic in [handler["name"], *([listen] if isinstance(listen, str) else listen)]:
+        for topic in [handler["name"], *names(handler.get("listen", []))]:
             units[topic] = args["name"]
     return units
 
@@ -118,12 +121,7 @@ def test_a_service_is_started_after_the_handlers_that_restart_it(role: str) -> N
         if task.get("ansible.builtin.meta") == "flush_handlers":
             pending.clear()
             continue
-        notify = task.get("notify", [])
-        pending |= {
-            restarts[topic]
-            for topic in ([notify] if isinstance(notify, str) else notify)
-            if topic in restarts
-        }
+        pending |= {restarts[t] for t in names(task.get("notify", [])) if t in restarts}
         args = task.get(SERVICE_MODULE) or {}
         # A looped start names its units through the loop's item: not matched here.
         if args.get("state") == "started" and "loop" not in task:
