@@ -25,12 +25,13 @@ from testbeds.errors import DeployError, PreflightError
 from testbeds.instance import Instance
 from testbeds.locks import instance_lock
 from testbeds.model.plan import Plan
+from testbeds.model.provenance import with_dependencies
 from testbeds.nodes import ProvisionedNode
 from testbeds.progress import heartbeat, say
 from testbeds.state import RESERVED_PREFIX, StateDir, Timings
 from testbeds.targets import get_target
 from testbeds.targets.base import Target
-from testbeds.targets.local import podman
+from testbeds.targets.local import podman, shared_content
 from testbeds.targets.local.baked import BAKE_STEPS, baked_image_ref, baked_roles
 from testbeds.targets.local.names import container_name, network_name
 from testbeds.targets.local.target import base_image
@@ -141,43 +142,87 @@ def bake(
         if groups is None or g.name in groups
     }
     missing = {g: ref for g, ref in wanted.items() if not podman.image_exists(ref)}
-    if not missing:
+    # A bake of some groups only (an elastic group's, beside an `up`) leaves the shared
+    # content alone: nodes being created may be mounting it.
+    contents = shared_content.shared_contents(plan, base) if groups is None else ()
+    missing_contents = [c for c in contents if not podman.image_exists(c.image)]
+    made = {**wanted, **{f"shared {c.variable}": c.image for c in contents}}
+    if not missing and not missing_contents:
         say(f"every node group of {plan.name} has a baked image already")
-        return wanted
-    # One node of each group, as a plain node (an elastic group may have none always up).
+        return made
+    # One node of each group, as a plain node (an elastic group may have none always up),
+    # and one of a group with each role whose shared content is missing.
     every_node = (*plan.nodes, *plan.elastic_nodes)
+    build_groups = list(missing)
+    for role in sorted({c.role for c in missing_contents}):
+        if not any(role in _group_roles(plan, g) for g in build_groups):
+            build_groups.append(
+                next(
+                    g.name
+                    for g in plan.definition.node_groups
+                    if role in _group_roles(plan, g.name)
+                )
+            )
     builder = replace(
         plan,
         instance=builder_instance(plan),
         nodes=tuple(
             replace(next(n for n in every_node if n.group == group), elastic=False)
-            for group in missing
+            for group in build_groups
         ),
         elastic_nodes=(),
     )
     with instance_lock(builder.instance, command, reserved_ok=True):
         target.preflight(builder)
         refuse_existing_builder(builder)
-        _build(target, plan, builder, missing, verbose)
-    return wanted
+        _build(target, plan, builder, missing, missing_contents, verbose)
+    return made
+
+
+def _group_roles(plan: Plan, group: str) -> frozenset[str]:
+    node_group = next(g for g in plan.definition.node_groups if g.name == group)
+    return frozenset(with_dependencies(set(node_group.roles)))
 
 
 def _build(
-    target: Target, plan: Plan, builder: Plan, missing: dict[str, str], verbose: bool
+    target: Target,
+    plan: Plan,
+    builder: Plan,
+    missing: dict[str, str],
+    missing_contents: list[shared_content.SharedContent],
+    verbose: bool,
 ) -> None:
     instance = Instance(builder, StateDir(builder.instance, reserved_ok=True), target)
     timings = Timings()
     try:
         instance.write_record(bake=True)
-        say(f"baking {len(missing)} group image(s) of {plan.name}: {', '.join(sorted(missing))}")
+        say(
+            f"baking {len(missing)} group image(s) of {plan.name}: "
+            f"{', '.join(sorted(missing)) or 'none'}"
+            + "".join(f"; shared {c.path}" for c in missing_contents)
+        )
         with timings.phase("provision"):
             instance.nodes = target.provision(builder, instance.state)
         instance.write_inventory({"testbed_baking": True})
+        shared_tags = sorted({f"{c.role}_shared" for c in missing_contents})
         with timings.phase("install"):
-            result = run_definition_playbook(instance, verbose, bake_tags(builder))
+            result = run_definition_playbook(instance, verbose, bake_tags(builder) + shared_tags)
         if not result.ok:
             details = "\n  ".join(result.failures) or f"see {result.artifacts}"
             raise DeployError(f"baking {plan.name} failed:\n  {details}")
+        if missing_contents:
+            exporting_since = time.monotonic()
+            with (
+                timings.phase("shared content"),
+                heartbeat(
+                    lambda: (
+                        "baking the shared content "
+                        f"({time.monotonic() - exporting_since:.0f}s so far)"
+                    )
+                ),
+            ):
+                for content in missing_contents:
+                    shared_content.export(instance.nodes[0].container, content)
         # One commit per group, side by side: each writes its own layer, mostly waiting on
         # the disk (one after another they took 89 s for hpc-access's four groups).
         started = time.monotonic()
@@ -186,18 +231,19 @@ def _build(
         def committing() -> str:
             done = sum(commit.done() for commit in commits)
             return (
-                f"committing the images: {done} of {len(instance.nodes)} done "
+                f"committing the images: {done} of {len(missing)} done "
                 f"({time.monotonic() - started:.0f}s so far)"
             )
 
         with (
             timings.phase("commit"),
             heartbeat(committing),
-            ThreadPoolExecutor(max_workers=min(COMMITS_AT_ONCE, len(instance.nodes))) as pool,
+            ThreadPoolExecutor(max_workers=max(1, min(COMMITS_AT_ONCE, len(missing)))) as pool,
         ):
             commits += [
                 pool.submit(_commit, plan.name, node, missing[node.group])
                 for node in instance.nodes
+                if node.group in missing
             ]
             for done in as_completed(commits):
                 done.result()

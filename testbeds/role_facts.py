@@ -37,6 +37,11 @@ class RoleFacts(BaseModel):
     baked: bool = True
     # The directory and token issuer: one of each for every testbed composed together.
     identity_layer: bool = False
+    # Variables naming folders on a shared filesystem that the role's `<role>_shared` step
+    # fills with what no instance makes its own (an installed environment, a generated
+    # dataset): the local target bakes each into a read-only image (see
+    # `targets.local.shared_content`).
+    baked_shared: tuple[str, ...] = ()
 
 
 @cache

@@ -22,6 +22,11 @@ ROLES = sorted(p.name for p in (REPO / "roles").iterdir() if (p / "tasks" / "mai
 # the task's values from the log.
 SECRET = re.compile(r"testbed_secret|lookup\(|no_log")
 INCLUDES = ("ansible.builtin.import_tasks", "ansible.builtin.include_tasks")
+# Reading the other nodes of the inventory.
+INVENTORY = re.compile(r"groups\[|hostvars|play_hosts")
+# Whether this node is in a group: its own roles, the same in every bake of its group.
+GROUP = r"groups\['[a-z_]+'\](?:\s*\|\s*default\(\[\]\))?"
+OWN_GROUPS = re.compile(rf"inventory_hostname in {GROUP}(?:\s*\+\s*{GROUP})*")
 
 
 def names(value: str | list[str]) -> list[str]:
@@ -80,6 +85,50 @@ def test_every_task_carries_a_step_tag_and_no_baked_step_touches_a_secret(role: 
         assert tags & steps, f"{name} has none of {sorted(steps)}"
         if tags & baked:
             assert not SECRET.search(yaml.safe_dump(task)), f"{name}: a baked step reads a secret"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_what_a_bake_installs_does_not_depend_on_the_other_nodes(role: str) -> None:
+    """A bake builds some node groups' images at a time, so its inventory lacks the other
+    groups: an install step that read them (directly or through one of the role's
+    defaults) would bake a different image than a bake of every group."""
+    defaults = yaml.safe_load((REPO / "roles" / role / "defaults" / "main.yml").read_text())
+    from_inventory = {
+        name
+        for name, value in (defaults or {}).items()
+        if INVENTORY.search(OWN_GROUPS.sub("", str(value)))
+    }
+    for file, task, tags in leaf_tasks(role):
+        if f"{role}_install" not in tags:
+            continue
+        text = OWN_GROUPS.sub("", yaml.safe_dump(task))
+        read = {name for name in from_inventory if re.search(rf"\b{name}\b", text)}
+        assert not INVENTORY.search(text) and not read, (
+            f"{role}/{file}: {task.get('name')} reads the inventory's groups {sorted(read)}"
+        )
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_baked_shared_content_has_its_own_step_that_up_runs_too(role: str) -> None:
+    """A role's `baked_shared` folders are written by its `<role>_shared` step, which every
+    `up` runs too (as part of configure: it skips where a bake's image is mounted), which
+    places no secret (the image is shared by every instance), and whose paths are the
+    role's own variables."""
+    folder = REPO / "roles" / role
+    facts = yaml.safe_load((folder / "meta" / "testbed.yml").read_text()) or {}
+    variables = facts.get("baked_shared") or []
+    shared = [(f, t) for f, t, tags in leaf_tasks(role) if f"{role}_shared" in tags]
+    if not variables:
+        assert not shared, f"{role}: a {role}_shared step without baked_shared folders"
+        return
+    defaults = yaml.safe_load((folder / "defaults" / "main.yml").read_text()) or {}
+    assert set(variables) <= set(defaults), "baked_shared names a variable the role lacks"
+    assert shared, f"{role} names baked_shared folders but has no {role}_shared step"
+    for file, task, tags in leaf_tasks(role):
+        if f"{role}_shared" in tags:
+            name = f"{role}/{file}: {task.get('name')}"
+            assert f"{role}_configure" in tags, f"{name}: `up` would not run it"
+            assert not re.search(r"testbed_secret|no_log", yaml.safe_dump(task)), name
 
 
 def test_packages_and_secrets_have_one_way_each() -> None:

@@ -18,6 +18,7 @@ from testbeds.progress import say
 from testbeds.targets.local import podman
 from testbeds.targets.local.baked import baked_image_ref
 from testbeds.targets.local.image import image_ref
+from testbeds.targets.local.shared_content import shared_contents
 from testbeds.targets.local.target import local_site
 
 # host[:port][/path]: a name or IPv4 address or [IPv6], an optional port, an optional
@@ -57,10 +58,13 @@ class Registry:
 
 
 def baked_refs(plan: Plan) -> dict[str, str]:
-    """Each node group's baked image tag for this plan (the base image is named, not built)."""
+    """Each node group's baked image tag for this plan, and each of its baked shared
+    contents' (the base image is named, not built)."""
     site = local_site(plan)
     base = image_ref(site.debian_mirror, site.debian_suite)
-    return {g.name: baked_image_ref(plan, g.name, base) for g in plan.definition.node_groups}
+    groups = {g.name: baked_image_ref(plan, g.name, base) for g in plan.definition.node_groups}
+    contents = {f"shared {c.variable}": c.image for c in shared_contents(plan, base)}
+    return groups | contents
 
 
 def push(registry: Registry, images: dict[str, str]) -> dict[str, str]:

@@ -17,7 +17,7 @@ from testbeds.sshconfig import Login, write_ssh_config
 from testbeds.sshkeys import ensure_client_key, ssh_args, write_known_hosts
 from testbeds.state import StateDir
 from testbeds.targets.base import NodeStatus, NodeTarget
-from testbeds.targets.local import podman
+from testbeds.targets.local import podman, shared_content
 from testbeds.targets.local.baked import BAKED_REPOSITORY, baked_image_ref
 from testbeds.targets.local.broker_service import (
     BROKER_MOUNT,
@@ -244,15 +244,17 @@ class LocalTarget(NodeTarget):
         podman.run(*args, net)
 
     def _ensure_volumes(self, plan: Plan) -> list[str]:
-        """One labelled volume per shared filesystem; returns podman --volume specs."""
+        """One labelled volume per shared filesystem, and on them, read-only, the baked
+        shared content that exists (`shared_content`); returns the podman arguments that
+        mount them all."""
         existing = set(podman.volumes(instance_label(plan.instance)))
-        specs = []
+        args = []
         for fs in plan.definition.shared_filesystems:
             name = volume_name(plan.instance, fs.path)
             if name not in existing:
                 podman.run("volume", "create", "--label", instance_label(plan.instance), name)
-            specs.append(f"{name}:{fs.path}")
-        return specs
+            args += ["--volume", f"{name}:{fs.path}"]
+        return args + shared_content.mount_args(plan, base_image(plan))
 
     def _ensure_node(
         self,
@@ -284,7 +286,7 @@ class LocalTarget(NodeTarget):
                     *options.args(),
                     "--volume",
                     f"{public_key}:/root/.ssh/authorized_keys:ro",
-                    *(arg for spec in volumes for arg in ("--volume", spec)),
+                    *volumes,
                     *self._broker_mount(plan, node),
                     # Emulated GPUs are device nodes made with mknod (they cannot be opened).
                     *(["--cap-add=MKNOD"] if node.traits.gpus else []),
