@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -37,11 +39,16 @@ def render_role_template(role: str, template: str, **variables: object) -> str:
     )
 
 
+@functools.cache
+def _role_defaults(defaults_file: Path) -> dict[str, Any]:
+    return dict(yaml.safe_load(defaults_file.read_text()) or {})
+
+
 def role_default(role: str, name: str) -> Any:
     """A plain value of `roles/<role>/defaults/main.yml`, for a cloud program that renders the
-    role's templates without Ansible (a default that is itself a template is refused)."""
-    defaults = yaml.safe_load((paths.roles_dir() / role / "defaults" / "main.yml").read_text())
-    value = defaults[name]
+    role's templates without Ansible (a default that is itself a template is refused). Each
+    file is read once (a program asks for many values)."""
+    value = _role_defaults(paths.roles_dir() / role / "defaults" / "main.yml")[name]
     if isinstance(value, str) and "{{" in value:
         raise ValueError(f"{role}'s default {name} is a template: give it a value")
     return value

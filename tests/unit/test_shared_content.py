@@ -15,6 +15,7 @@ from testbeds.errors import DeployError
 from testbeds.model.plan import resolve
 from testbeds.role_facts import role_facts
 from testbeds.targets.local import podman, shared_content
+from testbeds.targets.local.baked_registry import baked_refs
 from testbeds.targets.local.shared_content import SharedContent, shared_contents
 
 BASE = "localhost/wp5-testbeds-base:0123456789abcdef"
@@ -135,3 +136,14 @@ def test_an_export_that_fails_leaves_no_image(
         "localhost/c-x:1"
     ]
     assert ("rmi --force localhost/c-x:1" in calls) == bool(tar_status)
+
+
+def test_baked_content_travels_with_the_group_images() -> None:
+    """`bake --push` and `up --baked-from` move the same tags: the groups' and the content's
+    (computed from the base image's name, nothing built)."""
+    refs = baked_refs(resolve("hpc-access"))
+    groups = {g.name for g in resolve("hpc-access").definition.node_groups}
+    assert refs.keys() == groups | {"shared analysis_prefix", "shared analysis_sample_dataset_dir"}
+    assert refs["shared analysis_prefix"].startswith(
+        "localhost/wp5-testbeds-baked-hpc-access-content.analysis-prefix:"
+    )
