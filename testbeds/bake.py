@@ -26,6 +26,7 @@ from testbeds.instance import Instance
 from testbeds.locks import instance_lock
 from testbeds.model.plan import Plan
 from testbeds.model.provenance import with_dependencies
+from testbeds.model.schema import NodeGroup
 from testbeds.nodes import ProvisionedNode
 from testbeds.progress import heartbeat, say
 from testbeds.state import RESERVED_PREFIX, StateDir, Timings
@@ -146,7 +147,7 @@ def bake(
     # content alone: nodes being created may be mounting it.
     contents = shared_content.shared_contents(plan, base) if groups is None else ()
     missing_contents = [c for c in contents if not podman.image_exists(c.image)]
-    made = {**wanted, **{f"shared {c.variable}": c.image for c in contents}}
+    made = {**wanted, **{c.listing_name: c.image for c in contents}}
     if not missing and not missing_contents:
         say(f"every node group of {plan.name} has a baked image already")
         return made
@@ -155,14 +156,9 @@ def bake(
     every_node = (*plan.nodes, *plan.elastic_nodes)
     build_groups = list(missing)
     for role in sorted({c.role for c in missing_contents}):
-        if not any(role in _group_roles(plan, g) for g in build_groups):
-            build_groups.append(
-                next(
-                    g.name
-                    for g in plan.definition.node_groups
-                    if role in _group_roles(plan, g.name)
-                )
-            )
+        holders = [g.name for g in plan.definition.node_groups if role in _roles_of(g)]
+        if not set(holders) & set(build_groups):
+            build_groups.append(holders[0])
     builder = replace(
         plan,
         instance=builder_instance(plan),
@@ -179,9 +175,9 @@ def bake(
     return made
 
 
-def _group_roles(plan: Plan, group: str) -> frozenset[str]:
-    node_group = next(g for g in plan.definition.node_groups if g.name == group)
-    return frozenset(with_dependencies(set(node_group.roles)))
+def _roles_of(node_group: NodeGroup) -> set[str]:
+    """The group's roles and those they pull in (whose steps run on its nodes too)."""
+    return with_dependencies(set(node_group.roles))
 
 
 def _build(

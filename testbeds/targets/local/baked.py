@@ -41,6 +41,26 @@ def install_tags(roles: Iterable[str]) -> list[str]:
     return sorted(f"{role}_install" for role in baked_roles(roles))
 
 
+def role_digests(roles: Iterable[str]) -> dict[str, str]:
+    """The digest of every file of these roles and of the roles they depend on."""
+    return {r: tree_digest(paths.roles_dir() / r) for r in sorted(with_dependencies(set(roles)))}
+
+
+def site_digests(plan: Plan) -> dict[str, str]:
+    """The digest of the common and the plan's site inventories (package lists live there)."""
+    inventories = paths.inventories_dir()
+    return {
+        s: tree_digest(inventories / s)
+        for s in ("common", plan.site.name)
+        if (inventories / s).is_dir()
+    }
+
+
+def cache_key(inputs: dict[str, object]) -> str:
+    """The tag of an image made from these inputs: any change to them gives a new one."""
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def baked_image_ref(plan: Plan, group: str, base_image: str) -> str:
     """The tag of the group's baked image for this plan, whether or not it exists.
 
@@ -49,23 +69,16 @@ def baked_image_ref(plan: Plan, group: str, base_image: str) -> str:
     (package lists live there and in role defaults), the definition's values and the
     group's plays."""
     node_group = next(g for g in plan.definition.node_groups if g.name == group)
-    inventories = paths.inventories_dir()
-    inputs = {
-        "base": base_image,
-        # The roles their meta pulls in too (slurm_compute's slurm): their install steps run.
-        "roles": {
-            r: tree_digest(paths.roles_dir() / r)
-            for r in sorted(with_dependencies(set(node_group.roles)))
-        },
-        "sites": {
-            s: tree_digest(inventories / s)
-            for s in ("common", plan.site.name)
-            if (inventories / s).is_dir()
-        },
-        "values": plan.definition.vars,
-        "plays": [(play.name, play.role) for play in plays() if play.role in node_group.roles],
-        "steps": BAKE_STEPS,
-        "format": 2,  # 2: the dependencies' install steps are baked too
-    }
-    key = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
-    return f"{BAKED_REPOSITORY}-{plan.name}-{group}:{key[:16]}"
+    key = cache_key(
+        {
+            "base": base_image,
+            # The roles their meta pulls in too (slurm_compute's slurm): their install steps run.
+            "roles": role_digests(node_group.roles),
+            "sites": site_digests(plan),
+            "values": plan.definition.vars,
+            "plays": [(play.name, play.role) for play in plays() if play.role in node_group.roles],
+            "steps": BAKE_STEPS,
+            "format": 2,  # 2: the dependencies' install steps are baked too
+        }
+    )
+    return f"{BAKED_REPOSITORY}-{plan.name}-{group}:{key}"

@@ -63,7 +63,7 @@ def baked_refs(plan: Plan) -> dict[str, str]:
     site = local_site(plan)
     base = image_ref(site.debian_mirror, site.debian_suite)
     groups = {g.name: baked_image_ref(plan, g.name, base) for g in plan.definition.node_groups}
-    contents = {f"shared {c.variable}": c.image for c in shared_contents(plan, base)}
+    contents = {c.listing_name: c.image for c in shared_contents(plan, base)}
     return groups | contents
 
 

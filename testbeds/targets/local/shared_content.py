@@ -18,23 +18,24 @@ not baked: the role writes it where the site put it, as on the other targets."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from testbeds import paths
-from testbeds.digests import tree_digest
 from testbeds.errors import DeployError
 from testbeds.model.plan import Plan
 from testbeds.model.provenance import resolved_values, with_dependencies
 from testbeds.progress import say
 from testbeds.role_facts import role_facts
 from testbeds.targets.local import podman
-from testbeds.targets.local.baked import BAKED_REPOSITORY
+from testbeds.targets.local.baked import (
+    BAKED_REPOSITORY,
+    cache_key,
+    role_digests,
+    site_digests,
+)
 
 CONTENT_LABEL_KEY = f"{podman.LABEL_PREFIX}.baked-content"
 PLAIN_PATH = re.compile(r"^/[A-Za-z0-9._/-]+$")
@@ -50,6 +51,11 @@ class SharedContent:
     variable: str
     path: str
     image: str
+
+    @property
+    def listing_name(self) -> str:
+        """How bake and push list it beside the node groups' images."""
+        return f"shared {self.variable}"
 
     @property
     def label(self) -> str:
@@ -97,10 +103,7 @@ def _role_values(plan: Plan, role: str) -> dict[str, object]:
 def shared_contents(plan: Plan, base_image: str) -> tuple[SharedContent, ...]:
     """The plan's bakeable shared content, each with the tag of the image that holds it."""
     found = []
-    sites = paths.inventories_dir()
-    site_digests = {
-        s: tree_digest(sites / s) for s in ("common", plan.site.name) if (sites / s).is_dir()
-    }
+    sites = site_digests(plan)
     for role in sorted(plan_roles(plan)):
         variables = role_facts(role).baked_shared
         if not variables:
@@ -114,25 +117,20 @@ def shared_contents(plan: Plan, base_image: str) -> tuple[SharedContent, ...]:
                 name.endswith(f":{variable}") for name in grouped
             ):
                 continue
-            inputs = {
-                "base": base_image,
-                "roles": {
-                    r: tree_digest(paths.roles_dir() / r) for r in sorted(with_dependencies({role}))
-                },
-                "sites": site_digests,
-                "values": values,
-                "variable": variable,
-                "format": 1,
-            }
-            key = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode())
+            key = cache_key(
+                {
+                    "base": base_image,
+                    "roles": role_digests([role]),
+                    "sites": sites,
+                    "values": values,
+                    "variable": variable,
+                    "format": 1,
+                }
+            )
             # Per definition, as its group images are: the lifecycle benchmark's copies of
             # a definition find none of the original's (a group name has no dot).
             repository = f"{BAKED_REPOSITORY}-{plan.name}-content.{variable.replace('_', '-')}"
-            found.append(
-                SharedContent(
-                    plan.name, role, variable, str(path), f"{repository}:{key.hexdigest()[:16]}"
-                )
-            )
+            found.append(SharedContent(plan.name, role, variable, str(path), f"{repository}:{key}"))
     return tuple(found)
 
 
@@ -183,26 +181,26 @@ def export(container: str, content: SharedContent) -> None:
     remove_older(content)
 
 
-def _in_use(image: str) -> bool:
-    """Whether any container mounts the image (podman would remove it from under them)."""
+def _mounted_images() -> set[str]:
+    """The images some container mounts (podman would remove them from under it)."""
     ids = podman.run("ps", "--all", "--quiet").stdout.split()
     if not ids:
-        return False
-    containers = podman.run_json("inspect", "--type", "container", *ids)
-    return any(
-        mount.get("Type") == "image" and mount.get("Source") == image
-        for container in containers
+        return set()
+    return {
+        mount["Source"]
+        for container in podman.run_json("inspect", "--type", "container", *ids)
         for mount in container.get("Mounts") or []
-    )
+        if mount.get("Type") == "image" and mount.get("Source")
+    }
 
 
 def remove_older(content: SharedContent) -> None:
     """This folder's images of earlier keys, unless a container still mounts one."""
     repository, _, _ = content.image.rpartition(":")
-    for older in podman.image_tags(repository, content.label):
-        if (
-            older != content.image
-            and not _in_use(older)
-            and podman.run("rmi", older, check=False).returncode == 0
-        ):
-            say(f"removed the older baked content {older}")
+    older = [tag for tag in podman.image_tags(repository, content.label) if tag != content.image]
+    if not older:
+        return
+    mounted = _mounted_images()
+    for tag in older:
+        if tag not in mounted and podman.run("rmi", tag, check=False).returncode == 0:
+            say(f"removed the older baked content {tag}")

@@ -71,10 +71,9 @@ def base_image(plan: Plan) -> str:
     return ensure_base_image(site.debian_mirror, site.debian_suite, say)
 
 
-def node_group_images(plan: Plan) -> dict[str, str]:
+def node_group_images(plan: Plan, base: str) -> dict[str, str]:
     """The image each node group starts from: its baked image (`testbed bake`) when one
     exists for exactly these inputs, the base image otherwise."""
-    base = base_image(plan)
     images = {}
     for group in plan.definition.node_groups:
         baked = baked_image_ref(plan, group.name, base)
@@ -161,9 +160,10 @@ class LocalTarget(NodeTarget):
 
     def provision(self, plan: Plan, state: StateDir) -> list[ProvisionedNode]:
         site = self._site(plan)
-        images = node_group_images(plan)
+        base = base_image(plan)
+        images = node_group_images(plan, base)
         self._ensure_network(plan, site)
-        volumes = self._ensure_volumes(plan)
+        volumes = self._ensure_volumes(plan, base)
         options = podman.detect_runtime_options()
         private_key, public_key = ensure_client_key(state)
         with ThreadPoolExecutor(max_workers=min(8, len(plan.nodes))) as pool:
@@ -196,14 +196,15 @@ class LocalTarget(NodeTarget):
         with its volumes, and return how to reach it (its host key in a known_hosts file
         of its own, so that starting nodes never rewrites the static nodes' file)."""
         site = self._site(plan)
-        image = baked_image_ref(plan, node.group, base_image(plan))
+        base = base_image(plan)
+        image = baked_image_ref(plan, node.group, base)
         if not podman.image_exists(image):
             raise DeployError(
                 f"node {node.name}: its group's baked image {image} is missing "
                 f"(`testbed up {plan.name}` builds it)"
             )
         self._ensure_network(plan, site)
-        volumes = self._ensure_volumes(plan)
+        volumes = self._ensure_volumes(plan, base)
         private_key, public_key = ensure_client_key(state)
         booted = self._ensure_node(
             plan, node, image, podman.detect_runtime_options(), public_key, volumes
@@ -243,7 +244,7 @@ class LocalTarget(NodeTarget):
             args += ["--subnet", site.network_subnet]
         podman.run(*args, net)
 
-    def _ensure_volumes(self, plan: Plan) -> list[str]:
+    def _ensure_volumes(self, plan: Plan, base: str) -> list[str]:
         """One labelled volume per shared filesystem, and on them, read-only, the baked
         shared content that exists (`shared_content`); returns the podman arguments that
         mount them all."""
@@ -254,7 +255,7 @@ class LocalTarget(NodeTarget):
             if name not in existing:
                 podman.run("volume", "create", "--label", instance_label(plan.instance), name)
             args += ["--volume", f"{name}:{fs.path}"]
-        return args + shared_content.mount_args(plan, base_image(plan))
+        return args + shared_content.mount_args(plan, base)
 
     def _ensure_node(
         self,
